@@ -1,0 +1,33 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="qsim",
+    version="0.1.0",
+    description="Bit-accurate fixed-point (Q-format) and Kendryte K210 simulator for MobileNetV2-style CNNs",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=find_packages(include=["qsim", "qsim.*"]),
+    package_data={"qsim": ["assets/*", "assets/**/*"]},
+    install_requires=[
+        "numpy>=1.26",
+        "numba>=0.59",
+        "h5py>=3.10",
+        "pillow>=10",
+        "matplotlib>=3.8",
+        "tqdm>=4.66",
+        "scikit-image>=0.22",  # bundled public-domain demo image (astronaut)
+    ],
+    extras_require={
+        # TensorFlow and friends: reference/ (build, train, export), bench/ and tests only.
+        "test": [
+            "pytest>=8",
+            "hypothesis>=6.100",
+            "tensorflow-cpu>=2.16",
+            "onnx>=1.15",
+            "onnxruntime>=1.17",
+            "opencv-python-headless>=4.8",
+        ],
+    },
+    entry_points={"console_scripts": ["qsim=qsim.cli:main"]},
+)
