@@ -1,5 +1,44 @@
-"""Fixed-point (Q-format) arithmetic core."""
+"""Fixed-point (Q-format) arithmetic core.
+
+* `QFormat` (format.py): a number format; `Rounding`, `Overflow` (modes.py): the modes
+  with their integer formulas.
+* cast.py: `quantize` (real -> code), `dequantize`, `rescale` / `requantize`
+  (code -> code, the one rounding site of every kernel), `narrow` / `accumulate` /
+  `saturating_sum` (the overflow sites), exact `mul` and `add`.
+* counters.py: `OverflowCounter`, fed by every overflow site.
+* ref.py: slow, obviously-correct references (Python ints, `fractions.Fraction`).
+"""
+from qsim.fixed.cast import (
+    accumulate,
+    add,
+    add_format,
+    dequantize,
+    mul,
+    mul_format,
+    narrow,
+    quantize,
+    requantize,
+    rescale,
+    saturating_sum,
+)
+from qsim.fixed.counters import OverflowCounter
 from qsim.fixed.format import QFormat
 from qsim.fixed.modes import Overflow, Rounding
 
-__all__ = ["QFormat", "Rounding", "Overflow"]
+__all__ = [
+    "QFormat",
+    "Rounding",
+    "Overflow",
+    "OverflowCounter",
+    "quantize",
+    "dequantize",
+    "requantize",
+    "rescale",
+    "narrow",
+    "accumulate",
+    "saturating_sum",
+    "mul",
+    "add",
+    "mul_format",
+    "add_format",
+]

@@ -99,34 +99,40 @@ FOREIGN_NAMES: dict[str, str] = {
 def shift_round(x: np.ndarray, shift: int, rounding: Rounding) -> np.ndarray:
     """Exact ``x / 2**shift`` rounded per `rounding`, for int64 arrays.
 
-    ``shift <= 0`` multiplies by ``2**-shift`` exactly (the caller guarantees no int64
-    overflow; `qsim.fixed.cast` checks headroom). Valid for ``|x| < 2**62``.
+    Valid for every int64 ``x`` and ``0 < shift <= 63`` (no intermediate can overflow:
+    the rounding increment is decided from the remainder, never by adding half an LSB).
+    ``shift <= 0`` multiplies by ``2**-shift``; the caller guarantees that fits int64
+    (`qsim.fixed.cast.rescale` checks and falls back to Python ints). ``shift >= 64`` is
+    delegated to `shift_round_int` element by element.
     """
     x = np.asarray(x, dtype=np.int64)
+    rounding = Rounding.parse(rounding)
     if shift <= 0:
         return x << np.int64(-shift)
+    if shift >= 64:
+        return np.vectorize(lambda v: shift_round_int(int(v), shift, rounding), otypes=[np.int64])(x)
     s = np.int64(shift)
+    q = x >> s  # floor
     if rounding is Rounding.FLOOR:
-        return x >> s
-    half = np.int64(1) << (s - 1)
-    if rounding is Rounding.HALF_UP:
-        return (x + half) >> s
+        return q
+    rem = x & ((np.int64(1) << s) - np.int64(1)) if shift < 63 else x - (q << s)  # 0 <= rem < 2**s
+    half = np.int64(1) << (s - np.int64(1))
     if rounding is Rounding.TOWARD_ZERO:
-        mag = np.abs(x) >> s
-        return np.where(x < 0, -mag, mag)
-    if rounding is Rounding.HALF_AWAY:
-        mag = (np.abs(x) + half) >> s
-        return np.where(x < 0, -mag, mag)
-    if rounding is Rounding.HALF_EVEN:
-        q = x >> s
-        rem = x - (q << s)  # 0 <= rem < 2**s
+        up = (x < 0) & (rem != 0)
+    elif rounding is Rounding.HALF_UP:
+        up = rem >= half
+    elif rounding is Rounding.HALF_AWAY:
+        up = (rem > half) | ((rem == half) & (x >= 0))
+    elif rounding is Rounding.HALF_EVEN:
         up = (rem > half) | ((rem == half) & ((q & 1) == 1))
-        return q + up.astype(np.int64)
-    raise FormatError(f"unknown rounding mode {rounding!r}")
+    else:  # pragma: no cover - Rounding.parse rejects unknown names
+        raise FormatError(f"unknown rounding mode {rounding!r}")
+    return q + up.astype(np.int64)
 
 
 def shift_round_int(x: int, shift: int, rounding: Rounding) -> int:
     """Python-int twin of `shift_round`, any magnitude (used by slow references)."""
+    rounding = Rounding.parse(rounding)
     if shift <= 0:
         return x << -shift
     if rounding is Rounding.FLOOR:
