@@ -1,0 +1,320 @@
+"""Per-layer ranges of weights and activations, integer bits needed, a suggested plan.
+
+The paper's Sec. IV-B / Fig. 3 analysis: run the float executor over calibration images,
+record every node's activation range (and each layer's weight/bias range), and derive how
+many integer bits each needs in a signed word.
+
+Statistics (`RangeStats`, streaming, independent of how images are batched):
+
+* exact ``min``, ``max``, ``count``, ``zeros``; ``mean``/``std`` from float64 sums;
+* percentiles from a signed log2 histogram with `BINS_PER_OCTAVE` bins per octave over
+  ``2**MIN_EXP .. 2**MAX_EXP`` (magnitudes outside are clamped into the end bins). A
+  percentile is its bin's geometric centre clamped to ``[min, max]``, so it is within a
+  factor ``2**(1 / (2 * BINS_PER_OCTAVE))`` (4.4 %) of the exact sample percentile;
+  ``p0``/``p100`` are the exact min/max.
+
+Integer bits (`int_bits_needed`): the smallest ``m >= 0`` such that the signed format
+with a ``word_bits`` word and ``m`` integer bits (``Qm.(word-1-m)``) holds ``[lo, hi]``
+after any round-to-nearest: ``hi < max_value + lsb/2`` and ``lo > min_value - lsb/2``.
+
+Suggested plan (`Profile.suggest_plan`), per node:
+
+* ``act``: from the activation min/max seen, plus ``margin_bits`` integer bits of safety
+  margin (unseen images may go further than the calibration set), capped at the word;
+* ``weights``/``bias``: from the exact parameter min/max (known, so no margin); the bias
+  keeps at most as many fraction bits as the accumulator has (input frac + weight frac),
+  so it aligns exactly;
+* ``pad``/``identity`` nodes get no entry (they pass their input's codes through).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from qsim.errors import InputError, QsimError
+from qsim.fixed.format import QFormat
+
+BINS_PER_OCTAVE = 8
+MIN_EXP, MAX_EXP = -48, 48
+N_BINS = (MAX_EXP - MIN_EXP) * BINS_PER_OCTAVE
+PERCENTILES = (0.1, 1.0, 50.0, 99.0, 99.9)
+PASSTHROUGH_OPS = ("pad", "identity")
+
+
+def _bin_index(mag: np.ndarray) -> np.ndarray:
+    idx = np.floor((np.log2(mag) - MIN_EXP) * BINS_PER_OCTAVE)
+    return np.clip(idx, 0, N_BINS - 1).astype(np.int64)
+
+
+def _bin_centre(i: int) -> float:
+    return 2.0 ** (MIN_EXP + (i + 0.5) / BINS_PER_OCTAVE)
+
+
+@dataclass
+class RangeStats:
+    """Streaming range statistics of one tensor over many images (see module docstring)."""
+
+    count: int = 0
+    zeros: int = 0
+    min: float = math.inf
+    max: float = -math.inf
+    sum: float = 0.0
+    sum_sq: float = 0.0
+    hist_pos: np.ndarray = field(default_factory=lambda: np.zeros(N_BINS, np.int64))
+    hist_neg: np.ndarray = field(default_factory=lambda: np.zeros(N_BINS, np.int64))
+
+    def update(self, values: np.ndarray, name: str = "tensor") -> "RangeStats":
+        x = np.asarray(values, dtype=np.float64).ravel()
+        if x.size == 0:
+            return self
+        if not np.all(np.isfinite(x)):
+            bad = int(np.count_nonzero(~np.isfinite(x)))
+            raise InputError(f"{name}: {bad} non-finite value(s); cannot profile its range")
+        self.count += x.size
+        self.min = min(self.min, float(x.min()))
+        self.max = max(self.max, float(x.max()))
+        self.sum += float(x.sum())
+        self.sum_sq += float(np.dot(x, x))
+        pos, neg = x[x > 0], -x[x < 0]
+        self.zeros += x.size - pos.size - neg.size
+        if pos.size:
+            self.hist_pos += np.bincount(_bin_index(pos), minlength=N_BINS)
+        if neg.size:
+            self.hist_neg += np.bincount(_bin_index(neg), minlength=N_BINS)
+        return self
+
+    @property
+    def mean(self) -> float:
+        return self.sum / self.count if self.count else math.nan
+
+    @property
+    def std(self) -> float:
+        if not self.count:
+            return math.nan
+        return math.sqrt(max(self.sum_sq / self.count - self.mean ** 2, 0.0))
+
+    @property
+    def max_abs(self) -> float:
+        return max(abs(self.min), abs(self.max)) if self.count else 0.0
+
+    def percentile(self, q: float) -> float:
+        """Approximate ``q``-th percentile (0..100); exact at 0 and 100."""
+        if not self.count:
+            raise QsimError("no values seen: no percentile")
+        if not 0.0 <= q <= 100.0:
+            raise QsimError(f"percentile must be in [0, 100], got {q}")
+        if q == 0.0:
+            return self.min
+        if q == 100.0:
+            return self.max
+        rank = max(1, math.ceil(q / 100.0 * self.count))  # the rank-th smallest value
+        n_neg = int(self.hist_neg.sum())
+        if rank <= n_neg:  # walk negatives from the most negative bin up
+            cum = np.cumsum(self.hist_neg[::-1])
+            i = N_BINS - 1 - int(np.searchsorted(cum, rank))
+            value = -_bin_centre(i)
+        elif rank <= n_neg + self.zeros:
+            value = 0.0
+        else:
+            cum = np.cumsum(self.hist_pos)
+            i = int(np.searchsorted(cum, rank - n_neg - self.zeros))
+            value = _bin_centre(i)
+        return min(max(value, self.min), self.max)
+
+    def to_dict(self) -> dict[str, Any]:
+        if not self.count:
+            return {"count": 0}
+        out = {"count": self.count, "min": self.min, "max": self.max, "mean": self.mean,
+               "std": self.std, "zeros": self.zeros}
+        out["percentiles"] = {f"p{q:g}": self.percentile(q) for q in PERCENTILES}
+        return out
+
+
+def int_bits_needed(lo: float, hi: float, word_bits: int = 16) -> int:
+    """Smallest integer-bit count of a signed ``word_bits`` word holding ``[lo, hi]``.
+
+    ``word_bits - 1`` (no fraction bits left) when nothing smaller fits; the caller can
+    compare the range with that format's to see whether it still overflows.
+
+    >>> int_bits_needed(-242.14, 155.91)   # the paper's widest layer: 8 integer bits
+    8
+    >>> int_bits_needed(-1.0, 1.0), int_bits_needed(-1.0, 0.99), int_bits_needed(0.0, 0.0)
+    (1, 0, 0)
+    """
+    if word_bits < 2:
+        raise QsimError(f"a signed word needs at least 2 bits, got {word_bits}")
+    for m in range(word_bits):
+        fmt = QFormat(m, word_bits - 1 - m)
+        half = fmt.lsb / 2
+        if hi < fmt.max_value + half and lo > fmt.min_value - half:
+            return m
+    return word_bits - 1
+
+
+def format_for(lo: float, hi: float, word_bits: int = 16, margin_bits: int = 0,
+               max_frac_bits: int | None = None) -> QFormat:
+    """The signed ``word_bits`` format for ``[lo, hi]`` with ``margin_bits`` extra integer bits.
+
+    >>> str(format_for(-242.14, 155.91)), str(format_for(-242.14, 155.91, margin_bits=1))
+    ('Q8.7', 'Q9.6')
+    >>> str(format_for(-0.01, 0.02, word_bits=16, max_frac_bits=12))
+    'Q3.12'
+    """
+    m = min(int_bits_needed(lo, hi, word_bits) + margin_bits, word_bits - 1)
+    frac = word_bits - 1 - m
+    if max_frac_bits is not None and frac > max_frac_bits:
+        frac = max(max_frac_bits, 0)
+        m = word_bits - 1 - frac
+    return QFormat(m, frac)
+
+
+def layer_parameters(node: Any) -> dict[str, np.ndarray]:
+    """The tensors a plan quantizes as ``weights`` / ``bias`` for one node.
+
+    conv2d/depthwise: ``kernel`` and ``bias``; an unfolded batch_norm: its per-channel
+    scale ``gamma / sqrt(var + eps)`` and offset ``beta - mean * scale``.
+    """
+    w = node.weights
+    if node.op in ("conv2d", "depthwise_conv2d"):
+        out = {"weights": w["kernel"]}
+        if w.get("bias") is not None:
+            out["bias"] = w["bias"]
+        return out
+    if node.op == "batch_norm":
+        eps = float(node.attrs.get("epsilon", 1e-3))
+        scale = np.asarray(w["gamma"], np.float64) / np.sqrt(np.asarray(w["variance"], np.float64) + eps)
+        offset = np.asarray(w["beta"], np.float64) - np.asarray(w["mean"], np.float64) * scale
+        return {"weights": scale, "bias": offset}
+    return {}
+
+
+@dataclass
+class LayerProfile:
+    """One node: activation range over the images, parameter ranges."""
+
+    name: str
+    op: str
+    act: RangeStats = field(default_factory=RangeStats)
+    weights: RangeStats | None = None
+    bias: RangeStats | None = None
+
+    def to_dict(self, word_bits: int = 16) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "op": self.op, "act": self.act.to_dict()}
+        if self.act.count:
+            out["act"]["int_bits"] = int_bits_needed(self.act.min, self.act.max, word_bits)
+        for key in ("weights", "bias"):
+            stats = getattr(self, key)
+            if stats is not None:
+                out[key] = stats.to_dict()
+                out[key]["int_bits"] = int_bits_needed(stats.min, stats.max, word_bits)
+        return out
+
+
+class Profile:
+    """Range statistics of every node of a graph over calibration images.
+
+    Args:
+        graph: the `Graph` (parameters are profiled from it at construction).
+    """
+
+    def __init__(self, graph: Any):
+        self.graph = graph
+        self.n_images = 0
+        self.layers: dict[str, LayerProfile] = {}
+        for node in graph:
+            layer = LayerProfile(node.name, node.op)
+            for key, tensor in layer_parameters(node).items():
+                setattr(layer, key, RangeStats().update(tensor, f"node '{node.name}' {key}"))
+            self.layers[node.name] = layer
+
+    def update(self, trace: Any) -> "Profile":
+        """Add one float run's activations (``trace.values``)."""
+        for name, values in trace.values.items():
+            if name not in self.layers:
+                raise QsimError(f"trace holds node {name!r}, which is not in graph {self.graph.name!r}")
+            self.layers[name].act.update(values, f"node '{name}' activations")
+        self.n_images += 1
+        return self
+
+    def suggest(self, word_bits: int = 16, margin_bits: int = 1) -> dict[str, dict[str, str]]:
+        """Per-node formats ``{name: {"act": .., "weights": .., "bias": ..}}`` (module docstring)."""
+        if self.n_images == 0:
+            raise QsimError("no calibration image was profiled; cannot suggest activation formats")
+        if margin_bits < 0:
+            raise QsimError(f"margin_bits must be >= 0, got {margin_bits}")
+        act_fmt: dict[str, QFormat] = {}
+        table: dict[str, dict[str, str]] = {}
+        for node in self.graph:
+            layer = self.layers[node.name]
+            if node.op in PASSTHROUGH_OPS and node.inputs:
+                act_fmt[node.name] = act_fmt[node.inputs[0]]
+                continue
+            entry: dict[str, str] = {}
+            if layer.act.count:
+                fmt = format_for(layer.act.min, layer.act.max, word_bits, margin_bits)
+            else:
+                fmt = QFormat(word_bits // 2 - 1, word_bits - word_bits // 2)
+            act_fmt[node.name] = fmt
+            entry["act"] = str(fmt)
+            if layer.weights is not None:
+                w_fmt = format_for(layer.weights.min, layer.weights.max, word_bits)
+                entry["weights"] = str(w_fmt)
+                if layer.bias is not None:
+                    in_fmt = act_fmt[node.inputs[0]]
+                    acc_frac = in_fmt.frac_bits + w_fmt.frac_bits
+                    entry["bias"] = str(format_for(layer.bias.min, layer.bias.max, word_bits,
+                                                   max_frac_bits=acc_frac))
+            table[node.name] = entry
+        return table
+
+    def suggest_plan(self, word_bits: int = 16, margin_bits: int = 1, **plan_kwargs: Any):
+        """`suggest` as a `qsim.plan.Plan` (``Plan.per_layer``; kwargs: acc_bits, rounding, ...)."""
+        from qsim.plan import Plan
+
+        table = self.suggest(word_bits, margin_bits)
+        widest = max((QFormat.parse(e["act"]) for e in table.values()), key=lambda f: f.int_bits)
+        return Plan.per_layer(table, default=str(widest), **plan_kwargs)
+
+    def to_dict(self, word_bits: int = 16, margin_bits: int = 1) -> dict[str, Any]:
+        suggestion = self.suggest(word_bits, margin_bits) if self.n_images else {}
+        layers = []
+        for name, layer in self.layers.items():
+            row = layer.to_dict(word_bits)
+            row["suggested"] = suggestion.get(name)
+            layers.append(row)
+        return {"n_images": self.n_images, "word_bits": word_bits, "margin_bits": margin_bits,
+                "percentiles": list(PERCENTILES), "layers": layers}
+
+    def render(self, word_bits: int = 16, margin_bits: int = 1) -> str:
+        """Markdown: per node, activation and weight ranges, integer bits, suggested formats."""
+        from qsim.analysis.report import fmt_num, markdown_table
+
+        suggestion = self.suggest(word_bits, margin_bits) if self.n_images else {}
+        rows = []
+        for name, layer in self.layers.items():
+            a, w = layer.act, layer.weights
+            sug = suggestion.get(name) or {}
+            rows.append([
+                name, layer.op,
+                f"[{fmt_num(a.min)}, {fmt_num(a.max)}]" if a.count else "-",
+                f"[{fmt_num(a.percentile(1))}, {fmt_num(a.percentile(99))}]" if a.count else "-",
+                str(int_bits_needed(a.min, a.max, word_bits)) if a.count else "-",
+                f"[{fmt_num(w.min)}, {fmt_num(w.max)}]" if w is not None else "-",
+                str(int_bits_needed(w.min, w.max, word_bits)) if w is not None else "-",
+                sug.get("act", "-"), sug.get("weights", "-"),
+            ])
+        return markdown_table(
+            ["layer", "op", "act min..max", "act p1..p99", "act int bits", "weights min..max",
+             "w int bits", "suggested act", "suggested weights"], rows, align="llllrlrll")
+
+
+def profile_runs(graph: Any, inputs: Iterable[np.ndarray], run: Callable[[np.ndarray], Any],
+                 progress: Callable[[Iterable], Iterable] | None = None) -> Profile:
+    """Profile `graph` over every input with ``run(x) -> Trace`` (normally the float executor)."""
+    prof = Profile(graph)
+    for x in (inputs if progress is None else progress(inputs)):
+        prof.update(run(x))
+    return prof
