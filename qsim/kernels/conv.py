@@ -1,0 +1,302 @@
+"""Integer conv2d, depthwise conv2d and pointwise (1x1) convolution.
+
+Contract
+--------
+* Inputs: activation codes ``x`` (N,H,W,Cin) of ``in_fmt``; weight codes ``w``
+  (KH,KW,Cin,Cout), or (KH,KW,C,mult) for depthwise (output channel ``c*mult + m`` reads
+  input channel ``c``); bias codes (Cout,) of ``b_fmt`` or None. Padding is zeros
+  (code 0 is the value 0 in every format).
+* Accumulator: signed ``acc_bits`` wide with ``acc_frac = in_frac + w_frac`` fraction
+  bits. The bias is aligned by an exact left shift of ``acc_frac - b_frac`` bits (the plan
+  guarantees ``b_frac <= acc_frac``).
+* Exact sum first: with ``bound = max|x| * max_co sum|w[..., co]|`` (computed from the
+  data, a rigorous bound on every partial sum), the sum runs in float64 BLAS when
+  ``bound < 2**53`` (every partial sum is then an exactly representable integer, so
+  any summation order gives the exact result), else in int64 (Numba) when
+  ``bound + |bias| < 2**62``, else a `PlanError` (narrow the formats).
+* Accumulator width (site ``acc``): ``acc_saturation="final"`` applies
+  `qsim.fixed.accumulate` to the exact sum (``wrap`` = modulo ``2**acc_bits`` = any
+  running two's-complement sum; ``saturate`` = clamp the final sum).
+  ``"per_step"`` with ``saturate`` clamps after every addition in the order bias, then
+  kernel row, column, input channel (`qsim.kernels.ref.conv` spells it out); the counter
+  then sees every partial sum, like `qsim.fixed.saturating_sum`.
+* Requantization (site ``requant``): one `qsim.fixed.rescale` from ``acc_frac`` to
+  ``out_fmt`` with the plan's rounding and overflow.
+* Results do not depend on thread count or batch size: every path is exact integer
+  arithmetic, and per-step saturation runs each output's sum sequentially.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from qsim.errors import InputError, PlanError
+from qsim.fixed.cast import accumulate, rescale
+from qsim.fixed.counters import OverflowCounter
+from qsim.fixed.format import QFormat
+from qsim.fixed.modes import Overflow, Rounding
+from qsim.graph.ir import resolve_pads
+
+FLOAT_EXACT_LIMIT = 2**53  # every integer of magnitude <= 2**53 is a float64
+INT64_SAFE_LIMIT = 2**62  # partial sums and rounding offsets stay inside int64
+
+
+# --- compiled loops -------------------------------------------------------------------
+@njit(cache=True, parallel=True)
+def _im2col(x, kh, kw, sh, sw, pt, pl, dh, dw, ho, wo, out):
+    """Rows (n, oy, ox), columns (ky, kx, ci): the patch each output reads; zeros at pads."""
+    n, h, w, c = x.shape
+    for r in prange(n * ho):
+        b = r // ho
+        oy = r % ho
+        for ox in range(wo):
+            row = r * wo + ox
+            col = 0
+            for ky in range(kh):
+                iy = oy * sh - pt + ky * dh
+                for kx in range(kw):
+                    ix = ox * sw - pl + kx * dw
+                    if 0 <= iy < h and 0 <= ix < w:
+                        for ci in range(c):
+                            out[row, col + ci] = x[b, iy, ix, ci]
+                    else:
+                        for ci in range(c):
+                            out[row, col + ci] = 0
+                    col += c
+
+
+@njit(cache=True, parallel=True)
+def _matmul_i64(a, b, out):
+    """Exact int64 (M,K) @ (K,N) (no overflow: the caller proved the bound)."""
+    m, k = a.shape
+    n = b.shape[1]
+    for i in prange(m):
+        for j in range(n):
+            out[i, j] = 0
+        for kk in range(k):
+            av = a[i, kk]
+            if av != 0:
+                for j in range(n):
+                    out[i, j] += av * b[kk, j]
+
+
+@njit(cache=True, parallel=True)
+def _depthwise(x, w, sh, sw, pt, pl, dh, dw, ho, wo, out):
+    """Exact int64 depthwise sums (no bias): out[..., c*mult+m] = sum x[..., c] * w[ky,kx,c,m]."""
+    n, h, wid, c = x.shape
+    kh, kw, _, mult = w.shape
+    for r in prange(n * ho):
+        b = r // ho
+        oy = r % ho
+        for ox in range(wo):
+            for co in range(c * mult):
+                out[b, oy, ox, co] = 0
+            for ky in range(kh):
+                iy = oy * sh - pt + ky * dh
+                if iy < 0 or iy >= h:
+                    continue
+                for kx in range(kw):
+                    ix = ox * sw - pl + kx * dw
+                    if ix < 0 or ix >= wid:
+                        continue
+                    for ci in range(c):
+                        xv = x[b, iy, ix, ci]
+                        for m in range(mult):
+                            out[b, oy, ox, ci * mult + m] += xv * w[ky, kx, ci, m]
+
+
+@njit(cache=True, parallel=True)
+def _conv_per_step(x, w, bias, depthwise, sh, sw, pt, pl, dh, dw, ho, wo, lo, hi, out, stats):
+    """Saturating accumulator clamped after each term: bias, then (ky, kx, ci) in order.
+
+    stats[row] = (events, peak): additions that left [lo, hi], largest |partial sum|.
+    Terms at padded positions are 0 (they are additions too, as in hardware).
+    """
+    n, h, wid, c = x.shape
+    kh, kw, cw, k4 = w.shape
+    cout = out.shape[3]
+    for r in prange(n * ho):
+        b = r // ho
+        oy = r % ho
+        events = 0
+        peak = 0
+        for ox in range(wo):
+            for co in range(cout):
+                s = bias[co]
+                if abs(s) > peak:
+                    peak = abs(s)
+                if s > hi:
+                    s = hi
+                    events += 1
+                elif s < lo:
+                    s = lo
+                    events += 1
+                for ky in range(kh):
+                    iy = oy * sh - pt + ky * dh
+                    for kx in range(kw):
+                        ix = ox * sw - pl + kx * dw
+                        inside = 0 <= iy < h and 0 <= ix < wid
+                        if depthwise:
+                            ci = co // k4
+                            t = x[b, iy, ix, ci] * w[ky, kx, ci, co % k4] if inside else 0
+                            s += t
+                            if abs(s) > peak:
+                                peak = abs(s)
+                            if s > hi:
+                                s = hi
+                                events += 1
+                            elif s < lo:
+                                s = lo
+                                events += 1
+                        else:
+                            for ci in range(cw):
+                                t = x[b, iy, ix, ci] * w[ky, kx, ci, co] if inside else 0
+                                s += t
+                                if abs(s) > peak:
+                                    peak = abs(s)
+                                if s > hi:
+                                    s = hi
+                                    events += 1
+                                elif s < lo:
+                                    s = lo
+                                    events += 1
+                out[b, oy, ox, co] = s
+        stats[r, 0] = events
+        stats[r, 1] = peak
+
+
+# --- helpers --------------------------------------------------------------------------
+def out_size(size: int, k: int, s: int, pad_total: int, d: int) -> int:
+    return (size + pad_total - ((k - 1) * d + 1)) // s + 1
+
+
+def sum_abs_bound(x: np.ndarray, w: np.ndarray, depthwise: bool) -> int:
+    """Rigorous bound on |any partial sum of products|: max|x| * max over outputs of sum|w|."""
+    if x.size == 0 or w.size == 0:
+        return 0
+    max_x = max(abs(int(x.min())), abs(int(x.max())))
+    absw = np.abs(w.astype(np.int64))
+    per_out = absw.sum(axis=(0, 1)) if depthwise else absw.sum(axis=(0, 1, 2))  # exact: |w| < 2**63 / fan-in
+    return max_x * int(per_out.max())
+
+
+def _check(x: np.ndarray, w: np.ndarray, bias, depthwise: bool) -> None:
+    if x.ndim != 4:
+        raise InputError(f"conv input must be NHWC (4-D), got shape {x.shape}")
+    if w.ndim != 4:
+        raise InputError(f"conv kernel must be (KH, KW, Cin, Cout), got shape {w.shape}")
+    if x.shape[3] != w.shape[2]:
+        raise InputError(f"conv input has {x.shape[3]} channels but the kernel expects {w.shape[2]}")
+    cout = w.shape[2] * w.shape[3] if depthwise else w.shape[3]
+    if bias is not None and np.shape(bias) != (cout,):
+        raise InputError(f"conv bias has shape {np.shape(bias)}, expected ({cout},)")
+
+
+def exact_sums(x: np.ndarray, w: np.ndarray, *, strides, pads, dilation, depthwise: bool,
+               headroom: int = 0) -> np.ndarray:
+    """Exact sums of products (no bias) as int64 (N,Ho,Wo,Cout): float64 BLAS when proved exact.
+
+    `headroom` is a bound on what the caller adds afterwards (the aligned bias); the sum
+    plus it must stay below 2**62.
+    """
+    n, h, wid, cin = x.shape
+    kh, kw, _, k4 = w.shape
+    sh, sw = strides
+    dh, dw = dilation
+    pt, pb, pl, pr = pads
+    ho = out_size(h, kh, sh, pt + pb, dh)
+    wo = out_size(wid, kw, sw, pl + pr, dw)
+    if ho <= 0 or wo <= 0:
+        raise InputError(f"conv output would be empty: input {h}x{wid}, kernel {kh}x{kw}, pads {pads}")
+    bound = sum_abs_bound(x, w, depthwise)
+    if bound + headroom >= INT64_SAFE_LIMIT:
+        bound += headroom
+        raise PlanError(
+            f"exact accumulation needs {bound.bit_length() + 1} bits (max|x| x sum|w| = {bound}); "
+            "int64 holds 63: use narrower activation or weight formats"
+        )
+    if depthwise:
+        out = np.empty((n, ho, wo, cin * k4), dtype=np.int64)
+        _depthwise(np.ascontiguousarray(x, dtype=np.int64), np.ascontiguousarray(w, dtype=np.int64),
+                   sh, sw, pt, pl, dh, dw, ho, wo, out)
+        return out
+    use_float = bound < FLOAT_EXACT_LIMIT
+    dtype = np.float64 if use_float else np.int64
+    if kh == kw == 1 and sh == sw == 1 and pads == (0, 0, 0, 0):
+        cols = x.reshape(-1, cin).astype(dtype)  # pointwise: the input is the patch matrix
+    else:
+        cols = np.empty((n * ho * wo, kh * kw * cin), dtype=dtype)
+        _im2col(np.ascontiguousarray(x, dtype=np.int64), kh, kw, sh, sw, pt, pl, dh, dw, ho, wo, cols)
+    wmat = w.reshape(kh * kw * cin, k4).astype(dtype)
+    if use_float:
+        acc = (cols @ wmat).astype(np.int64)  # exact: all partial sums are integers < 2**53
+    else:
+        acc = np.empty((cols.shape[0], k4), dtype=np.int64)
+        _matmul_i64(cols, np.ascontiguousarray(wmat), acc)
+    return acc.reshape(n, ho, wo, k4)
+
+
+# --- the kernel -----------------------------------------------------------------------
+def conv2d(x, w, bias, *, in_fmt: QFormat, w_fmt: QFormat, b_fmt: QFormat, out_fmt: QFormat,
+           acc_bits: int, rounding, overflow, acc_overflow, acc_saturation: str = "final",
+           strides=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), depthwise: bool = False,
+           counters: dict[str, OverflowCounter] | None = None) -> np.ndarray:
+    """Integer (depthwise) convolution: codes of `in_fmt` -> codes of `out_fmt` (see module doc).
+
+    Args:
+        x: int64 codes (N,H,W,Cin). w: int64 codes (KH,KW,Cin,Cout) or (KH,KW,C,mult).
+        bias: int64 codes (Cout,) of `b_fmt`, or None.
+        pads: (top, bottom, left, right) or ``"same"``/``"valid"``.
+        counters: optional ``{"acc": OverflowCounter, "requant": OverflowCounter}`` to feed.
+
+    Returns:
+        int64 codes (N,Ho,Wo,Cout) of `out_fmt`.
+    """
+    rounding, overflow, acc_overflow = Rounding.parse(rounding), Overflow.parse(overflow), Overflow.parse(acc_overflow)
+    x = np.asarray(x, dtype=np.int64)
+    w = np.asarray(w, dtype=np.int64)
+    _check(x, w, bias, depthwise)
+    pads = resolve_pads(pads, x.shape[1:3], w.shape[:2], tuple(strides), tuple(dilation))
+    acc_frac = in_fmt.frac_bits + w_fmt.frac_bits
+    align = acc_frac - b_fmt.frac_bits
+    if align < 0:
+        raise PlanError(f"bias format {b_fmt} has more fraction bits than the accumulator ({acc_frac})")
+    cout = w.shape[2] * w.shape[3] if depthwise else w.shape[3]
+    bias_max = 0 if bias is None or np.size(bias) == 0 else int(np.abs(np.asarray(bias, dtype=np.int64)).max()) << align
+    if bias_max >= INT64_SAFE_LIMIT:
+        raise PlanError(f"bias aligned to the accumulator reaches {bias_max}, beyond 2**62")
+    bias_acc = np.zeros(cout, dtype=np.int64) if bias is None else np.asarray(bias, dtype=np.int64) << np.int64(align)
+    counters = counters or {}
+    acc_counter = counters.get("acc")
+    if acc_saturation == "per_step" and acc_overflow is Overflow.SATURATE:
+        acc = _per_step(x, w, bias_acc, acc_bits, strides, pads, dilation, depthwise, acc_counter)
+    else:
+        acc = exact_sums(x, w, strides=tuple(strides), pads=pads, dilation=tuple(dilation),
+                         depthwise=depthwise, headroom=bias_max)
+        if bias is not None:
+            acc += bias_acc  # exact: |sum| + |bias| < 2**62 (checked in exact_sums)
+        acc = accumulate(acc, acc_bits, overflow=acc_overflow, counter=acc_counter)
+    return rescale(acc, acc_frac, out_fmt, rounding=rounding, overflow=overflow, counter=counters.get("requant"))
+
+
+def _per_step(x, w, bias_acc, acc_bits, strides, pads, dilation, depthwise, counter):
+    n, h, wid, _ = x.shape
+    kh, kw, cin, k4 = w.shape
+    ho = out_size(h, kh, strides[0], pads[0] + pads[1], dilation[0])
+    wo = out_size(wid, kw, strides[1], pads[2] + pads[3], dilation[1])
+    if acc_bits > 62:
+        raise PlanError(f"per-step saturation supports accumulators up to 62 bits, got {acc_bits}")
+    if max(abs(int(w.min(initial=0))), int(w.max(initial=0))) * max(abs(int(x.min(initial=0))), int(x.max(initial=0))) >= INT64_SAFE_LIMIT:
+        raise PlanError("a single product exceeds 2**62: use narrower formats")
+    cout = cin * k4 if depthwise else k4
+    lo, hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
+    out = np.empty((n, ho, wo, cout), dtype=np.int64)
+    stats = np.zeros((n * ho, 2), dtype=np.int64)
+    _conv_per_step(np.ascontiguousarray(x), np.ascontiguousarray(w), bias_acc, depthwise,
+                   strides[0], strides[1], pads[0], pads[2], dilation[0], dilation[1], ho, wo,
+                   np.int64(lo), np.int64(hi), out, stats)
+    if counter is not None:
+        terms = 1 + kh * kw * (1 if depthwise else cin)
+        counter.record(events=int(stats[:, 0].sum()), elements=out.size * terms,
+                       peak=int(stats[:, 1].max(initial=0)), lo=lo, hi=hi)
+    return out
