@@ -1,0 +1,146 @@
+"""Keras model files → raw `Graph` (before passes), with h5py/zipfile/json only.
+
+Accepted inputs (detected from content, not extension):
+
+* legacy HDF5 full model (``model.save("m.h5")`` in Keras 2 or 3): attribute
+  ``model_config`` + group ``model_weights``;
+* a weights-only file (legacy HDF5 ``save_weights("w.h5")`` or Keras 3 ``w.weights.h5``)
+  together with ``arch``: a JSON file/string from ``model.to_json()`` or a dict;
+* Keras 3 ``.keras`` zip archive: ``config.json`` + ``model.weights.h5``.
+
+Every failure (not a file, not HDF5/zip, truncated, missing weights, unsupported layer)
+is a `ModelError` naming the file and, where it applies, the layer.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qsim.errors import ModelError
+from qsim.graph.ir import Graph, Node
+from qsim.graph.keras_config import flatten, layer_tree
+from qsim.graph.keras_layers import convert
+from qsim.graph.keras_weights import Weights, read_weights
+
+
+def _h5py():
+    import h5py
+
+    return h5py
+
+
+def _load_arch(arch: Any, source: str) -> dict:
+    if isinstance(arch, dict):
+        return arch
+    text = None
+    if isinstance(arch, (str, os.PathLike)) and not str(arch).lstrip().startswith("{"):
+        try:
+            text = Path(arch).read_text()
+        except OSError as exc:
+            raise ModelError(f"architecture file {arch}: {exc}") from exc
+        source = str(arch)
+    else:
+        text = str(arch)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"architecture {source}: not valid JSON ({exc})") from exc
+
+
+def _open_h5(h5py, data: Any, source: str):
+    try:
+        return h5py.File(data, "r")
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{source}: not a readable HDF5 file (truncated or corrupt?): {exc}") from exc
+
+
+def read_keras(path: str | os.PathLike, arch: Any = None) -> tuple[dict, Weights]:
+    """``(model_config, weights)`` from any supported file; see the module docstring."""
+    source = str(path)
+    p = Path(path)
+    if not p.is_file():
+        raise ModelError(f"{source}: no such model file")
+    with open(p, "rb") as fh:
+        magic = fh.read(8)
+    if magic[:4] == b"PK\x03\x04":
+        return _read_keras_zip(p, source, arch)
+    if magic != b"\x89HDF\r\n\x1a\n":
+        raise ModelError(
+            f"{source}: neither HDF5 (.h5) nor a Keras zip archive (.keras); first bytes {magic!r}"
+        )
+    h5py = _h5py()
+    with _open_h5(h5py, p, source) as f:
+        config = None
+        if arch is not None:
+            config = _load_arch(arch, source)
+        elif "model_config" in f.attrs:
+            raw = f.attrs["model_config"]
+            config = _load_arch(raw.decode() if isinstance(raw, bytes) else str(raw), source)
+        if config is None:
+            raise ModelError(
+                f"{source}: a weights-only file (no model_config); pass its architecture as "
+                "arch= (a model.to_json() file or dict)"
+            )
+        group = f["model_weights"] if "model_weights" in f else f
+        try:
+            weights = read_weights(group, source, layer_tree(config))
+        except (OSError, RuntimeError) as exc:
+            raise ModelError(f"{source}: cannot read weights (truncated or corrupt?): {exc}") from exc
+    return config, weights
+
+
+def _read_keras_zip(p: Path, source: str, arch: Any) -> tuple[dict, Weights]:
+    try:
+        with zipfile.ZipFile(p) as zf:
+            names = zf.namelist()
+            if "model.weights.h5" not in names:
+                raise ModelError(f"{source}: .keras archive without model.weights.h5 (found {names})")
+            config_text = zf.read("config.json").decode() if "config.json" in names else None
+            weights_bytes = zf.read("model.weights.h5")
+    except (zipfile.BadZipFile, OSError, EOFError, zipfile.LargeZipFile) as exc:
+        raise ModelError(f"{source}: corrupt .keras archive (truncated?): {exc}") from exc
+    if arch is not None:
+        config = _load_arch(arch, source)
+    elif config_text is not None:
+        config = _load_arch(config_text, source)
+    else:
+        raise ModelError(f"{source}: .keras archive without config.json")
+    h5py = _h5py()
+    with _open_h5(h5py, io.BytesIO(weights_bytes), f"{source}:model.weights.h5") as f:
+        weights = read_weights(f, source, layer_tree(config))
+    return config, weights
+
+
+def import_keras(path: str | os.PathLike, arch: Any = None) -> Graph:
+    """The raw graph of a Keras file: one node per layer (activations split off), no passes."""
+    source = str(path)
+    config, weights = read_keras(path, arch)
+    flat = flatten(config, source)
+    nodes: list[Node] = []
+    for layer in flat.layers:
+        if layer.class_name == "InputLayer":
+            shape = layer.config["batch_shape"]
+            if len(shape) != 4:
+                raise ModelError(f"{source}: input {layer.name!r} has shape {shape}; expected (N, H, W, C)")
+            hwc = tuple(None if d is None else int(d) for d in shape[1:])
+            nodes.append(Node(layer.name, "input", [], {"shape": hwc}, {}, "InputLayer"))
+            continue
+        try:
+            nodes.extend(convert(layer, weights.get(layer.keras_name, {})))
+        except ModelError as exc:
+            raise ModelError(f"{source}: {exc}") from None
+    notes = []
+    unused = sorted(set(weights) - {layer.keras_name for layer in flat.layers})
+    if unused:  # e.g. full-backbone weights loaded into a model cut at block_13
+        notes.append(f"import: ignored weights of {len(unused)} layer(s) not in the architecture: "
+                     + ", ".join(unused[:5]) + (" ..." if len(unused) > 5 else ""))
+    for node in nodes:
+        for key, arr in node.weights.items():
+            node.weights[key] = np.ascontiguousarray(arr, dtype=np.float32)
+    return Graph(nodes, flat.outputs, name=flat.name, source=source, notes=notes)

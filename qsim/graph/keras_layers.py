@@ -1,0 +1,238 @@
+"""One converter per supported Keras layer class: Keras config + weights → IR `Node`s.
+
+`CONVERTERS` is the registry (a literal: grep finds every supported class). A converter
+returns the nodes for one layer; the last node carries the layer's name (its output), so
+a ``Conv2D(activation="relu")`` becomes ``<name>_linear`` (conv) + ``<name>`` (relu).
+Anything else raises `ModelError` naming the layer, its class and the supported list.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from qsim.errors import ModelError
+from qsim.graph.ir import Node
+from qsim.graph.keras_config import KerasLayer
+
+Converter = Callable[[KerasLayer, dict[str, np.ndarray]], list[Node]]
+
+
+def _pair(value: Any, what: str, layer: KerasLayer) -> tuple[int, int]:
+    if isinstance(value, int):
+        return (value, value)
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        return (int(value[0]), int(value[1]))
+    raise ModelError(f"layer {layer.name!r} ({layer.class_name}): bad {what} {value!r}")
+
+
+def _channels_last(layer: KerasLayer) -> None:
+    fmt = layer.config.get("data_format") or "channels_last"
+    if fmt != "channels_last":
+        raise ModelError(
+            f"layer {layer.name!r} ({layer.class_name}): data_format={fmt!r}; only channels_last (NHWC) "
+            "is supported"
+        )
+
+
+def _weight(layer: KerasLayer, weights: dict[str, np.ndarray], var: str, ndim: int) -> np.ndarray:
+    if var not in weights:
+        have = ", ".join(sorted(weights)) or "none"
+        raise ModelError(
+            f"layer {layer.name!r} ({layer.class_name}): weight {var!r} missing from the file "
+            f"(found: {have})"
+        )
+    array = np.asarray(weights[var], dtype=np.float32)
+    if array.ndim != ndim:
+        raise ModelError(
+            f"layer {layer.name!r} ({layer.class_name}): weight {var!r} has shape {array.shape}, "
+            f"expected {ndim} dimensions"
+        )
+    return array
+
+
+def _activation(layer: KerasLayer, name: str, linear_name: str) -> list[Node]:
+    """Nodes for a fused ``activation=`` argument (empty for linear)."""
+    act = layer.config.get("activation", "linear")
+    if isinstance(act, dict):  # Keras 3 may serialise a function object
+        act = act.get("config", {}).get("name", act.get("class_name"))
+    act = act or "linear"
+    if act == "linear":
+        return []
+    if act == "relu":
+        return [Node(name, "relu", [linear_name], {"max_value": None, "negative_slope": 0.0,
+                                                   "threshold": 0.0}, {}, layer.class_name)]
+    if act == "relu6":
+        return [Node(name, "relu", [linear_name], {"max_value": 6.0, "negative_slope": 0.0,
+                                                   "threshold": 0.0}, {}, layer.class_name)]
+    if act == "sigmoid":
+        return [Node(name, "sigmoid", [linear_name], {}, {}, layer.class_name)]
+    raise ModelError(
+        f"layer {layer.name!r} ({layer.class_name}): activation {act!r} not supported "
+        "(supported: linear, relu, relu6, sigmoid)"
+    )
+
+
+def _conv_common(layer: KerasLayer) -> dict[str, Any]:
+    _channels_last(layer)
+    cfg = layer.config
+    padding = cfg.get("padding", "valid")
+    if padding not in ("same", "valid"):
+        raise ModelError(f"layer {layer.name!r} ({layer.class_name}): padding={padding!r} not supported")
+    strides = _pair(cfg.get("strides", 1), "strides", layer)
+    dilation = _pair(cfg.get("dilation_rate", 1), "dilation_rate", layer)
+    if max(strides) > 1 and max(dilation) > 1:
+        raise ModelError(f"layer {layer.name!r}: strides > 1 with dilation > 1 is not valid in Keras")
+    return {"strides": strides, "pads": "same" if padding == "same" else (0, 0, 0, 0),
+            "dilation": dilation}
+
+
+def _with_activation(layer: KerasLayer, op: str, attrs: dict, w: dict) -> list[Node]:
+    act = _activation(layer, layer.name, f"{layer.name}_linear")
+    conv_name = f"{layer.name}_linear" if act else layer.name
+    return [Node(conv_name, op, list(layer.inputs), attrs, w, layer.class_name)] + act
+
+
+def conv2d(layer: KerasLayer, weights: dict[str, np.ndarray]) -> list[Node]:
+    if int(layer.config.get("groups", 1)) != 1:
+        raise ModelError(f"layer {layer.name!r} (Conv2D): groups={layer.config['groups']} not supported")
+    attrs = _conv_common(layer)
+    w = {"kernel": _weight(layer, weights, "kernel", 4)}
+    if layer.config.get("use_bias", True):
+        w["bias"] = _weight(layer, weights, "bias", 1)
+    return _with_activation(layer, "conv2d", attrs, w)
+
+
+def depthwise_conv2d(layer: KerasLayer, weights: dict[str, np.ndarray]) -> list[Node]:
+    attrs = _conv_common(layer)
+    w = {"kernel": _weight(layer, weights, "kernel", 4)}
+    if layer.config.get("use_bias", True):
+        w["bias"] = _weight(layer, weights, "bias", 1)
+    return _with_activation(layer, "depthwise_conv2d", attrs, w)
+
+
+def batch_norm(layer: KerasLayer, weights: dict[str, np.ndarray]) -> list[Node]:
+    cfg = layer.config
+    axis = cfg.get("axis", -1)
+    if isinstance(axis, list):
+        axis = axis[0] if len(axis) == 1 else axis
+    if axis not in (-1, 3):
+        raise ModelError(f"layer {layer.name!r} (BatchNormalization): axis={axis!r}; only channels (-1)")
+    mean = _weight(layer, weights, "moving_mean", 1)
+    w = {
+        "gamma": _weight(layer, weights, "gamma", 1) if cfg.get("scale", True) else np.ones_like(mean),
+        "beta": _weight(layer, weights, "beta", 1) if cfg.get("center", True) else np.zeros_like(mean),
+        "mean": mean,
+        "variance": _weight(layer, weights, "moving_variance", 1),
+    }
+    return [Node(layer.name, "batch_norm", list(layer.inputs), {"epsilon": float(cfg.get("epsilon", 1e-3))},
+                 w, layer.class_name)]
+
+
+def relu(layer: KerasLayer, weights: dict[str, np.ndarray]) -> list[Node]:
+    cfg = layer.config
+    max_value = cfg.get("max_value")
+    attrs = {
+        "max_value": None if max_value is None else float(max_value),
+        "negative_slope": float(cfg.get("negative_slope", 0.0) or 0.0),
+        "threshold": float(cfg.get("threshold", 0.0) or 0.0),
+    }
+    return [Node(layer.name, "relu", list(layer.inputs), attrs, {}, layer.class_name)]
+
+
+def leaky_relu(layer: KerasLayer, weights: dict[str, np.ndarray]) -> list[Node]:
+    slope = layer.config.get("negative_slope", layer.config.get("alpha", 0.3))
+    attrs = {"max_value": None, "negative_slope": float(slope), "threshold": 0.0}
+    return [Node(layer.name, "relu", list(layer.inputs), attrs, {}, layer.class_name)]
+
+
+def activation(layer: KerasLayer, weights: dict[str, np.ndarray]) -> list[Node]:
+    nodes = _activation(layer, layer.name, layer.inputs[0])
+    return nodes or [Node(layer.name, "identity", list(layer.inputs), {}, {}, layer.class_name)]
+
+
+def zero_padding(layer: KerasLayer, weights: dict[str, np.ndarray]) -> list[Node]:
+    _channels_last(layer)
+    pad = layer.config.get("padding", 1)
+    if isinstance(pad, int):
+        pads = (pad, pad, pad, pad)
+    elif len(pad) == 2 and all(isinstance(p, int) for p in pad):
+        pads = (pad[0], pad[0], pad[1], pad[1])
+    elif len(pad) == 2:
+        pads = (int(pad[0][0]), int(pad[0][1]), int(pad[1][0]), int(pad[1][1]))
+    else:
+        raise ModelError(f"layer {layer.name!r} (ZeroPadding2D): bad padding {pad!r}")
+    return [Node(layer.name, "pad", list(layer.inputs), {"pads": pads}, {}, layer.class_name)]
+
+
+def add(layer: KerasLayer, weights: dict[str, np.ndarray]) -> list[Node]:
+    if len(layer.inputs) < 2:
+        raise ModelError(f"layer {layer.name!r} (Add): needs at least 2 inputs, has {len(layer.inputs)}")
+    return [Node(layer.name, "add", list(layer.inputs), {}, {}, layer.class_name)]
+
+
+def concatenate(layer: KerasLayer, weights: dict[str, np.ndarray]) -> list[Node]:
+    axis = layer.config.get("axis", -1)
+    if axis not in (-1, 3):
+        raise ModelError(f"layer {layer.name!r} (Concatenate): axis={axis}; only channels (-1) is supported")
+    return [Node(layer.name, "concat", list(layer.inputs), {"axis": -1}, {}, layer.class_name)]
+
+
+def upsampling(layer: KerasLayer, weights: dict[str, np.ndarray]) -> list[Node]:
+    _channels_last(layer)
+    interp = layer.config.get("interpolation", "nearest")
+    if interp not in ("nearest", "bilinear"):
+        raise ModelError(
+            f"layer {layer.name!r} (UpSampling2D): interpolation={interp!r}; supported: nearest, bilinear"
+        )
+    size = _pair(layer.config.get("size", 2), "size", layer)
+    return [Node(layer.name, "upsample", list(layer.inputs), {"size": size, "interpolation": interp},
+                 {}, layer.class_name)]
+
+
+def identity(layer: KerasLayer, weights: dict[str, np.ndarray]) -> list[Node]:
+    """Inference-time no-ops (Dropout and friends)."""
+    if len(layer.inputs) != 1:
+        raise ModelError(f"layer {layer.name!r} ({layer.class_name}): expected one input")
+    return [Node(layer.name, "identity", list(layer.inputs), {}, {}, layer.class_name)]
+
+
+def reshape(layer: KerasLayer, weights: dict[str, np.ndarray]) -> list[Node]:
+    """Only reshapes that keep the NHWC tensor as is are accepted (checked by validate)."""
+    target = layer.config.get("target_shape")
+    node = Node(layer.name, "identity", list(layer.inputs), {"reshape_to": tuple(target)}, {},
+                layer.class_name)
+    return [node]
+
+
+CONVERTERS: dict[str, Converter] = {
+    "Conv2D": conv2d,
+    "DepthwiseConv2D": depthwise_conv2d,
+    "BatchNormalization": batch_norm,
+    "ReLU": relu,
+    "LeakyReLU": leaky_relu,
+    "Activation": activation,
+    "ZeroPadding2D": zero_padding,
+    "Add": add,
+    "Concatenate": concatenate,
+    "UpSampling2D": upsampling,
+    "Dropout": identity,
+    "SpatialDropout2D": identity,
+    "GaussianNoise": identity,
+    "GaussianDropout": identity,
+    "AlphaDropout": identity,
+    "ActivityRegularization": identity,
+    "Reshape": reshape,
+}
+SUPPORTED = ("InputLayer",) + tuple(CONVERTERS) + ("Functional/Model/Sequential (inlined)",)
+
+
+def convert(layer: KerasLayer, weights: dict[str, np.ndarray]) -> list[Node]:
+    """Nodes of one Keras layer; `ModelError` for an unsupported class."""
+    fn = CONVERTERS.get(layer.class_name)
+    if fn is None:
+        raise ModelError(
+            f"layer {layer.name!r} has unsupported type {layer.class_name!r}; supported: "
+            + ", ".join(SUPPORTED)
+        )
+    return fn(layer, weights)
