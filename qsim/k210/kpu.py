@@ -1,0 +1,388 @@
+"""One KPU layer, bit-exact: conv -> per-channel "batchnorm" -> 16-segment activation -> pool.
+
+Integer contract (``k210-kpu.md`` §1.5-§1.9; all arithmetic exact in int64):
+
+* Input X and weights W are uint8, (C, H, W) channel-major; the conv is always stride 1
+  and "same": a 3x3 kernel reads a 1-pixel border filled with ``pad_value`` (uint8).
+* Stage A (conv, per output channel o, pixel (y, x) of the input grid)::
+
+      A = sum(X*W) + floor(arg_x*SX / 2**shr_x) + floor(arg_w*SW / 2**shr_w) + arg_add*G
+
+  SX = sum of the window's input bytes (pads included), SW = sum of channel o's weights,
+  G = IC (normal conv) or 1 (depthwise). arg_x/arg_w int24, shr uint4, arg_add int40.
+* Stage B (BN): ``B = floor(A*norm_mul[o] / 2**norm_shift[o]) + norm_add[o]``; no rounding.
+* Overflow sites: the hardware ALU holds A and B in **36-bit** signed words
+  (``KPU_BN_OUT_BITS``); every value outside [-2**35, 2**35 - 1] is counted (sites
+  ``"acc"`` and ``"bn"``). What silicon does then is unknown: `KpuSwitches.alu_overflow`
+  chooses ``"exact"`` (keep the int64 value, as the vendor emulator does; default) or
+  ``"wrap"`` (keep the low 36 bits).
+* Stage C (activation): segment i = the highest index with ``B > x_start[i]`` (switch
+  ``segment_compare="inclusive"``: ``B >= x_start[i]``; if no segment matches, segment 0);
+  ``T = (B - x_start[i])*y_mul[i]``, ``R = T / 2**shift[i]`` rounded by
+  ``act_rounding`` (the one rounding site of the layer), ``Z = clamp(R + bias[i], 0, 255)``
+  (the one saturation site, counted as ``"act"``).
+
+  ``act_rounding``: ``"nncase"`` (default; nncase's ``carry_shift<Banker>`` as implemented:
+  I = floor(T/2**s), F = T mod 2**s, h = 2**(s-1): F < h -> I, F > h -> I + sgn(T),
+  F = h -> I + sgn(T) if I is odd else I; half-even for T >= 0, not a correct rounding for
+  T < 0), ``"half_even"`` (correct ties-to-even), ``"half_up"`` ((T + h) >> s).
+* Stage D (pool, on the uint8 map): `POOL_TYPES`; output = floor(in/stride). Max pools
+  treat out-of-range taps as 0, mean pools replicate the edge and divide by K**2 with
+  ``mean_rounding`` (``"floor"`` default, as the emulator; or ``"half_up"``); select pools
+  read 0 outside the map.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numba import njit
+
+from qsim.errors import InputError, KmodelError
+from qsim.k210.fields import ActTable, BatchNorm, LayerArgs
+
+ALU_BITS = 36
+ALU_MIN = -(1 << (ALU_BITS - 1))
+ALU_MAX = (1 << (ALU_BITS - 1)) - 1
+
+# pool_type -> (name, window, stride)
+POOL_TYPES: dict[int, tuple[str, int, int]] = {
+    0: ("bypass", 1, 1),
+    1: ("max_2_s2", 2, 2),
+    2: ("mean_2_s2", 2, 2),
+    3: ("max_4_s4", 4, 4),
+    4: ("mean_4_s4", 4, 4),
+    5: ("left_top_2_s2", 2, 2),
+    6: ("right_top_2_s2", 2, 2),
+    7: ("left_top_4_s4", 4, 4),
+    8: ("mean_2_s1", 2, 1),
+    9: ("max_2_s1", 2, 1),
+}
+_POOL_KIND = {0: 0, 1: 1, 3: 1, 9: 1, 2: 2, 4: 2, 8: 2, 5: 3, 6: 3, 7: 3}  # bypass/max/mean/select
+_SELECT_OFFSET = {5: (0, 0), 6: (0, 1), 7: (0, 0)}
+
+SEGMENT_COMPARES = ("strict", "inclusive")
+ACT_ROUNDINGS = ("nncase", "half_even", "half_up")
+MEAN_ROUNDINGS = ("floor", "half_up")
+ALU_OVERFLOWS = ("exact", "wrap")
+
+
+@dataclass(frozen=True)
+class KpuSwitches:
+    """The spec's open points, each with the vendor emulator's behaviour as default."""
+
+    segment_compare: str = "strict"
+    act_rounding: str = "nncase"
+    mean_rounding: str = "floor"
+    alu_overflow: str = "exact"
+
+    def __post_init__(self) -> None:
+        for name, allowed in (("segment_compare", SEGMENT_COMPARES), ("act_rounding", ACT_ROUNDINGS),
+                              ("mean_rounding", MEAN_ROUNDINGS), ("alu_overflow", ALU_OVERFLOWS)):
+            if getattr(self, name) not in allowed:
+                raise InputError(f"KPU switch {name}={getattr(self, name)!r}; choose from {', '.join(allowed)}")
+
+
+def pool_output_size(size: int, pool_type: int) -> int:
+    """Output length of one axis after `pool_type` (floor(in / stride))."""
+    if pool_type not in POOL_TYPES:
+        raise KmodelError(f"unknown KPU pool_type {pool_type} (known: 0..9)")
+    return size // POOL_TYPES[pool_type][2]
+
+
+# ---------------------------------------------------------------- stage A: convolution
+@njit(cache=True)
+def _conv_stage(x, w, k, depthwise, pad_value, arg_x, shr_x, arg_w, shr_w, arg_add):
+    c_in, h, wd = x.shape
+    oc = w.shape[0]
+    p = (k - 1) // 2
+    xp = np.full((c_in, h + 2 * p, wd + 2 * p), pad_value, np.int64)
+    for c in range(c_in):
+        for y in range(h):
+            for xx in range(wd):
+                xp[c, y + p, xx + p] = x[c, y, xx]
+    out = np.empty((oc, h, wd), np.int64)
+    acc = np.empty((h, wd), np.int64)
+    if depthwise:
+        for o in range(oc):
+            acc[:, :] = 0
+            sx = np.zeros((h, wd), np.int64)
+            sw = 0
+            for ky in range(k):
+                for kx in range(k):
+                    wv = np.int64(w[o, 0, ky, kx])
+                    sw += wv
+                    for y in range(h):
+                        for xx in range(wd):
+                            v = xp[o, y + ky, xx + kx]
+                            acc[y, xx] += v * wv
+                            sx[y, xx] += v
+            corr_w = (arg_w * sw) >> shr_w
+            for y in range(h):
+                for xx in range(wd):
+                    out[o, y, xx] = acc[y, xx] + ((arg_x * sx[y, xx]) >> shr_x) + corr_w + arg_add
+    else:
+        sx = np.zeros((h, wd), np.int64)
+        for c in range(c_in):
+            for ky in range(k):
+                for kx in range(k):
+                    for y in range(h):
+                        for xx in range(wd):
+                            sx[y, xx] += xp[c, y + ky, xx + kx]
+        corr_x = np.empty((h, wd), np.int64)
+        for y in range(h):
+            for xx in range(wd):
+                corr_x[y, xx] = (arg_x * sx[y, xx]) >> shr_x
+        add_term = arg_add * c_in
+        for o in range(oc):
+            acc[:, :] = 0
+            sw = 0
+            for c in range(c_in):
+                for ky in range(k):
+                    for kx in range(k):
+                        wv = np.int64(w[o, c, ky, kx])
+                        sw += wv
+                        if wv == 0:
+                            continue
+                        for y in range(h):
+                            for xx in range(wd):
+                                acc[y, xx] += xp[c, y + ky, xx + kx] * wv
+            corr_w = (arg_w * sw) >> shr_w
+            for y in range(h):
+                for xx in range(wd):
+                    out[o, y, xx] = acc[y, xx] + corr_x[y, xx] + corr_w + add_term
+    return out
+
+
+# ---------------------------------------------------------------- stage B: batchnorm
+@njit(cache=True)
+def _bn_stage(a, mul, shift, add):
+    oc, h, wd = a.shape
+    out = np.empty_like(a)
+    for o in range(oc):
+        m = mul[o]
+        s = shift[o]
+        b = add[o]
+        for y in range(h):
+            for xx in range(wd):
+                out[o, y, xx] = ((a[o, y, xx] * m) >> s) + b
+    return out
+
+
+@njit(cache=True)
+def _wrap36(a):
+    out = np.empty_like(a)
+    flat_in = a.ravel()
+    flat = out.ravel()
+    for i in range(flat_in.size):
+        v = flat_in[i] & ((np.int64(1) << 36) - 1)
+        if v >= (np.int64(1) << 35):
+            v -= np.int64(1) << 36
+        flat[i] = v
+    return out
+
+
+# ---------------------------------------------------------------- stage C: activation
+@njit(cache=True)
+def _round_shift(t, s, mode):
+    """t / 2**s rounded: mode 0 nncase banker-as-implemented, 1 half_even, 2 half_up."""
+    if s == 0:
+        return t
+    if mode == 2:
+        return (t + (np.int64(1) << (s - 1))) >> s
+    integral = t >> s
+    frac = t & ((np.int64(1) << s) - 1)
+    half = np.int64(1) << (s - 1)
+    if mode == 0:
+        sign = np.int64(-1) if t < 0 else np.int64(1)
+        if frac < half:
+            return integral
+        if frac > half:
+            return integral + sign
+        return integral + sign if (integral & 1) == 1 else integral
+    # correct half-even on the floor decomposition
+    if frac < half:
+        return integral
+    if frac > half:
+        return integral + 1
+    return integral + 1 if (integral & 1) == 1 else integral
+
+
+@njit(cache=True)
+def _act_stage(b, x_start, y_mul, shift, bias, inclusive, mode):
+    flat = b.ravel()
+    out = np.empty(flat.size, np.uint8)
+    pre = np.empty(flat.size, np.int64)
+    for i in range(flat.size):
+        v = flat[i]
+        seg = 0
+        for j in range(15, -1, -1):
+            if (v >= x_start[j]) if inclusive else (v > x_start[j]):
+                seg = j
+                break
+        t = (v - x_start[seg]) * y_mul[seg]
+        r = _round_shift(t, shift[seg], mode) + bias[seg]
+        pre[i] = r
+        out[i] = min(max(r, 0), 255)
+    return out.reshape(b.shape), pre.reshape(b.shape)
+
+
+# ---------------------------------------------------------------- stage D: pooling
+@njit(cache=True)
+def _pool_stage(z, kind, win, stride, off_y, off_x, mean_half_up):
+    c, h, wd = z.shape
+    oh = h // stride
+    ow = wd // stride
+    out = np.empty((c, oh, ow), np.uint8)
+    for ch in range(c):
+        for oy in range(oh):
+            for ox in range(ow):
+                y0 = oy * stride
+                x0 = ox * stride
+                if kind == 0:
+                    out[ch, oy, ox] = z[ch, y0, x0]
+                elif kind == 1:
+                    m = 0
+                    for ky in range(win):
+                        for kx in range(win):
+                            yy = y0 + ky
+                            xx = x0 + kx
+                            if yy < h and xx < wd and z[ch, yy, xx] > m:
+                                m = z[ch, yy, xx]
+                    out[ch, oy, ox] = m
+                elif kind == 2:
+                    s = 0
+                    for ky in range(win):
+                        for kx in range(win):
+                            yy = min(y0 + ky, h - 1)
+                            xx = min(x0 + kx, wd - 1)
+                            s += z[ch, yy, xx]
+                    d = win * win
+                    out[ch, oy, ox] = (s + d // 2) // d if mean_half_up else s // d
+                else:
+                    yy = y0 + off_y
+                    xx = x0 + off_x
+                    out[ch, oy, ox] = z[ch, yy, xx] if (yy < h and xx < wd) else 0
+    return out
+
+
+# ---------------------------------------------------------------- public API
+def conv_stage(x: np.ndarray, weights: np.ndarray, *, depthwise: bool, pad_value: int,
+               arg_x: int, shr_x: int, arg_w: int, shr_w: int, arg_add: int) -> np.ndarray:
+    """Stage A: int64 (OC, H, W) conv results of uint8 `x` (C, H, W) and `weights` (OC, C|1, K, K)."""
+    x = np.ascontiguousarray(x, dtype=np.uint8)
+    weights = np.ascontiguousarray(weights, dtype=np.uint8)
+    k = weights.shape[-1]
+    if x.ndim != 3 or weights.ndim != 4 or k not in (1, 3) or weights.shape[2] != k:
+        raise InputError(f"KPU conv needs x (C,H,W) and weights (OC,C,K,K) with K in (1,3); "
+                         f"got {x.shape} and {weights.shape}")
+    if depthwise and (weights.shape[1] != 1 or weights.shape[0] != x.shape[0]):
+        raise InputError(f"depthwise KPU conv needs weights ({x.shape[0]},1,K,K), got {weights.shape}")
+    if not depthwise and weights.shape[1] != x.shape[0]:
+        raise InputError(f"KPU conv weights {weights.shape} do not match {x.shape[0]} input channels")
+    return _conv_stage(x, weights, k, bool(depthwise), np.int64(pad_value), np.int64(arg_x),
+                       np.int64(shr_x), np.int64(arg_w), np.int64(shr_w), np.int64(arg_add))
+
+
+def bn_stage(a: np.ndarray, bn: BatchNorm) -> np.ndarray:
+    """Stage B: B = floor(A*mul / 2**shift) + add per output channel (int64)."""
+    return _bn_stage(np.ascontiguousarray(a, dtype=np.int64), bn.mul.astype(np.int64),
+                     bn.shift.astype(np.int64), bn.add.astype(np.int64))
+
+
+def act_stage(b: np.ndarray, table: ActTable, switches: KpuSwitches = KpuSwitches()) -> tuple[np.ndarray, np.ndarray]:
+    """Stage C: the uint8 activation output and the int64 values before the clamp to [0, 255]."""
+    return _act_stage(np.ascontiguousarray(b, dtype=np.int64), table.x_start.astype(np.int64),
+                      table.y_mul.astype(np.int64), table.shift.astype(np.int64),
+                      table.bias.astype(np.int64), switches.segment_compare == "inclusive",
+                      ACT_ROUNDINGS.index(switches.act_rounding))
+
+
+def pool_stage(z: np.ndarray, pool_type: int, switches: KpuSwitches = KpuSwitches()) -> np.ndarray:
+    """Stage D: the pooled/subsampled uint8 map (C, floor(H/s), floor(W/s))."""
+    if pool_type not in POOL_TYPES:
+        raise KmodelError(f"unknown KPU pool_type {pool_type} (known: 0..9)")
+    _, win, stride = POOL_TYPES[pool_type]
+    off_y, off_x = _SELECT_OFFSET.get(pool_type, (0, 0))
+    return _pool_stage(np.ascontiguousarray(z, dtype=np.uint8), _POOL_KIND[pool_type], win, stride,
+                       off_y, off_x, switches.mean_rounding == "half_up")
+
+
+def _new_counter(site: str):
+    from qsim.fixed.counters import OverflowCounter
+
+    return OverflowCounter(site)
+
+
+@dataclass
+class KpuLayer:
+    """Everything one KPU layer computes with: decoded registers, BN, activation table, weights."""
+
+    args: LayerArgs
+    bn: BatchNorm
+    act: ActTable
+    weights: np.ndarray  # uint8 (OC, IC|1, K, K)
+    name: str = "kpu"
+
+    @classmethod
+    def from_registers(cls, args: LayerArgs, bn: BatchNorm, act: ActTable, weights_flat: np.ndarray,
+                       name: str = "kpu") -> "KpuLayer":
+        k = args.kernel_size
+        oc, ic = args.out_channels, (1 if args.depthwise else args.in_channels)
+        if args.depthwise and args.in_channels != args.out_channels:
+            raise KmodelError(f"{name}: depthwise layer with {args.in_channels} input and "
+                              f"{args.out_channels} output channels")
+        if weights_flat.size != oc * ic * k * k:
+            raise KmodelError(f"{name}: {weights_flat.size} weight bytes, expected {oc * ic * k * k}")
+        if bn.mul.size != oc:
+            raise KmodelError(f"{name}: {bn.mul.size} BN entries for {oc} output channels")
+        if args.pool_type not in POOL_TYPES:
+            raise KmodelError(f"{name}: unknown pool_type {args.pool_type} (known: 0..9)")
+        h, w = args.in_hw
+        oh, ow = args.out_hw
+        if (pool_output_size(h, args.pool_type), pool_output_size(w, args.pool_type)) != (oh, ow):
+            raise KmodelError(f"{name}: output {oh}x{ow} does not follow from input {h}x{w} and "
+                              f"pool {POOL_TYPES[args.pool_type][0]}")
+        return cls(args, bn, act, np.asarray(weights_flat, np.uint8).reshape(oc, ic, k, k), name)
+
+    @property
+    def in_shape(self) -> tuple[int, int, int]:
+        return (self.args.in_channels, *self.args.in_hw)
+
+    @property
+    def out_shape(self) -> tuple[int, int, int]:
+        return (self.args.out_channels, *self.args.out_hw)
+
+    def macs(self) -> int:
+        h, w = self.args.in_hw
+        return int(self.weights.size) * h * w
+
+    def run(self, x: np.ndarray, switches: KpuSwitches = KpuSwitches(),
+            counters: dict | None = None, keep: dict | None = None) -> np.ndarray:
+        """The layer's uint8 output (OC, OH, OW) for uint8 input `x` (IC, H, W).
+
+        `counters` (optional dict) receives ``OverflowCounter`` objects for the sites
+        ``"acc"``, ``"bn"`` (36-bit ALU) and ``"act"`` (uint8 clamp). `keep` (optional dict)
+        receives the intermediate stages ``"A"``, ``"B"``, ``"Z"`` (before pooling).
+        """
+        if tuple(x.shape) != self.in_shape:
+            raise InputError(f"{self.name}: input shape {tuple(x.shape)}, the layer expects {self.in_shape}")
+        a = self.args
+        acc = conv_stage(x, self.weights, depthwise=a.depthwise, pad_value=a.pad_value, arg_x=a.arg_x,
+                         shr_x=a.shr_x, arg_w=a.arg_w, shr_w=a.shr_w, arg_add=a.arg_add)
+        if counters is not None:
+            counters.setdefault("acc", _new_counter("acc")).observe(acc, ALU_MIN, ALU_MAX)
+        if switches.alu_overflow == "wrap":
+            acc = _wrap36(acc)
+        bnv = bn_stage(acc, self.bn)
+        if counters is not None:
+            counters.setdefault("bn", _new_counter("bn")).observe(bnv, ALU_MIN, ALU_MAX)
+        if switches.alu_overflow == "wrap":
+            bnv = _wrap36(bnv)
+        z, pre = act_stage(bnv, self.act, switches)
+        if counters is not None:
+            # the activation's clamp is the layer's one saturation site
+            counters.setdefault("act", _new_counter("act")).observe(pre, 0, 255)
+        if keep is not None:
+            keep.update(A=acc, B=bnv, Z=z)
+        return pool_stage(z, a.pool_type, switches)
