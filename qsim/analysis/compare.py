@@ -296,3 +296,23 @@ def render_comparison(comp: Comparison, sqnr_threshold_db: float | None = None) 
             lines.append(f"first layer below {fmt_num(sqnr_threshold_db)} dB: {first.name} "
                          f"({fmt_num(first.stats.sqnr_db)} dB)")
     return "\n".join(lines)
+
+
+def compare_model(graph: Any, inputs: Iterable[np.ndarray], executor: str = "fixed", plan: Any = None,
+                  reference: str = "float",
+                  progress: Callable[[Iterable], Iterable] | None = None) -> Comparison:
+    """Per-layer error of `executor` (with `plan`) against the `reference` executor.
+
+    Args:
+        graph: the `Graph`.
+        inputs: network inputs, ``(1, H, W, C)`` float arrays (one per image).
+        executor: ``"fixed"``, ``"fp16"``, ``"k210"``, ... (`qsim.executors.run`).
+        plan: the `qsim.plan.Plan` of the test executor (None for executors without one).
+        reference: the executor taken as truth (``"float"``).
+        progress: optional wrapper of the input iterable (e.g. ``tqdm``).
+    """
+    from qsim.executors import run
+
+    kwargs = {} if plan is None else {"plan": plan}
+    return compare_runs(graph, inputs, test=lambda x: run(graph, x, executor=executor, **kwargs),
+                        reference=lambda x: run(graph, x, executor=reference), progress=progress)

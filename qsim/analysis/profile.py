@@ -318,3 +318,11 @@ def profile_runs(graph: Any, inputs: Iterable[np.ndarray], run: Callable[[np.nda
     for x in (inputs if progress is None else progress(inputs)):
         prof.update(run(x))
     return prof
+
+
+def profile_model(graph: Any, inputs: Iterable[np.ndarray],
+                  progress: Callable[[Iterable], Iterable] | None = None) -> Profile:
+    """Profile `graph` with the float executor over `inputs` (``(1, H, W, C)`` arrays)."""
+    from qsim.executors import run
+
+    return profile_runs(graph, inputs, lambda x: run(graph, x, executor="float"), progress=progress)

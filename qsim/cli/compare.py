@@ -1,0 +1,78 @@
+"""``qsim compare MODEL --images DIR --format ... | --plan ...``: per-layer error against float.
+
+Runs the quantized executor and the float executor on the same ``--n`` images of ``DIR``
+(a deterministic sample, ``--seed``) and prints, per node in graph order: format, max abs
+error, RMS error, SQNR in dB and the share of outputs more than one LSB of the node's
+format away from float (definitions in `qsim.analysis.compare`), then the first layer whose
+SQNR falls below ``--sqnr-threshold``. ``--format fp16`` and ``--format k210`` go through
+the same comparison (no LSB column: their values have no Q format).
+
+JSON (``--json OUT``), schema version 1::
+
+    {
+      "qsim_compare": 1,
+      "model": "m.h5", "images": ["a.jpg", ...], "input_hw": [H, W] | null,
+      "executor": "fixed", "plan": {...} | null,
+      "reference": "float", "test": "fixed", "n_images": 8, "outputs": ["head"],
+      "sqnr_threshold_db": 20.0, "first_below_threshold": "block_3_add" | null,
+      "layers": [{"name": .., "op": .., "shape": [..], "format": "Q6.9" | null,
+                  "n": .., "max_abs": .., "rms": .., "signal_rms": ..,
+                  "sqnr_db": .. | "inf", "lsb": .. | null, "over_1lsb": .. | null}, ...]
+    }
+
+Exit code 0 whether or not a layer falls below the threshold (it is a measurement);
+1 with a one-line message on bad input.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from qsim.cli.run import (
+    add_number_arguments, add_size_argument, executor_and_plan, input_size, load_graph, load_input,
+    progress_bar,
+)
+
+SCHEMA_VERSION = 1
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="Keras model (.h5 / .keras)")
+    p.add_argument("--images", required=True, metavar="DIR", help="folder of JPEG/PNG images (recursive)")
+    p.add_argument("--n", type=int, default=8, help="number of images, sampled with --seed (8)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the image sample (0)")
+    add_number_arguments(p)
+    add_size_argument(p)
+    p.add_argument("--sqnr-threshold", type=float, default=20.0, metavar="DB",
+                   help="report the first layer whose SQNR falls below this (20 dB)")
+    p.add_argument("--json", metavar="OUT", help="write the comparison as JSON")
+    p.add_argument("--plot", metavar="OUT.png", help="plot SQNR per layer")
+
+
+def run(args: argparse.Namespace) -> int:
+    from qsim.analysis.compare import compare_model, render_comparison
+    from qsim.analysis.report import write_json
+    from qsim.images import list_images
+
+    graph = load_graph(args.model)
+    executor, plan = executor_and_plan(args, graph)
+    files = list_images(args.images, n=args.n, seed=args.seed)
+    size = input_size(graph, args.size)
+    inputs = (load_input(f, size)[0] for f in files)
+    comp = compare_model(graph, inputs, executor=executor, plan=plan, progress=progress_bar(len(files)))
+    print(f"{graph.name}: {plan.describe() if plan is not None else executor}")
+    print(render_comparison(comp, args.sqnr_threshold))
+    if args.json:
+        doc = {"qsim_compare": SCHEMA_VERSION, "model": str(args.model),
+               "images": [str(f) for f in files], "input_hw": None if size is None else list(size),
+               "executor": executor, "plan": None if plan is None else plan.to_dict()}
+        doc.update(comp.to_dict(args.sqnr_threshold))
+        write_json(doc, args.json)
+        print(f"wrote {args.json}")
+    if args.plot:
+        from qsim.analysis.plots import plot_comparison
+
+        plot_comparison(comp, Path(args.plot), args.sqnr_threshold)
+        print(f"wrote {args.plot}")
+    return 0
+

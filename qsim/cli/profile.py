@@ -1,0 +1,92 @@
+"""``qsim profile MODEL --images DIR``: per-layer ranges, integer bits, a suggested plan.
+
+Runs the float executor on ``--n`` images of ``DIR`` (deterministic sample, ``--seed``) and
+prints per node: activation min..max and 1st..99th percentile, the integer bits that range
+needs in a ``--word-bits`` signed word, the weights' range and bits, and the suggested
+formats. The suggestion adds ``--margin-bits`` integer bits to every activation range
+(calibration images do not bound unseen ones); weights and biases are known exactly and
+get no margin (`qsim.analysis.profile` states the rules). ``--plan-out`` writes it as a
+plan file for ``qsim run/compare --plan``; ``--plot`` draws the paper's Fig. 3.
+
+JSON (``--json OUT``), schema version 1::
+
+    {
+      "qsim_profile": 1, "model": "m.h5", "images": [...], "input_hw": [H, W] | null,
+      "n_images": 100, "word_bits": 16, "margin_bits": 1, "percentiles": [0.1, 1, 50, 99, 99.9],
+      "layers": [{"name": .., "op": ..,
+                  "act": {"count", "min", "max", "mean", "std", "zeros",
+                          "percentiles": {"p0.1": .., ...}, "int_bits": ..},
+                  "weights": {... same ...} (layers with parameters),
+                  "bias": {...},
+                  "suggested": {"act": "Q7.8", "weights": "Q2.13", "bias": ".."} | null}, ...]
+    }
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from qsim.cli.run import (
+    ROUNDINGS, add_size_argument, input_size, load_graph, load_input, progress_bar,
+)
+from qsim.errors import QsimError
+
+SCHEMA_VERSION = 1
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="Keras model (.h5 / .keras)")
+    p.add_argument("--images", required=True, metavar="DIR", help="folder of JPEG/PNG calibration images")
+    p.add_argument("--n", type=int, default=100, help="number of images, sampled with --seed (100)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the image sample (0)")
+    p.add_argument("--word-bits", type=int, default=16, choices=(8, 16), help="word size of the plan (16)")
+    p.add_argument("--margin-bits", type=int, default=1, help="extra integer bits on activations (1)")
+    p.add_argument("--acc-bits", type=int, default=32, help="accumulator width of the suggested plan (32)")
+    p.add_argument("--rounding", default="half_up", choices=ROUNDINGS, help="rounding of the plan")
+    p.add_argument("--overflow", default="saturate", choices=("saturate", "wrap"), help="overflow of the plan")
+    add_size_argument(p)
+    p.add_argument("--plan-out", metavar="PLAN.json", help="write the suggested per-layer plan")
+    p.add_argument("--json", metavar="OUT", help="write the statistics as JSON")
+    p.add_argument("--plot", metavar="OUT.png", help="plot the per-layer ranges (paper's Fig. 3)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from qsim.analysis.profile import profile_model
+    from qsim.analysis.report import write_json
+    from qsim.images import list_images
+
+    if args.margin_bits < 0:
+        raise QsimError(f"--margin-bits must be >= 0, got {args.margin_bits}")
+    graph = load_graph(args.model)
+    files = list_images(args.images, n=args.n, seed=args.seed)
+    size = input_size(graph, args.size)
+    inputs = (load_input(f, size)[0] for f in files)
+    prof = profile_model(graph, inputs, progress=progress_bar(len(files)))
+    print(f"{graph.name}: {prof.n_images} image(s), {args.word_bits}-bit words, "
+          f"activation margin {args.margin_bits} bit(s)")
+    print(prof.render(args.word_bits, args.margin_bits))
+    if args.plan_out:
+        plan = prof.suggest_plan(args.word_bits, args.margin_bits, acc_bits=args.acc_bits,
+                                 rounding=args.rounding, overflow=args.overflow)
+        plan.validate(graph)
+        _check_folder(args.plan_out)
+        plan.save(args.plan_out)
+        print(f"wrote {args.plan_out} ({plan.describe()})")
+    if args.json:
+        doc = {"qsim_profile": SCHEMA_VERSION, "model": str(args.model),
+               "images": [str(f) for f in files], "input_hw": None if size is None else list(size)}
+        doc.update(prof.to_dict(args.word_bits, args.margin_bits))
+        write_json(doc, args.json)
+        print(f"wrote {args.json}")
+    if args.plot:
+        from qsim.analysis.plots import plot_profile
+
+        plot_profile(prof, Path(args.plot))
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def _check_folder(path: str) -> None:
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise QsimError(f"cannot write {path}: folder {folder} does not exist")

@@ -1,0 +1,276 @@
+"""``qsim run MODEL IMAGE --format Q6.9 | --plan plan.json``: bit-accurate inference of one image.
+
+Prints the outputs (shape and a few statistics), the top decoded detections when the model
+ends in the 125-channel Tiny-Face head, and the per-layer table: number format, range of
+values seen, overflow events (count, worst site and its rate) and headroom bits.
+
+Number formats (``--format``): any `QFormat.parse` spelling (``Q6.9``, the paper's ``q9``,
+``ap_fixed<16,7>``) builds ``Plan.uniform(fmt, acc_bits, rounding, overflow, mode)`` for the
+fixed-point executor; ``fp16`` runs the fp16 executor, ``k210`` the KPU simulator,
+``fp32``/``float`` the float executor. ``--plan`` reads a plan JSON (`qsim.plan`).
+
+Input: JPEG/PNG images are read as RGB, resized (half-pixel bilinear) to the model's input
+size when the model fixes it (``--size HxW`` overrides; fully convolutional models take the
+image as is) and scaled like the MobileNetV2 backbone expects: ``x / 127.5 - 1``.
+
+JSON (``--json OUT``), schema version 1::
+
+    {
+      "qsim_run": 1,
+      "model": "m.h5", "image": "img.jpg",
+      "image_hw": [H0, W0],              # size of the image file
+      "input_shape": [1, H, W, 3],       # network input after resizing
+      "executor": "fixed",               # float | fixed | fp16 | k210
+      "plan": {...} | null,              # the plan's own JSON (qsim.plan schema)
+      "outputs": [{"name": .., "shape": [..], "min": .., "max": .., "mean": .., "std": ..}],
+      "detections": [{"box": [x1, y1, x2, y2], "score": s}] | null,   # image-file pixels
+      "overflow": {"n_images": 1, "total_events": N, "layers": [...]}   # OverflowReport
+    }
+
+The helpers here (`add_model_arguments`, `add_number_arguments`, `executor_and_plan`,
+`load_graph`, `input_size`, `load_input`, `run_once`) are shared by ``qsim compare`` and
+``qsim profile``.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qsim.errors import InputError, PlanError, QsimError
+
+SCHEMA_VERSION = 1
+FLOAT_NAMES = ("fp32", "float", "float32")
+ROUNDINGS = ("floor", "toward_zero", "half_up", "half_even", "half_away")
+HEAD_CHANNELS = 125
+
+
+# --- arguments shared by run / compare --------------------------------------------------
+
+def add_number_arguments(p: argparse.ArgumentParser, formats_help: str = "") -> None:
+    """``--format`` | ``--plan`` and the uniform-plan options."""
+    grp = p.add_mutually_exclusive_group(required=True)
+    grp.add_argument("--format", metavar="FMT",
+                     help="number format of a uniform plan: Q6.9, q9 (paper: Q6.9), ap_fixed<16,7>, "
+                          "or fp16, k210, fp32" + formats_help)
+    grp.add_argument("--plan", metavar="PLAN.json", help="a plan file (qsim profile --plan-out writes one)")
+    p.add_argument("--acc-bits", type=int, default=32, help="accumulator width of a uniform plan (32)")
+    p.add_argument("--rounding", default="half_up", choices=ROUNDINGS, help="rounding mode (half_up)")
+    p.add_argument("--overflow", default="saturate", choices=("saturate", "wrap"),
+                   help="overflow mode (saturate)")
+    p.add_argument("--mode", default="full", choices=("full", "weights"),
+                   help="full: integer everything; weights: quantized weights, float activations "
+                        "(the paper's Table II)")
+
+
+def add_size_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--size", metavar="HxW", type=parse_size,
+                   help="resize images to HxW (default: the model's input size, or as is)")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"500x400"`` -> (500, 400); a single number means a square."""
+    parts = text.lower().replace("*", "x").split("x")
+    try:
+        dims = [int(v) for v in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must be HxW, e.g. 500x500; got {text!r}") from None
+    if len(dims) == 1:
+        dims = dims * 2
+    if len(dims) != 2 or min(dims) <= 0:
+        raise argparse.ArgumentTypeError(f"size must be HxW with positive H, W; got {text!r}")
+    return dims[0], dims[1]
+
+
+def executor_and_plan(args: argparse.Namespace, graph: Any) -> tuple[str, Any]:
+    """(executor name, validated plan or None) from ``--format``/``--plan`` and friends."""
+    from qsim.fixed.format import QFormat
+    from qsim.plan import Mode, Plan
+
+    if getattr(args, "plan", None):
+        plan = Plan.load(args.plan).validate(graph)
+        return ("fp16" if plan.mode is Mode.FP16 else "fixed"), plan
+    fmt = args.format.strip()
+    low = fmt.lower()
+    if low in FLOAT_NAMES:
+        return "float", None
+    if low == "fp16":
+        return "fp16", Plan.uniform("Q6.9", mode="fp16")
+    if low == "k210":
+        return "k210", None
+    try:
+        QFormat.parse(fmt)
+    except QsimError as exc:
+        raise PlanError(f"--format {fmt!r}: {exc}; or use fp16, k210, fp32") from None
+    plan = Plan.uniform(fmt, acc_bits=args.acc_bits, rounding=args.rounding,
+                        overflow=args.overflow, mode=args.mode)
+    return "fixed", plan.validate(graph)
+
+
+# --- model and images -------------------------------------------------------------------
+
+def load_graph(path: str | Path) -> Any:
+    """The model file as a `Graph` (any importer error is a `QsimError` naming the file)."""
+    import qsim
+
+    path = Path(path)
+    if not path.is_file():
+        raise QsimError(f"model file {path} not found")
+    return qsim.load_model(path)
+
+
+def input_size(graph: Any, size: tuple[int, int] | None = None) -> tuple[int, int] | None:
+    """The (h, w) images are resized to: ``size``, else the model's fixed size, else None."""
+    inputs = graph.inputs
+    if len(inputs) != 1:
+        raise InputError(f"model {graph.name!r} has {len(inputs)} inputs; qsim feeds one image")
+    shape = tuple(inputs[0].attrs.get("shape") or (None, None, 3))
+    channels = shape[-1]
+    if channels not in (None, 3):
+        raise InputError(
+            f"model {graph.name!r} input {inputs[0].name!r} takes {channels}-channel images "
+            f"(shape {shape}); images are read as RGB (3 channels)"
+        )
+    if size is not None:
+        return size
+    h, w = shape[0], shape[1]
+    return (int(h), int(w)) if h and w else None
+
+
+def load_input(path: str | Path, size: tuple[int, int] | None) -> tuple[np.ndarray, tuple[int, int]]:
+    """One image as a ``(1, H, W, 3)`` float32 network input, and the file's (H0, W0)."""
+    from qsim.images import load_image, mobilenet_preprocess, resize_bilinear
+
+    img = load_image(path)
+    hw = (int(img.shape[0]), int(img.shape[1]))
+    if size is not None and tuple(size) != hw:
+        img = resize_bilinear(img, size)
+    return mobilenet_preprocess(img)[None], hw
+
+
+def run_once(graph: Any, x: np.ndarray, executor: str, plan: Any = None) -> Any:
+    """One run of `graph` on `x` with `executor` (`qsim.executors.run`)."""
+    from qsim.executors import run
+
+    if plan is None:
+        return run(graph, x, executor=executor)
+    return run(graph, x, executor=executor, plan=plan)
+
+
+def progress_bar(total: int):
+    """A wrapper showing a tqdm bar on stderr when it is a terminal (silent otherwise)."""
+
+    def wrap(it):
+        if not sys.stderr.isatty():
+            return it
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            return it
+        return tqdm(it, total=total, unit="img", file=sys.stderr)
+
+    return wrap
+
+
+# --- output summaries -------------------------------------------------------------------
+
+def output_summaries(trace: Any) -> list[dict[str, Any]]:
+    rows = []
+    for name, value in trace.outputs.items():
+        v = np.asarray(value, dtype=np.float64)
+        rows.append({"name": name, "shape": list(v.shape), "min": float(v.min()), "max": float(v.max()),
+                     "mean": float(v.mean()), "std": float(v.std())})
+    return rows
+
+
+def detections(out: np.ndarray, input_hw: tuple[int, int], image_hw: tuple[int, int],
+               top: int = 10, score_threshold: float = 0.5, nms_iou: float = 0.3) -> list[dict] | None:
+    """Top decoded faces of a 125-channel Tiny-Face head output, in image-file pixels.
+
+    None when the output is not such a head or `qsim.facedet` cannot decode it.
+    """
+    arr = np.asarray(out)
+    if arr.ndim != 4 or arr.shape[-1] != HEAD_CHANNELS:
+        return None
+    try:
+        from qsim.facedet.coding import decode
+    except ImportError:
+        return None
+    # stride: input pixels per output cell, a power of two for MobileNetV2 cuts (16, 32)
+    stride = 2.0 ** round(math.log2(input_hw[0] / arr.shape[1]))
+    boxes, scores = decode(arr[0], stride=stride, score_threshold=score_threshold)
+    try:
+        from qsim.facedet.nms import nms
+        keep = nms(boxes, scores, nms_iou)
+        boxes, scores = boxes[keep], scores[keep]
+    except ImportError:
+        pass
+    sy, sx = image_hw[0] / input_hw[0], image_hw[1] / input_hw[1]
+    scale = np.array([sx, sy, sx, sy])
+    return [{"box": [round(float(c), 1) for c in box * scale], "score": float(s)}
+            for box, s in zip(boxes[:top], scores[:top])]
+
+
+# --- the verb -----------------------------------------------------------------------------
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="Keras model (.h5 / .keras)")
+    p.add_argument("image", help="JPEG/PNG image")
+    add_number_arguments(p)
+    add_size_argument(p)
+    p.add_argument("--top", type=int, default=10, help="detections to print for a face head (10)")
+    p.add_argument("--all-layers", action="store_true",
+                   help="list every node (default: nodes with overflow counters)")
+    p.add_argument("--json", metavar="OUT", help="write the full result as JSON (schema in the docs)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from qsim.analysis.overflow import overflow_report
+    from qsim.analysis.report import fmt_num, markdown_table, write_json
+
+    graph = load_graph(args.model)
+    executor, plan = executor_and_plan(args, graph)
+    if not Path(args.image).is_file():
+        raise InputError(f"image file {args.image} not found")
+    size = input_size(graph, args.size)
+    x, image_hw = load_input(args.image, size)
+    trace = run_once(graph, x, executor, plan)
+    report = overflow_report(trace, graph)
+    outputs = output_summaries(trace)
+    dets = detections(trace.output(0), x.shape[1:3], image_hw, top=args.top)
+
+    out = sys.stdout
+    label = plan.describe() if plan is not None else executor
+    print(f"{graph.name}: {args.image} ({image_hw[0]}x{image_hw[1]}) -> input {list(x.shape)}, "
+          f"executor {executor} ({label})", file=out)
+    print("", file=out)
+    print(markdown_table(["output", "shape", "min", "max", "mean", "std"],
+                         [[o["name"], "x".join(map(str, o["shape"])), o["min"], o["max"], o["mean"], o["std"]]
+                          for o in outputs]), file=out)
+    if dets is not None:
+        print("", file=out)
+        if dets:
+            print(markdown_table(["#", "x1", "y1", "x2", "y2", "score"],
+                                 [[str(i + 1), *map(fmt_num, d["box"]), d["score"]] for i, d in enumerate(dets)]),
+                  file=out)
+        else:
+            print("no face above score 0.5", file=out)
+    print("", file=out)
+    print(report.render(only_counted=bool(trace.counters) and not args.all_layers), file=out)
+    first = report.first_overflow()
+    print("", file=out)
+    print(f"overflow events: {report.total_events}"
+          + (f" (first at {first.name}, site {first.worst_site})" if first else ""), file=out)
+    if args.json:
+        write_json({
+            "qsim_run": SCHEMA_VERSION, "model": str(args.model), "image": str(args.image),
+            "image_hw": list(image_hw), "input_shape": list(x.shape), "executor": executor,
+            "plan": None if plan is None else plan.to_dict(), "outputs": outputs,
+            "detections": dets, "overflow": report.to_dict(),
+        }, args.json)
+        print(f"wrote {args.json}", file=out)
+    return 0
