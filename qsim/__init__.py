@@ -4,6 +4,8 @@ qsim never imports TensorFlow: models are read with h5py, executed with NumPy/Nu
 """
 from qsim.errors import QsimError
 from qsim.fixed import Overflow, QFormat, Rounding
+from qsim.model import load_model
+from qsim import executors
 
 __version__ = "0.1.0"
-__all__ = ["QsimError", "QFormat", "Rounding", "Overflow", "__version__"]
+__all__ = ["QsimError", "QFormat", "Rounding", "Overflow", "load_model", "executors", "__version__"]

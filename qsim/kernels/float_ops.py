@@ -1,0 +1,161 @@
+"""Float kernels (NumPy, NHWC, batch first) used by the float executor.
+
+Contract: every function takes and returns arrays of one float dtype (float32 or float64,
+the caller's choice); weights are cast to that dtype; no rounding or overflow is modelled.
+They follow Keras/TensorFlow semantics exactly where the definition is discrete:
+
+* `conv2d`: im2col (one strided view per kernel tap) + one BLAS matmul; a 1×1 stride-1 conv
+  is a plain matmul. Pads are explicit (top, bottom, left, right) or ``"same"`` (TF rule).
+* `depthwise_conv2d`: shifted multiply-add, one tap at a time, channel multiplier last
+  (output channel ``c * mult + m`` as in Keras).
+* `upsample_bilinear`: ``tf.image.resize`` half-pixel sampling, no antialias (what Keras 3's
+  ``UpSampling2D(interpolation="bilinear")`` calls): source coordinate
+  ``(i + 0.5) / f - 0.5``, neighbours clamped to the edge, weights ``frac`` and ``1 - frac``.
+* `relu`: Keras ``ReLU(max_value, negative_slope, threshold)``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from qsim.graph.ir import resolve_pads
+
+
+def pad(x: np.ndarray, pads: tuple[int, int, int, int]) -> np.ndarray:
+    """Zero padding of H and W by (top, bottom, left, right)."""
+    t, b, l, r = pads
+    if not (t or b or l or r):
+        return x
+    return np.pad(x, ((0, 0), (t, b), (l, r), (0, 0)))
+
+
+def _taps(xp: np.ndarray, kh: int, kw: int, strides, dilation, out_hw):
+    """Yield (i, j, view) for each kernel tap: the input pixels that tap multiplies."""
+    sh, sw = strides
+    dh, dw = dilation
+    oh, ow = out_hw
+    for i in range(kh):
+        for j in range(kw):
+            y0, x0 = i * dh, j * dw
+            yield i, j, xp[:, y0:y0 + (oh - 1) * sh + 1:sh, x0:x0 + (ow - 1) * sw + 1:sw, :]
+
+
+def _prepare(x, kernel, strides, pads, dilation):
+    kh, kw = kernel.shape[:2]
+    t, b, l, r = resolve_pads(pads, x.shape[1:3], (kh, kw), strides, dilation)
+    xp = pad(x, (t, b, l, r))
+    oh = (xp.shape[1] - ((kh - 1) * dilation[0] + 1)) // strides[0] + 1
+    ow = (xp.shape[2] - ((kw - 1) * dilation[1] + 1)) // strides[1] + 1
+    if oh < 1 or ow < 1:
+        raise ValueError(f"input {x.shape[1]}x{x.shape[2]} (padded {xp.shape[1]}x{xp.shape[2]}) "
+                         f"is smaller than the {kh}x{kw} kernel")
+    return xp, oh, ow
+
+
+def conv2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None = None,
+           strides=(1, 1), pads="same", dilation=(1, 1)) -> np.ndarray:
+    """Keras Conv2D: x (N,H,W,Cin), kernel (KH,KW,Cin,Cout) → (N,OH,OW,Cout)."""
+    kernel = kernel.astype(x.dtype, copy=False)
+    kh, kw, cin, cout = kernel.shape
+    xp, oh, ow = _prepare(x, kernel, strides, pads, dilation)
+    n = x.shape[0]
+    if kh == 1 and kw == 1:
+        view = next(_taps(xp, 1, 1, strides, dilation, (oh, ow)))[2]
+        out = np.matmul(np.ascontiguousarray(view).reshape(-1, cin), kernel.reshape(cin, cout))
+    else:
+        cols = np.empty((n, oh, ow, kh, kw, cin), dtype=x.dtype)
+        for i, j, view in _taps(xp, kh, kw, strides, dilation, (oh, ow)):
+            cols[:, :, :, i, j, :] = view
+        out = np.matmul(cols.reshape(-1, kh * kw * cin), kernel.reshape(kh * kw * cin, cout))
+    out = out.reshape(n, oh, ow, cout)
+    if bias is not None:
+        out += bias.astype(x.dtype, copy=False)
+    return out
+
+
+def depthwise_conv2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None = None,
+                     strides=(1, 1), pads="same", dilation=(1, 1)) -> np.ndarray:
+    """Keras DepthwiseConv2D: kernel (KH,KW,C,mult) → (N,OH,OW,C*mult)."""
+    kernel = kernel.astype(x.dtype, copy=False)
+    kh, kw, c, mult = kernel.shape
+    xp, oh, ow = _prepare(x, kernel, strides, pads, dilation)
+    out = np.zeros((x.shape[0], oh, ow, c, mult), dtype=x.dtype)
+    for i, j, view in _taps(xp, kh, kw, strides, dilation, (oh, ow)):
+        out += view[..., None] * kernel[i, j]
+    out = out.reshape(x.shape[0], oh, ow, c * mult)
+    if bias is not None:
+        out += bias.astype(x.dtype, copy=False)
+    return out
+
+
+def batch_norm(x: np.ndarray, gamma, beta, mean, variance, epsilon: float) -> np.ndarray:
+    """Inference BatchNorm, computed as Keras does: (x - mean) * (gamma / sqrt(var + eps)) + beta."""
+    dt = x.dtype
+    inv = (gamma.astype(dt) / np.sqrt(variance.astype(dt) + dt.type(epsilon))).astype(dt)
+    return (x - mean.astype(dt)) * inv + beta.astype(dt)
+
+
+def relu(x: np.ndarray, max_value: float | None = None, negative_slope: float = 0.0,
+         threshold: float = 0.0) -> np.ndarray:
+    """Keras ReLU: x if threshold <= x < max_value; max_value above; slope·(x - threshold) below."""
+    dt = x.dtype.type
+    if negative_slope == 0.0 and threshold == 0.0:
+        out = np.maximum(x, dt(0))
+    else:
+        out = np.where(x >= dt(threshold), x, dt(negative_slope) * (x - dt(threshold)))
+    if max_value is not None:
+        out = np.minimum(out, dt(max_value))
+    return out.astype(x.dtype, copy=False)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Logistic function, overflow-free for large |x|."""
+    dt = x.dtype.type
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, dt(1) / (dt(1) + e), e / (dt(1) + e)).astype(x.dtype, copy=False)
+
+
+def add(*xs: np.ndarray) -> np.ndarray:
+    out = xs[0].copy()
+    for other in xs[1:]:
+        out += other
+    return out
+
+
+def concat(*xs: np.ndarray) -> np.ndarray:
+    return np.concatenate(xs, axis=-1)
+
+
+def upsample_nearest(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Repeat each pixel fh×fw times (Keras UpSampling2D nearest)."""
+    return np.repeat(np.repeat(x, size[0], axis=1), size[1], axis=2)
+
+
+def bilinear_weights(in_size: int, factor: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(lower index, upper index, weight of upper) per output pixel, half-pixel centres.
+
+    >>> lo, hi, frac = bilinear_weights(3, 2)
+    >>> lo.tolist(), hi.tolist(), frac.tolist()
+    ([0, 0, 0, 1, 1, 2], [0, 1, 1, 2, 2, 2], [0.0, 0.25, 0.75, 0.25, 0.75, 0.0])
+    """
+    src = (np.arange(in_size * factor, dtype=np.float64) + 0.5) / factor - 0.5
+    floor = np.floor(src)
+    lower = np.clip(floor, 0, in_size - 1).astype(np.int64)
+    upper = np.clip(np.ceil(src), 0, in_size - 1).astype(np.int64)
+    frac = src - floor
+    # At the clamped edges both neighbours are the same pixel, so the weight is irrelevant;
+    # report 0 there to make tables readable.
+    frac = np.where(lower == upper, 0.0, frac)
+    return lower, upper, frac
+
+
+def upsample_bilinear(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Keras 3 UpSampling2D(interpolation="bilinear"): separable half-pixel linear interpolation."""
+    dt = x.dtype
+    lo, hi, fr = bilinear_weights(x.shape[1], size[0])
+    fr = fr.astype(dt)[None, :, None, None]
+    top, bottom = x[:, lo], x[:, hi]
+    rows = top + (bottom - top) * fr
+    lo, hi, fr = bilinear_weights(x.shape[2], size[1])
+    fr = fr.astype(dt)[None, None, :, None]
+    left, right = rows[:, :, lo], rows[:, :, hi]
+    return (left + (right - left) * fr).astype(dt, copy=False)
