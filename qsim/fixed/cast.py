@@ -406,7 +406,7 @@ def saturating_sum(terms, acc_bits: int, axis: int = -1, counter: OverflowCounte
         raise QsimError("saturating_sum: terms must have at least one axis")
     t = np.moveaxis(t, axis, -1)
     out_shape = t.shape[:-1]
-    t2 = np.ascontiguousarray(t.reshape(-1, t.shape[-1]))
+    t2 = np.ascontiguousarray(t.reshape(math.prod(out_shape), t.shape[-1]), dtype=np.int64)
     from qsim.fixed import _numba
 
     out, events, peak = _numba.saturating_sum_2d(t2, lo, hi)
