@@ -21,6 +21,8 @@ Suggested plan (`Profile.suggest_plan`), per node:
 
 * ``act``: from the activation min/max seen, plus ``margin_bits`` integer bits of safety
   margin (unseen images may go further than the calibration set), capped at the word;
+  ``input`` nodes get ``input_margin_bits`` (default 0: the preprocessing bounds images,
+  e.g. MobileNetV2's ``[-1, 1]``, so the calibration range is the true range);
 * ``weights``/``bias``: from the exact parameter min/max (known, so no margin); the bias
   keeps at most as many fraction bits as the accumulator has (input frac + weight frac),
   so it aligns exactly;
@@ -239,12 +241,13 @@ class Profile:
         self.n_images += 1
         return self
 
-    def suggest(self, word_bits: int = 16, margin_bits: int = 1) -> dict[str, dict[str, str]]:
+    def suggest(self, word_bits: int = 16, margin_bits: int = 1,
+                input_margin_bits: int = 0) -> dict[str, dict[str, str]]:
         """Per-node formats ``{name: {"act": .., "weights": .., "bias": ..}}`` (module docstring)."""
         if self.n_images == 0:
             raise QsimError("no calibration image was profiled; cannot suggest activation formats")
-        if margin_bits < 0:
-            raise QsimError(f"margin_bits must be >= 0, got {margin_bits}")
+        if margin_bits < 0 or input_margin_bits < 0:
+            raise QsimError(f"margin bits must be >= 0, got {margin_bits} / {input_margin_bits}")
         act_fmt: dict[str, QFormat] = {}
         table: dict[str, dict[str, str]] = {}
         for node in self.graph:
@@ -254,7 +257,8 @@ class Profile:
                 continue
             entry: dict[str, str] = {}
             if layer.act.count:
-                fmt = format_for(layer.act.min, layer.act.max, word_bits, margin_bits)
+                margin = input_margin_bits if node.op == "input" else margin_bits
+                fmt = format_for(layer.act.min, layer.act.max, word_bits, margin)
             else:
                 fmt = QFormat(word_bits // 2 - 1, word_bits - word_bits // 2)
             act_fmt[node.name] = fmt

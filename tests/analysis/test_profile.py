@@ -108,9 +108,10 @@ def test_profile_and_suggested_plan():
     sug = prof.suggest(word_bits=16, margin_bits=1)
     assert sug["conv"]["act"] == "Q7.8"        # 60 needs 6 integer bits, +1 margin
     assert sug["conv"]["weights"] == "Q2.13"   # |w| < 4, known exactly: no margin
-    # bias 0.002 would take Q0.15, but the accumulator has only x.frac + w.frac bits
+    # the bias never keeps more fraction bits than the accumulator (x.frac + w.frac)
     x_frac = QFormat.parse(sug["x"]["act"]).frac_bits
-    assert sug["x"]["act"] == "Q1.14"          # 0.9 needs 0 bits, +1 margin
+    assert sug["x"]["act"] == "Q0.15"          # 0.9 needs 0 bits; no margin on the input
+    assert prof.suggest(16, 1, input_margin_bits=2)["x"]["act"] == "Q2.13"
     assert QFormat.parse(sug["conv"]["bias"]).frac_bits <= x_frac + 13
     assert "pad" not in sug                    # passes its input's codes through
     plan = prof.suggest_plan(word_bits=16, margin_bits=1, acc_bits=32)
