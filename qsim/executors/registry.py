@@ -12,6 +12,8 @@ from qsim.errors import QsimError
 
 EXECUTORS: dict[str, str] = {
     "float": "qsim.executors.float_exec:run",
+    "fixed": "qsim.executors.fixed_exec:run",
+    "fp16": "qsim.executors.fp16_exec:run",
 }
 
 
