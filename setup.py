@@ -26,7 +26,7 @@ setup(
             "tensorflow-cpu>=2.16",
             "onnx>=1.15",
             "onnxruntime>=1.17",
-            "opencv-python-headless>=4.8",
+            "opencv-python-headless>=4.8,<5",  # 5.x dropped CascadeClassifier + haarcascades (Viola-Jones baseline)
         ],
     },
     entry_points={"console_scripts": ["qsim=qsim.cli:main"]},
