@@ -131,31 +131,38 @@ def upsample_nearest(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def bilinear_weights(in_size: int, factor: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(lower index, upper index, weight of upper) per output pixel, half-pixel centres.
+    """(lower index, upper index, float32 weight of upper) per output pixel, half-pixel centres.
+
+    Computed in float32 exactly as TensorFlow's ResizeBilinear kernel does:
+    ``scale = in / out``, ``src = (i + 0.5) * scale - 0.5``, ``lerp = src - floor(src)``,
+    neighbours ``max(floor(src), 0)`` and ``min(ceil(src), in - 1)``.
 
     >>> lo, hi, frac = bilinear_weights(3, 2)
     >>> lo.tolist(), hi.tolist(), frac.tolist()
-    ([0, 0, 0, 1, 1, 2], [0, 1, 1, 2, 2, 2], [0.0, 0.25, 0.75, 0.25, 0.75, 0.0])
+    ([0, 0, 0, 1, 1, 2], [0, 1, 1, 2, 2, 2], [0.75, 0.25, 0.75, 0.25, 0.75, 0.25])
     """
-    src = (np.arange(in_size * factor, dtype=np.float64) + 0.5) / factor - 0.5
+    f32 = np.float32
+    out_size = in_size * factor
+    scale = f32(in_size) / f32(out_size)
+    src = (np.arange(out_size, dtype=f32) + f32(0.5)) * scale - f32(0.5)
     floor = np.floor(src)
-    lower = np.clip(floor, 0, in_size - 1).astype(np.int64)
-    upper = np.clip(np.ceil(src), 0, in_size - 1).astype(np.int64)
-    frac = src - floor
-    # At the clamped edges both neighbours are the same pixel, so the weight is irrelevant;
-    # report 0 there to make tables readable.
-    frac = np.where(lower == upper, 0.0, frac)
-    return lower, upper, frac
+    lower = np.maximum(floor, 0).astype(np.int64)
+    upper = np.minimum(np.ceil(src), in_size - 1).astype(np.int64)
+    return lower, upper, (src - floor).astype(f32)
 
 
 def upsample_bilinear(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Keras 3 UpSampling2D(interpolation="bilinear"): separable half-pixel linear interpolation."""
+    """Keras 3 UpSampling2D(interpolation="bilinear") = tf.image.resize bilinear, half-pixel.
+
+    Same order of operations as TensorFlow's kernel: interpolate along W (top and bottom
+    rows), then along H: ``top + (bottom - top) * y_lerp``.
+    """
     dt = x.dtype
-    lo, hi, fr = bilinear_weights(x.shape[1], size[0])
-    fr = fr.astype(dt)[None, :, None, None]
-    top, bottom = x[:, lo], x[:, hi]
-    rows = top + (bottom - top) * fr
-    lo, hi, fr = bilinear_weights(x.shape[2], size[1])
-    fr = fr.astype(dt)[None, None, :, None]
-    left, right = rows[:, :, lo], rows[:, :, hi]
-    return (left + (right - left) * fr).astype(dt, copy=False)
+    ylo, yhi, ylerp = bilinear_weights(x.shape[1], size[0])
+    xlo, xhi, xlerp = bilinear_weights(x.shape[2], size[1])
+    xlerp = xlerp.astype(dt)[None, None, :, None]
+    ylerp = ylerp.astype(dt)[None, :, None, None]
+    rows_lo, rows_hi = x[:, ylo], x[:, yhi]
+    top = rows_lo[:, :, xlo] + (rows_lo[:, :, xhi] - rows_lo[:, :, xlo]) * xlerp
+    bottom = rows_hi[:, :, xlo] + (rows_hi[:, :, xhi] - rows_hi[:, :, xlo]) * xlerp
+    return (top + (bottom - top) * ylerp).astype(dt, copy=False)
