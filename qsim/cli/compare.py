@@ -29,7 +29,7 @@ import argparse
 from pathlib import Path
 
 from qsim.cli.run import (
-    add_number_arguments, add_size_argument, executor_and_plan, input_size, load_graph, load_input,
+    add_number_arguments, add_size_argument, describe, executor_and_plan, input_size, load_graph, load_input,
     progress_bar,
 )
 
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     size = input_size(graph, args.size)
     inputs = (load_input(f, size)[0] for f in files)
     comp = compare_model(graph, inputs, executor=executor, plan=plan, progress=progress_bar(len(files)))
-    print(f"{graph.name}: {plan.describe() if plan is not None else executor}")
+    print(f"{graph.name}: {describe(executor, plan)}")
     print(render_comparison(comp, args.sqnr_threshold))
     if args.json:
         doc = {"qsim_compare": SCHEMA_VERSION, "model": str(args.model),

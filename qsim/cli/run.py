@@ -111,6 +111,16 @@ def executor_and_plan(args: argparse.Namespace, graph: Any) -> tuple[str, Any]:
     return "fixed", plan.validate(graph)
 
 
+def describe(executor: str, plan: Any) -> str:
+    """One line naming what runs, e.g. ``fixed: full w=Q6.9 ...`` or ``fp16: IEEE half ...``."""
+    if plan is None:
+        return executor
+    if plan.mode.value == "fp16":
+        acts = "weights and activations" if plan.fp16_activations else "weights"
+        return f"fp16: IEEE binary16 {acts}"
+    return f"{executor}: {plan.describe()}"
+
+
 # --- model and images -------------------------------------------------------------------
 
 def load_graph(path: str | Path) -> Any:
@@ -244,9 +254,8 @@ def run(args: argparse.Namespace) -> int:
     dets = detections(trace.output(0), x.shape[1:3], image_hw, top=args.top)
 
     out = sys.stdout
-    label = plan.describe() if plan is not None else executor
     print(f"{graph.name}: {args.image} ({image_hw[0]}x{image_hw[1]}) -> input {list(x.shape)}, "
-          f"executor {executor} ({label})", file=out)
+          f"executor {describe(executor, plan)}", file=out)
     print("", file=out)
     print(markdown_table(["output", "shape", "min", "max", "mean", "std"],
                          [[o["name"], "x".join(map(str, o["shape"])), o["min"], o["max"], o["mean"], o["std"]]
