@@ -169,8 +169,17 @@ def _worse(peak_a, limit_a, peak_b, limit_b) -> bool:
 
 
 def _enc(v):
-    return "inf" if v == math.inf else int(v)
+    # ints stay exact; float peaks (e.g. an fp16 site) stay floats; infinity as a string
+    if v == math.inf:
+        return "inf"
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    return int(v) if float(v).is_integer() else float(v)
 
 
 def _dec(v):
-    return math.inf if v == "inf" else int(v)
+    if v == "inf":
+        return math.inf
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return v
+    raise ValueError(f"bad magnitude {v!r}")

@@ -122,3 +122,14 @@ def test_results_do_not_depend_on_batching():
     pieces = np.concatenate([quantize(p, "Q3.4", rounding="half_even", overflow="wrap")
                              for p in np.array_split(x, 97)])  # NumPy path (small pieces)
     assert np.array_equal(whole, pieces)
+
+
+def test_float_peaks_and_huge_ints_serialise():
+    c = OverflowCounter("fp16")
+    c.record(events=1, elements=3, peak=70000.5, lo=-65504.0, hi=65504.0)  # an fp16 site
+    d = json.loads(json.dumps(c.to_dict(), allow_nan=False))
+    assert d["max_abs"] == 70000.5 and OverflowCounter.from_dict(d) == c
+    h = OverflowCounter("huge")
+    quantize(np.array([1e308]), "Q0.63", rounding="floor", overflow="saturate", counter=h)
+    d = json.loads(json.dumps(h.to_dict(), allow_nan=False))
+    assert d["max_abs"] == int(1e308) * 2**63 and OverflowCounter.from_dict(d) == h
