@@ -82,8 +82,12 @@ class ViolaJones:
         self.cascade_path = Path(cascade_path) if cascade_path is not None else default_cascade_path()
         if not self.cascade_path.is_file():
             raise QsimError(f"cascade file {self.cascade_path} not found")
-        self._classifier = _cascade_class(cv2)(str(self.cascade_path))
-        if self._classifier.empty():
+        try:
+            self._classifier = _cascade_class(cv2)(str(self.cascade_path))
+            failed = self._classifier.empty()
+        except (cv2.error, SystemError) as exc:  # OpenCV raises on a malformed XML
+            raise QsimError(f"cascade file {self.cascade_path} could not be loaded by OpenCV: {exc}") from exc
+        if failed:
             raise QsimError(f"cascade file {self.cascade_path} could not be loaded by OpenCV")
         self.scale_factor = float(scale_factor)
         self.min_neighbors = int(min_neighbors)

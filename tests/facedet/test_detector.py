@@ -1,0 +1,107 @@
+"""The pyramid detector with a fake network that plants known faces at every scale."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qsim.errors import InputError
+from qsim.facedet.coding import anchors, encode, pack_head
+from qsim.facedet.detector import detect, detections_from_outputs, pyramid_sizes
+from qsim.facedet.templates import load_templates
+from qsim.images import mobilenet_preprocess
+
+STRIDE = 16
+
+
+class PlantedNet:
+    """A stand-in network: for input (1, h, w, 3) of an (H, W) image it answers a stride-16
+    map whose best anchor for each planted face (scaled to this input) carries the exact eq. (3)
+    deltas and a logit of `logit_at[scale]`; every other cell-template has logit -8."""
+
+    def __init__(self, image_hw, faces, logit_at):
+        self.image_hw = image_hw
+        self.faces = np.asarray(faces, float)
+        self.logit_at = logit_at
+        self.inputs = []
+
+    def __call__(self, x):
+        assert x.dtype == np.float32 and x.ndim == 4 and x.shape[0] == 1
+        assert x.min() >= -1.0 and x.max() <= 1.0
+        self.inputs.append(x.shape)
+        h, w = x.shape[1:3]
+        fy, fx = h / self.image_hw[0], w / self.image_hw[1]
+        oh, ow = -(-h // STRIDE), -(-w // STRIDE)
+        anc = anchors(oh, ow, STRIDE, load_templates())
+        logits = np.full((oh, ow, 25), -8.0)
+        deltas = np.zeros((oh, ow, 25, 4))
+        scale = round(fy * 2) / 2
+        for face in self.faces:
+            box = face * [fx, fy, fx, fy]
+            d = encode(box, anc)
+            err = np.abs(d).sum(axis=-1)
+            i, j, t = np.unravel_index(np.argmin(err), err.shape)
+            logits[i, j, t] = self.logit_at[scale]
+            deltas[i, j, t] = d[i, j, t]
+        return pack_head(logits, deltas)[None].astype(np.float32)
+
+
+def test_pyramid_sizes():
+    assert pyramid_sizes((100, 60)) == [(0.5, (50, 30)), (1.0, (100, 60)), (2.0, (200, 120))]
+    assert pyramid_sizes((100, 60), (1.0, 2.0), max_side=100) == [(1.0, (100, 60))]  # 2x capped to 1x
+    with pytest.raises(InputError):
+        pyramid_sizes((10, 10), (0.0,))
+    with pytest.raises(InputError):
+        pyramid_sizes((10, 10), ())
+
+
+def test_detect_maps_back_and_suppresses_duplicates():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (150, 201, 3)).astype(np.uint8)
+    faces = [[20.0, 30.0, 80.0, 100.0], [120.0, 10.0, 170.0, 70.0]]
+    net = PlantedNet(image.shape[:2], faces, {0.5: 1.0, 1.0: 3.0, 2.0: 2.0})
+    det = detect(image, net, stride=STRIDE, score_threshold=0.5, nms_iou=0.3)
+    assert net.inputs == [(1, 75, 100, 3), (1, 150, 201, 3), (1, 300, 402, 3)]
+    # three scales found each face; NMS keeps one per face, the 1x copy (logit 3)
+    assert len(det) == 2
+    np.testing.assert_allclose(det.scores, 1 / (1 + np.exp(-3.0)))
+    order = np.argsort(det.boxes[:, 0])
+    np.testing.assert_allclose(det.boxes[order], faces, atol=1e-4)
+    assert [r.scale for r in det.raw] == [0.5, 1.0, 2.0] and det.raw[2].output.shape == (19, 26, 125)
+    # cached raw outputs re-decode to the same answer; a higher threshold keeps fewer boxes
+    boxes, scores = detections_from_outputs(det.raw, image.shape[:2], stride=STRIDE, score_threshold=0.5)
+    np.testing.assert_array_equal(boxes, det.boxes)
+    np.testing.assert_array_equal(scores, det.scores)
+    boxes, _ = detections_from_outputs(det.raw, image.shape[:2], stride=STRIDE, score_threshold=0.99)
+    assert boxes.shape == (0, 4)
+
+
+def test_detect_other_scales_map_back_exactly():
+    image = np.full((128, 96, 3), 128, np.uint8)
+    faces = [[10.0, 20.0, 60.0, 80.0]]
+    net = PlantedNet(image.shape[:2], faces, {0.5: 4.0, 1.0: 0.0, 2.0: -1.0})
+    det = detect(image, net, stride=STRIDE, score_threshold=0.6)
+    assert len(det) == 1  # only the 0.5x answer passes 0.6
+    np.testing.assert_allclose(det.boxes[0], faces[0], atol=1e-4)
+
+
+def test_input_preprocessing_identity_at_1x():
+    image = np.arange(32 * 32 * 3, dtype=np.uint32).reshape(32, 32, 3) % 256
+    seen = {}
+
+    def run(x):
+        seen[x.shape[1]] = x
+        return np.zeros((1, 2, 2, 125), np.float32)
+
+    detect(image.astype(np.uint8), run, stride=16, score_threshold=0.5, scales=(1.0,))
+    np.testing.assert_array_equal(seen[32][0], mobilenet_preprocess(image.astype(np.uint8)))
+
+
+def test_bad_network_output():
+    with pytest.raises(InputError, match="scale 1"):
+        detect(np.zeros((32, 32, 3), np.uint8), lambda x: np.zeros((2, 2)), stride=16, score_threshold=0.5,
+               scales=(1.0,))
+    with pytest.raises(InputError, match="125"):
+        detect(np.zeros((32, 32, 3), np.uint8), lambda x: np.zeros((1, 2, 2, 5)), stride=16,
+               score_threshold=0.5, scales=(1.0,))
+    with pytest.raises(InputError):
+        detect(np.zeros((32, 32)), lambda x: x, stride=16, score_threshold=0.5)
