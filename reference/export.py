@@ -54,8 +54,8 @@ def export_weights(model, weights_path: str | Path, arch_path: str | Path) -> tu
 def export_all(model, stem: str | Path) -> dict[str, Path]:
     """``<stem>.h5`` and ``<stem>.keras``."""
     stem = Path(stem)
-    return {"h5": export_h5(model, stem.with_suffix(".h5")),
-            "keras": export_keras(model, stem.with_suffix(".keras"))}
+    return {"h5": export_h5(model, stem.parent / f"{stem.name}.h5"),
+            "keras": export_keras(model, stem.parent / f"{stem.name}.keras")}
 
 
 def main(argv: list[str] | None = None) -> int:
