@@ -1,0 +1,201 @@
+"""Speed: qsim's fixed-point and float executors vs TensorFlow float32 on the same graph.
+
+One process, one image, one model (default: A98 alpha 1.0 at 500x500, see `common`):
+
+1. TensorFlow float32: the Keras model loaded from the same ``.h5``, called through a
+   ``tf.function`` (graph mode, no Python per layer).
+2. qsim float executor (float32).
+3. qsim fixed executor, full-integer 16-bit plan (``--format``, default Q6.9, acc 32),
+   with overflow counting (``counters=True``) and without (``counters=False``).
+
+Each is warmed up (Numba compilation, TF tracing) then timed ``--repeats`` times; the
+median is reported. Then one more fixed run with every node's kernel wrapped in a timer
+(`qsim.executors.fixed_exec.OP_KERNELS`, restored afterwards) gives per-node seconds and
+GMAC/s, summed per kernel kind (conv kxk / 1x1, depthwise kxk). The fixed outputs with and
+without counting are checked bit-identical (counting must not change a result).
+
+Prints Markdown (paste into RESULTS.md) and optionally writes JSON. Run it only on a quiet
+machine (``uptime``), and say what the load was: it is printed with the figures.
+
+    nice -n 10 python bench/bench_speed.py --repeats 5 --json bench/speed.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import fddb_images, machine_facts, model_path  # noqa: E402
+
+
+def _median_time(fn, repeats: int, warmup: int = 1) -> tuple[float, list[float]]:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), times
+
+
+def _kernel_kind(node) -> str:
+    if node.op in ("conv2d", "depthwise_conv2d"):
+        kh, kw = node.weights["kernel"].shape[:2]
+        return f"{'conv' if node.op == 'conv2d' else 'depthwise'} {kh}x{kw}"
+    return node.op
+
+
+def per_node_times(graph, x, plan) -> dict[str, float]:
+    """Seconds spent in each node's fixed-point kernel during one run (counters on)."""
+    from qsim.executors import fixed_exec
+
+    spent: dict[str, float] = {}
+    original = dict(fixed_exec.OP_KERNELS)
+
+    def timed(fn):
+        def wrapper(node, *args):
+            t0 = time.perf_counter()
+            out = fn(node, *args)
+            spent[node.name] = spent.get(node.name, 0.0) + time.perf_counter() - t0
+            return out
+        return wrapper
+
+    try:
+        for op, fn in original.items():
+            fixed_exec.OP_KERNELS[op] = timed(fn)
+        fixed_exec.run(graph, x, plan, counters=True, keep_values=False)
+    finally:
+        fixed_exec.OP_KERNELS.update(original)
+    return spent
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", help="Keras .h5 (default: bundled A98 alpha 1.0, see bench/common.py)")
+    p.add_argument("--image", help="image (default: the first FDDB image of the data folder's sample)")
+    p.add_argument("--size", type=int, default=500, help="square input size (500)")
+    p.add_argument("--format", default="Q6.9", help="16-bit format of the uniform plan (Q6.9)")
+    p.add_argument("--acc-bits", type=int, default=32)
+    p.add_argument("--repeats", type=int, default=5, help="timed runs per engine; the median is kept (5)")
+    p.add_argument("--json", help="write the figures as JSON")
+    args = p.parse_args(argv)
+
+    import qsim
+    from qsim.cli.run import load_input
+    from qsim.executors import fixed_exec, float_exec
+    from qsim.graph.shapes import count_macs, infer_shapes
+    from qsim.plan import Plan
+
+    facts_before = machine_facts()
+    path = model_path(args.model)
+    image = Path(args.image) if args.image else fddb_images(1)[0]
+    graph = qsim.load_model(path)
+    x, _ = load_input(image, (args.size, args.size))
+    plan = Plan.uniform(args.format, acc_bits=args.acc_bits).validate(graph)
+    shapes = infer_shapes(graph, (args.size, args.size))
+    macs = {n.name: count_macs(n, shapes[n.name]) or 0 for n in graph}
+    total_gmac = sum(macs.values()) / 1e9
+
+    import tensorflow as tf
+    import keras
+
+    kmodel = keras.models.load_model(path, compile=False)
+    tf_fn = tf.function(lambda t: kmodel(t, training=False))
+    x_tf = tf.constant(x)
+    results = {}
+    results["tf_float32"], _ = _median_time(lambda: tf_fn(x_tf).numpy(), args.repeats, warmup=2)
+    results["qsim_float32"], _ = _median_time(
+        lambda: float_exec.run(graph, x, keep_values=False), args.repeats)
+    results["qsim_fixed_counting"], _ = _median_time(
+        lambda: fixed_exec.run(graph, x, plan, counters=True, keep_values=False), args.repeats)
+    results["qsim_fixed_no_counting"], _ = _median_time(
+        lambda: fixed_exec.run(graph, x, plan, counters=False, keep_values=False), args.repeats)
+
+    with_c = fixed_exec.run(graph, x, plan, counters=True, keep_values=False)
+    without_c = fixed_exec.run(graph, x, plan, counters=False, keep_values=False)
+    identical = all(np.array_equal(with_c.codes[o], without_c.codes[o]) for o in graph.outputs)
+    tf_out = tf_fn(x_tf).numpy()
+    fl_out = float_exec.run(graph, x, keep_values=False).output(0)
+    float_vs_tf = float(np.max(np.abs(fl_out - tf_out)) / max(np.max(np.abs(tf_out)), 1e-30))
+
+    spent = per_node_times(graph, x, plan)
+    kinds: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0])
+    for node in graph:
+        if node.name in spent:
+            k = kinds[_kernel_kind(node)]
+            k[0] += spent[node.name]
+            k[1] += macs[node.name]
+            k[2] += 1
+    slowest = sorted(((spent[n], n) for n in spent), reverse=True)[:8]
+    facts_after = machine_facts()
+
+    t_tf = results["tf_float32"]
+    summary = {
+        "model": str(path), "image": str(image), "input": [1, args.size, args.size, 3],
+        "gmac": total_gmac, "plan": plan.describe(), "repeats": args.repeats,
+        "median_s": results,
+        "ratio_fixed_counting_vs_tf": results["qsim_fixed_counting"] / t_tf,
+        "ratio_fixed_no_counting_vs_tf": results["qsim_fixed_no_counting"] / t_tf,
+        "ratio_float_vs_tf": results["qsim_float32"] / t_tf,
+        "counting_overhead": results["qsim_fixed_counting"] / results["qsim_fixed_no_counting"] - 1,
+        "fixed_outputs_identical_with_and_without_counting": identical,
+        "float_vs_tf_max_rel_err": float_vs_tf,
+        "per_kind": {k: {"seconds": v[0], "gmac": v[1] / 1e9, "nodes": v[2],
+                         "gmac_per_s": (v[1] / 1e9 / v[0]) if v[1] and v[0] else None}
+                     for k, v in sorted(kinds.items(), key=lambda kv: -kv[1][0])},
+        "slowest_nodes": [{"name": n, "seconds": s, "gmac_per_s": (macs[n] / 1e9 / s) if macs[n] else None}
+                          for s, n in slowest],
+        "machine_before": facts_before, "machine_after": facts_after,
+    }
+    print(render(summary))
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+def render(s: dict) -> str:
+    from qsim.analysis.report import fmt_num, markdown_table
+
+    m = s["median_s"]
+    rows = [
+        ["TensorFlow float32 (tf.function)", m["tf_float32"] * 1e3, 1.0, s["gmac"] / m["tf_float32"]],
+        ["qsim float32", m["qsim_float32"] * 1e3, s["ratio_float_vs_tf"], s["gmac"] / m["qsim_float32"]],
+        ["qsim fixed, counting overflow", m["qsim_fixed_counting"] * 1e3, s["ratio_fixed_counting_vs_tf"],
+         s["gmac"] / m["qsim_fixed_counting"]],
+        ["qsim fixed, no counting", m["qsim_fixed_no_counting"] * 1e3, s["ratio_fixed_no_counting_vs_tf"],
+         s["gmac"] / m["qsim_fixed_no_counting"]],
+    ]
+    lines = [
+        f"model {Path(s['model']).name}, input {s['input']}, {fmt_num(s['gmac'])} GMAC, plan {s['plan']}, "
+        f"median of {s['repeats']}",
+        "",
+        markdown_table(["engine", "median ms", "x TF", "GMAC/s"], rows),
+        "",
+        f"overflow counting costs {fmt_num(100 * s['counting_overhead'], 3)}% "
+        f"(outputs identical with and without: {s['fixed_outputs_identical_with_and_without_counting']}); "
+        f"float executor vs TF: max |err| / max |out| = {fmt_num(s['float_vs_tf_max_rel_err'])}",
+        "",
+        markdown_table(["kernel kind", "nodes", "seconds", "GMAC", "GMAC/s"],
+                       [[k, str(v["nodes"]), v["seconds"], v["gmac"], v["gmac_per_s"]] for k, v in s["per_kind"].items()]),
+        "",
+        markdown_table(["slowest node", "seconds", "GMAC/s"],
+                       [[r["name"], r["seconds"], r["gmac_per_s"]] for r in s["slowest_nodes"]]),
+        "",
+        f"machine: {s['machine_before']['nproc']} x {s['machine_before']['cpu']}, load average before "
+        f"{s['machine_before']['loadavg']}, after {s['machine_after']['loadavg']}; numba threads "
+        f"{s['machine_before']['numba_threads']}; TF {s['machine_after'].get('tensorflow')}",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
