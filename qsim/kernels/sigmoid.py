@@ -30,11 +30,13 @@ _MARGIN = 1e-9
 
 
 def sigmoid_exact(code: int, in_frac: int) -> Fraction:
-    """sigmoid(code / 2**in_frac) to 80 significant digits, as a Fraction."""
+    """sigmoid(code / 2**in_frac) as a Fraction, ~80 significant digits (also of 1 - sigmoid)."""
     with localcontext() as ctx:
         ctx.prec = DECIMAL_DIGITS
         v = Decimal(int(code)) / (Decimal(2) ** in_frac)
-        return Fraction(Decimal(1) / (Decimal(1) + (-v).exp()))
+        # exp(-v) to 80 significant digits (any exponent), then 1 / (1 + e) exactly: the
+        # result keeps ~80 digits of relative accuracy in both s and 1 - s
+        return 1 / (1 + Fraction((-v).exp()))
 
 
 def _round_fraction(v: Fraction, rounding: Rounding) -> int:
@@ -64,14 +66,20 @@ def sigmoid(x, *, in_fmt: QFormat, out_fmt: QFormat, rounding, overflow,
     slow = np.ones(uniq.size, dtype=bool)
     if in_fmt.word_bits <= 53:
         v = np.ldexp(uniq.astype(np.float64), -in_fmt.frac_bits)
-        s = np.ldexp(1.0 / (1.0 + np.exp(-v)), out_fmt.frac_bits)
+        with np.errstate(over="ignore"):  # exp(-v) = inf gives s = 0, decided below
+            s = np.ldexp(1.0 / (1.0 + np.exp(-v)), out_fmt.frac_bits)
+        one = 2.0**out_fmt.frac_bits  # the value 1.0, never reached: 0 < sigmoid < 1
         if rounding in (Rounding.FLOOR, Rounding.TOWARD_ZERO):  # s > 0: both are floor
             r = np.floor(s)
             dist = np.minimum(s - r, r + 1 - s)
+            r = np.where(s > one - 0.5, one - 1, r)
+            # within half an LSB of 0 or of 1.0 the floor is certain (the bounds are strict)
+            certain = (s < 0.5) | (s > one - 0.5)
         else:
             r = np.floor(s + 0.5)  # nearest; ties and near-ties are re-decided below
             dist = np.abs(np.abs(s - np.floor(s)) - 0.5)
-        slow = dist < _MARGIN * np.maximum(1.0, s)
+            certain = np.zeros(s.shape, dtype=bool)
+        slow = (dist < _MARGIN * np.maximum(1.0, s)) & ~certain
         raw[~slow] = r[~slow].astype(np.int64)
     for i in np.flatnonzero(slow):
         raw[i] = _round_fraction(sigmoid_exact(int(uniq[i]), in_fmt.frac_bits) * 2**out_fmt.frac_bits, rounding)

@@ -18,7 +18,7 @@ def sigmoid_ref(x, *, in_fmt: QFormat, out_fmt: QFormat, rounding, overflow):
         ctx.prec = 80
         for idx in np.ndindex(*x.shape):
             v = Decimal(int(x[idx])) / Decimal(2) ** in_fmt.frac_bits
-            s = Fraction(1 / (1 + (-v).exp()))
+            s = 1 / (1 + Fraction((-v).exp()))  # exact after exp: 1 - s keeps its digits too
             r = round_fraction(s * 2**out_fmt.frac_bits, rounding)
             tally.see(r, out_fmt.min_code, out_fmt.max_code)
             out[idx] = narrow_int(r, out_fmt.word_bits, out_fmt.signed, overflow)
