@@ -1,0 +1,182 @@
+"""Lower a qsim `Graph` to K210 steps the way nncase 1.x does (shapes only; ``k210-kpu.md`` §1.8, §2.1).
+
+Each step is a KPU layer or a CPU op, with its KPU-side shapes (C, H, W):
+
+* conv / depthwise conv with a square 1x1 or 3x3 kernel, dilation 1, stride 1 or 2 -> one
+  KPU layer; ReLU/ReLU6 (and any other single-consumer activation) is fused into it.
+* stride 2, normal conv: computed at full resolution, subsampled by the pool stage
+  (``left_top_2_s2``); an odd input is first padded to even on the CPU (nncase's pad).
+* stride 2, depthwise conv: the KPU never pools a depthwise layer; the depthwise runs at full
+  resolution and its subsampling moves into the following 1x1 stride-1 normal conv
+  (``strided_slice_motion``), or, if there is no such sole consumer, is done on the CPU.
+* ``add``: ``add_mode="kpu"`` (default, nncase 1.x ``add_to_conv2d``): CPU concat of the two
+  operands, then a 1x1 KPU conv with identity weights (input 2C channels); ``"cpu"``: a CPU
+  op (download, add, upload).
+* concat, upsample, pad, other kernels or strides: CPU ops.
+
+Other layers' limits are reported per step: nncase's 4 <= H <= 256, 4 <= W <= 512, C <= 1024
+and the register limits (W <= 960 through row_len <= 15, H <= 512, C <= 1024).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from qsim.errors import ModelError
+from qsim.graph.ir import Graph, Node
+from qsim.graph.shapes import infer_shapes
+from qsim.k210.layout import fmap_bytes, row_layout
+
+ADD_MODES = ("kpu", "cpu")
+_ACTIVATIONS = ("relu", "sigmoid")
+
+
+@dataclass
+class Step:
+    """One lowered operation. Shapes are (C, H, W) as the KPU sees them."""
+
+    name: str  # graph node it comes from (for an add: the add node)
+    kind: str  # "kpu" or "cpu"
+    op: str  # conv2d | depthwise_conv2d | add_conv | input | add | concat | upsample | pad | subsample | even_pad | conv_cpu
+    in_shape: tuple[int, int, int]
+    out_shape: tuple[int, int, int]
+    kernel: int = 0
+    pool_type: int = 0
+    depthwise: bool = False
+    macs: int = 0
+    fused: list[str] = field(default_factory=list)  # activation nodes fused into the layer
+    graph_output: str = ""  # graph node whose value this step produces (after fused activations)
+    limits: list[str] = field(default_factory=list)
+
+    @property
+    def in_bytes(self) -> int:
+        c, h, w = self.in_shape
+        return fmap_bytes(w, h, c)
+
+    @property
+    def out_bytes(self) -> int:
+        c, h, w = self.out_shape
+        return fmap_bytes(w, h, c)
+
+
+def kpu_limits(shape: tuple[int, int, int], out_channels: int) -> list[str]:
+    """Which nncase / register limits an input map (C, H, W) of a KPU layer violates."""
+    c, h, w = shape
+    bad = []
+    if not 4 <= h <= 256:
+        bad.append(f"height {h} outside nncase's 4..256")
+    if not 4 <= w <= 512:
+        bad.append(f"width {w} outside nncase's 4..512")
+    if c > 1024 or out_channels > 1024:
+        bad.append(f"channels {c}->{out_channels} above 1024")
+    if row_layout(w).row_len > 15:
+        bad.append(f"width {w} needs {row_layout(w).row_len} lines per row (register max 15)")
+    return bad
+
+
+def _kernel(node: Node) -> tuple[int, int]:
+    kh, kw = node.weights["kernel"].shape[:2]
+    return int(kh), int(kw)
+
+
+def lower(graph: Graph, input_hw: tuple[int, int], add_mode: str = "kpu") -> list[Step]:
+    """The K210 steps of `graph` for inputs of size `input_hw` (H, W)."""
+    if add_mode not in ADD_MODES:
+        raise ModelError(f"add_mode must be one of {ADD_MODES}, got {add_mode!r}")
+    shapes = infer_shapes(graph, tuple(input_hw))
+
+    def chw(name: str) -> tuple[int, int, int]:
+        h, w, c = shapes[name]
+        return (int(c), int(h), int(w))
+
+    steps: list[Step] = []
+    fused_into: dict[str, Step] = {}  # activation node -> the KPU step it is fused into
+    pending_subsample: dict[str, tuple[int, int, int]] = {}  # node -> full-res shape awaiting /2
+    for node in graph:
+        consumers = graph.consumers(node.name)
+        if node.op == "input":
+            steps.append(Step(node.name, "cpu", "input", chw(node.name), chw(node.name), graph_output=node.name))
+            continue
+        if node.op in _ACTIVATIONS:
+            src = node.inputs[0]
+            producer = fused_into.get(src)
+            if producer is not None and len(graph.consumers(src)) == 1:
+                producer.fused.append(node.name)
+                producer.graph_output = node.name
+                fused_into[node.name] = producer
+                if src in pending_subsample:
+                    pending_subsample[node.name] = pending_subsample.pop(src)
+                continue
+            steps.append(Step(node.name, "cpu", node.op, chw(src), chw(node.name), graph_output=node.name))
+            continue
+        if node.op in ("conv2d", "depthwise_conv2d"):
+            src = node.inputs[0]
+            kh, kw = _kernel(node)
+            sh, sw = node.attrs.get("strides", (1, 1))
+            dil = tuple(node.attrs.get("dilation", (1, 1)))
+            depthwise = node.op == "depthwise_conv2d"
+            mult = node.weights["kernel"].shape[3] if depthwise else 1
+            pads = node.attrs.get("pads", (0, 0, 0, 0))
+            k = kh
+            sym = (k - 1) // 2
+            ok = (kh == kw and k in (1, 3) and dil == (1, 1) and sh == sw and sh in (1, 2) and mult == 1
+                  and (pads == "same" or tuple(pads) == (sym,) * 4))
+            in_shape = chw(src)
+            oc = chw(node.name)[0]
+            if not ok:
+                out = chw(node.name)
+                steps.append(Step(node.name, "cpu", "conv_cpu", in_shape, out, kernel=k, depthwise=depthwise,
+                                  graph_output=node.name,
+                                  limits=[f"not a KPU conv (kernel {kh}x{kw}, stride {sh}x{sw}, dilation {dil}, "
+                                          f"pads {pads}, multiplier {mult})"]))
+                fused_into[node.name] = steps[-1]
+                continue
+            c, h, w = in_shape
+            pool = 0
+            if src in pending_subsample and not depthwise and k == 1 and sh == 1:
+                in_shape = pending_subsample.pop(src)  # full-resolution map; this layer subsamples
+                c, h, w = in_shape
+                pool = 5
+                out = (oc, h // 2, w // 2)
+            elif sh == 2:
+                he, we = h + h % 2, w + w % 2
+                if (he, we) != (h, w):
+                    steps.append(Step(node.name + "/even_pad", "cpu", "even_pad", in_shape, (c, he, we)))
+                in_shape = (c, he, we)
+                if depthwise:
+                    out = in_shape  # full resolution; subsampled later
+                else:
+                    pool = 5
+                    out = (oc, he // 2, we // 2)
+            else:
+                out = (oc, h, w)
+            if src in pending_subsample:  # a consumer that cannot absorb the subsampling
+                full = pending_subsample.pop(src)
+                steps.append(Step(src + "/subsample", "cpu", "subsample", full, chw(src)))
+            macs = (in_shape[1] * in_shape[2]) * k * k * oc * (1 if depthwise else in_shape[0])
+            step = Step(node.name, "kpu", "depthwise_conv2d" if depthwise else "conv2d", in_shape, out, kernel=k,
+                        pool_type=pool, depthwise=depthwise, macs=macs, graph_output=node.name,
+                        limits=kpu_limits(in_shape, oc))
+            steps.append(step)
+            fused_into[node.name] = step
+            if depthwise and sh == 2:
+                pending_subsample[node.name] = out
+            continue
+        # everything else: make pending subsamplings explicit first
+        for src in node.inputs:
+            if src in pending_subsample:
+                full = pending_subsample.pop(src)
+                steps.append(Step(src + "/subsample", "cpu", "subsample", full, chw(src)))
+        if node.op == "add" and add_mode == "kpu" and len(node.inputs) == 2:
+            c, h, w = chw(node.name)
+            steps.append(Step(node.name + "/concat", "cpu", "concat", (2 * c, h, w), (2 * c, h, w)))
+            step = Step(node.name, "kpu", "add_conv", (2 * c, h, w), (c, h, w), kernel=1, macs=h * w * 2 * c * c,
+                        graph_output=node.name, limits=kpu_limits((2 * c, h, w), c))
+            steps.append(step)
+            fused_into[node.name] = step
+            continue
+        in_shape = chw(node.inputs[0]) if node.inputs else chw(node.name)
+        step = Step(node.name, "cpu", node.op, in_shape, chw(node.name), graph_output=node.name)
+        steps.append(step)
+        fused_into[node.name] = step
+        del consumers
+    return steps
