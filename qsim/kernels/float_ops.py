@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from qsim.errors import InputError
 from qsim.graph.ir import resolve_pads
 
 
@@ -46,7 +47,7 @@ def _prepare(x, kernel, strides, pads, dilation):
     oh = (xp.shape[1] - ((kh - 1) * dilation[0] + 1)) // strides[0] + 1
     ow = (xp.shape[2] - ((kw - 1) * dilation[1] + 1)) // strides[1] + 1
     if oh < 1 or ow < 1:
-        raise ValueError(f"input {x.shape[1]}x{x.shape[2]} (padded {xp.shape[1]}x{xp.shape[2]}) "
+        raise InputError(f"input {x.shape[1]}x{x.shape[2]} (padded {xp.shape[1]}x{xp.shape[2]}) "
                          f"is smaller than the {kh}x{kw} kernel")
     return xp, oh, ow
 
