@@ -105,6 +105,34 @@ def run_pyramid(image, run_fn, scales=DEFAULT_SCALES, max_side: int | None = Non
     return raw
 
 
+def candidates_from_outputs(
+    raw,
+    image_hw,
+    *,
+    stride: float,
+    templates=None,
+    score_threshold: float,
+    max_per_scale: int = 2000,
+):
+    """Steps 3 of the pipeline without NMS: every scale's decoded boxes in original pixels.
+
+    Returns:
+        ``(boxes (K, 4), scores (K,))``, scale by scale, each by decreasing score. Cache these:
+        `nms` on the subset with ``score >= t`` gives the detections at any threshold ``t``.
+    """
+    tpl = load_templates() if templates is None else np.asarray(templates, dtype=np.float64)
+    h, w = (int(v) for v in image_hw)
+    all_boxes, all_scores = [np.zeros((0, 4))], [np.zeros(0)]
+    for level in raw:
+        boxes, scores = decode(level.output, stride, tpl, score_threshold)
+        boxes, scores = boxes[:max_per_scale], scores[:max_per_scale]
+        fy = level.input_hw[0] / h
+        fx = level.input_hw[1] / w
+        all_boxes.append(boxes / np.array([fx, fy, fx, fy]))
+        all_scores.append(scores)
+    return np.concatenate(all_boxes), np.concatenate(all_scores)
+
+
 def detections_from_outputs(
     raw,
     image_hw,
@@ -120,18 +148,10 @@ def detections_from_outputs(
     Returns:
         ``(boxes (K, 4), scores (K,))`` by decreasing score.
     """
-    tpl = load_templates() if templates is None else np.asarray(templates, dtype=np.float64)
-    h, w = (int(v) for v in image_hw)
-    all_boxes, all_scores = [], []
-    for level in raw:
-        boxes, scores = decode(level.output, stride, tpl, score_threshold)
-        boxes, scores = boxes[:max_per_scale], scores[:max_per_scale]
-        fy = level.input_hw[0] / h
-        fx = level.input_hw[1] / w
-        all_boxes.append(boxes / np.array([fx, fy, fx, fy]))
-        all_scores.append(scores)
-    boxes = np.concatenate(all_boxes) if all_boxes else np.zeros((0, 4))
-    scores = np.concatenate(all_scores) if all_scores else np.zeros(0)
+    boxes, scores = candidates_from_outputs(
+        raw, image_hw, stride=stride, templates=templates, score_threshold=score_threshold,
+        max_per_scale=max_per_scale,
+    )
     keep = nms(boxes, scores, nms_iou)
     return boxes[keep], scores[keep]
 

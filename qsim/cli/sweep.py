@@ -1,0 +1,116 @@
+"""``qsim sweep MODEL --dataset fddb --formats fp32,fp16,q9,q8,q7,q6``: AP per number format.
+
+The paper's Table II: the face detector's average precision on FDDB (IoU >= 0.5, all-point
+interpolation) for each number format, with parameters and storage size, next to the
+paper's figures; ``--mode full`` runs integer activations too and adds overflow counts.
+``vj`` adds the OpenCV Viola-Jones baseline row (Table IV). See `qsim.analysis.sweep`.
+
+Results per (model, format, image) are cached (``--cache``, default ``~/.cache/qsim``), so a
+rerun or a larger ``--limit`` only computes what is new.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from qsim.errors import InputError
+
+
+def _scales(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"scales must be numbers like 0.5,1,2; got {text!r}") from None
+    if not values or min(values) <= 0:
+        raise argparse.ArgumentTypeError(f"scales must be positive; got {text!r}")
+    return values
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", nargs="?", help="Keras face-detector model (.h5/.keras); optional with --formats vj")
+    p.add_argument("--dataset", choices=("fddb", "wider"), default="fddb", help="evaluation set (fddb)")
+    p.add_argument("--data", metavar="DIR",
+                   help="dataset folder (default: <data>/fddb or <data>/wider, data = $QSIM_DATA or ../shared/data)")
+    p.add_argument("--formats", default="fp32,fp16,q9,q8,q7,q6",
+                   help="comma list: fp32, fp16, qN (paper: 16-bit word, N fraction bits), Qm.n, "
+                        "plan .json, k210, vj (default fp32,fp16,q9,q8,q7,q6)")
+    p.add_argument("--mode", choices=("weights", "full"), default="weights",
+                   help="weights: quantized parameters, float activations (the paper's Table II); "
+                        "full: integer activations and accumulators, overflow counted")
+    p.add_argument("--acc-bits", type=int, default=32, help="accumulator width for --mode full (32)")
+    p.add_argument("--rounding", default="half_up",
+                   choices=("floor", "toward_zero", "half_up", "half_even", "half_away"))
+    p.add_argument("--overflow", default="saturate", choices=("saturate", "wrap"))
+    p.add_argument("--limit", type=int, metavar="N", help="first N images only (annotation order)")
+    p.add_argument("--folds", default="present",
+                   help="FDDB: 'present' (images on disk), 'all', or fold numbers like 1,2 (present)")
+    p.add_argument("--wider-invalid", choices=("ignore", "drop", "keep"), default="ignore",
+                   help="WIDER faces flagged invalid (ignore)")
+    p.add_argument("--wider-min-size", type=float, default=0.0,
+                   help="WIDER faces smaller than this (px) become ignore regions (0)")
+    p.add_argument("--scales", type=_scales, default=(0.5, 1.0, 2.0), help="pyramid scales (0.5,1,2)")
+    p.add_argument("--max-side", type=int, help="cap on the longest side of any network input")
+    p.add_argument("--score-threshold", type=float, default=0.01, help="lowest score on the PR curve (0.01)")
+    p.add_argument("--nms-iou", type=float, default=0.3, help="NMS IoU threshold (0.3)")
+    p.add_argument("--workers", type=int, default=1, help="processes (1)")
+    p.add_argument("--cache", metavar="DIR", help="cache folder (default $QSIM_CACHE or ~/.cache/qsim)")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    p.add_argument("--json", metavar="OUT", help="write all results (with PR curves) as JSON")
+    p.add_argument("--plot", metavar="OUT.png", help="bar chart of AP per format")
+
+
+def load_dataset(args: argparse.Namespace):
+    if args.dataset == "fddb":
+        from qsim.facedet.fddb import load_fddb
+
+        folds = args.folds
+        if folds not in ("present", "all"):
+            try:
+                folds = [int(v) for v in folds.split(",")]
+            except ValueError:
+                raise InputError(f"--folds must be present, all or numbers like 1,2; got {args.folds!r}") from None
+        ds = load_fddb(args.data, folds=folds)
+    else:
+        from qsim.facedet.wider import load_wider
+
+        ds = load_wider(args.data, invalid=args.wider_invalid, min_size=args.wider_min_size)
+    if args.limit is not None:
+        if args.limit <= 0:
+            raise InputError(f"--limit must be positive; got {args.limit}")
+        ds = ds.limit(args.limit)
+    return ds
+
+
+def run(args: argparse.Namespace) -> int:
+    from qsim.analysis.report import write_json
+    from qsim.analysis.sweep import parse_formats, sweep
+
+    formats = parse_formats(args.formats, mode=args.mode, acc_bits=args.acc_bits, rounding=args.rounding,
+                            overflow=args.overflow)
+    if args.model is None and any(f.executor != "viola_jones" for f in formats):
+        raise InputError("a MODEL is needed unless --formats is only vj")
+    if args.model is not None and not Path(args.model).is_file():
+        raise InputError(f"model file {args.model} not found")
+    ds = load_dataset(args)
+    print(ds.summary(), file=sys.stderr)
+    result = sweep(args.model, ds, formats, mode=args.mode, scales=args.scales, max_side=args.max_side,
+                   score_threshold=args.score_threshold, nms_iou=args.nms_iou, cache_dir=args.cache,
+                   use_cache=not args.no_cache, workers=args.workers)
+    print(f"{result.model} on {result.dataset}: {result.n_images} images, {result.n_faces} faces "
+          f"(AP at IoU >= 0.5, all-point interpolated; pyramid {','.join(f'{s:g}' for s in args.scales)}, "
+          f"NMS {args.nms_iou})")
+    print()
+    print(result.markdown())
+    for row in result.rows:
+        if row.overflow is not None and row.overflow.total_events:
+            first = row.overflow.first_overflow()
+            print(f"{row.format}: {row.overflow.total_events} overflow events; first at {first.name} "
+                  f"({first.worst_site})")
+    if args.json:
+        write_json(result.to_dict(), args.json)
+        print(f"wrote {args.json}", file=sys.stderr)
+    if args.plot:
+        result.plot(args.plot)
+        print(f"wrote {args.plot}", file=sys.stderr)
+    return 0
