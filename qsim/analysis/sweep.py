@@ -76,6 +76,8 @@ class SweepFormat:
             return "float"
         if self.executor == "k210":
             return "full"
+        if self.plan.mode.value == "fp16":  # half parameters; half activations too = "full"
+            return "full" if self.plan.fp16_activations else "weights"
         return self.plan.mode.value
 
     def key(self) -> str:
