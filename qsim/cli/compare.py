@@ -17,7 +17,8 @@ JSON (``--json OUT``), schema version 1::
       "sqnr_threshold_db": 20.0, "first_below_threshold": "block_3_add" | null,
       "layers": [{"name": .., "op": .., "shape": [..], "format": "Q6.9" | null,
                   "n": .., "max_abs": .., "rms": .., "signal_rms": ..,
-                  "sqnr_db": .. | "inf", "lsb": .. | null, "over_1lsb": .. | null}, ...]
+                  "sqnr_db": .. | "inf", "lsb": .. | null, "over_1lsb": .. | null,
+                  "nonfinite": 0}, ...]
     }
 
 Exit code 0 whether or not a layer falls below the threshold (it is a measurement);

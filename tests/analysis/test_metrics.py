@@ -56,8 +56,8 @@ def test_rms_and_max_abs_by_hand():
 def test_shape_mismatch_and_nan_are_clear_errors():
     with pytest.raises(InputError, match="shape"):
         error_stats(np.zeros((2, 3)), np.zeros((3, 2)))
-    with pytest.raises(InputError, match="non-finite value.*test"):
-        error_stats(np.zeros(3), np.array([0.0, np.nan, 1.0]))
+    with pytest.raises(InputError, match="non-finite value.*reference"):
+        error_stats(np.array([0.0, np.inf, 1.0]), np.zeros(3))
     with pytest.raises(QsimError, match="no elements"):
         ErrorAccumulator().result()
 
@@ -105,3 +105,12 @@ def test_metrics_match_exact_reference_and_do_not_depend_on_batching(pairs, lsb_
     streamed = acc.result()
     assert (streamed.n, streamed.max_abs, streamed.over_1lsb) == (stats.n, stats.max_abs, stats.over_1lsb)
     assert streamed.sqnr_db == stats.sqnr_db
+
+
+def test_nonfinite_test_values_are_counted_not_fatal():
+    # fp16 overflow: 70000 -> inf in the test run; the layer must show, not abort the report
+    s = error_stats(np.array([1.0, 2.0, 70000.0, 4.0]), np.array([1.0, 2.0, np.inf, 4.5]), lsb=0.25)
+    assert s.nonfinite == 1 and s.n == 4
+    assert s.max_abs == math.inf and s.rms == math.inf and s.sqnr_db == -math.inf
+    assert s.over_1lsb == 2 / 4
+    assert s.to_dict()["nonfinite"] == 1

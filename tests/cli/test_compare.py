@@ -27,7 +27,7 @@ def test_compare_fixed_vs_float_json_and_plot(tiny, capsys, tmp_path):
     assert [r["name"] for r in layers][-1] == "head"
     for row in layers:
         assert set(row) == {"name", "op", "shape", "format", "n", "max_abs", "rms", "signal_rms",
-                            "sqnr_db", "lsb", "over_1lsb"}
+                            "sqnr_db", "lsb", "over_1lsb", "nonfinite"}
         assert row["format"] == "Q5.10" and row["lsb"] == 2.0 ** -10
         assert 0.0 <= row["over_1lsb"] <= 1.0
     # input quantization error is at most half an LSB (round to nearest, no overflow in [-1, 1])
