@@ -14,6 +14,7 @@ EXECUTORS: dict[str, str] = {
     "float": "qsim.executors.float_exec:run",
     "fixed": "qsim.executors.fixed_exec:run",
     "fp16": "qsim.executors.fp16_exec:run",
+    "k210": "qsim.k210.executor:run",
 }
 
 
