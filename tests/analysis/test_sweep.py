@@ -1,0 +1,162 @@
+"""`qsim sweep`: formats, sizes, AP end to end on FDDB images, cache, workers, the CLI."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from qsim.analysis.sweep import SweepFormat, model_size, parse_formats, sweep
+from qsim.errors import InputError
+from qsim.executors import run
+from qsim.facedet.detector import detect
+from qsim.facedet.fddb import load_fddb
+from qsim.facedet.metrics import evaluate
+from qsim.graph.ir import Graph, Node
+from qsim.plan import Plan
+
+
+def tiny_face_graph(seed: int = 0) -> Graph:
+    """A stride-16 'detector': one 16x16/16 conv straight to the 125-channel head, with logits
+    biased towards ~0.1-0.9 so every format yields plenty of candidates."""
+    rng = np.random.default_rng(seed)
+    kernel = rng.normal(0, 0.02, (16, 16, 3, 125)).astype(np.float32)
+    bias = np.zeros(125, np.float32)
+    bias[:25] = rng.uniform(-2.0, 1.0, 25)
+    return Graph([
+        Node("image", "input", attrs={"shape": (None, None, 3)}),
+        Node("head", "conv2d", ["image"], {"strides": (16, 16), "pads": "same", "dilation": (1, 1)},
+             {"kernel": kernel, "bias": bias}),
+    ], ["head"], name="tiny_face")
+
+
+def test_parse_formats():
+    fmts = parse_formats("fp32, fp16,q9,Q4.11,k210,vj", mode="full", acc_bits=24)
+    assert [f.name for f in fmts] == ["fp32", "fp16", "q9", "q4.11", "k210", "vj"]
+    assert [f.executor for f in fmts] == ["float", "fp16", "fixed", "fixed", "k210", "viola_jones"]
+    assert fmts[1].plan.fp16_activations and fmts[1].mode == "full"
+    assert str(fmts[2].plan.for_node("x").act) == "Q6.9" and fmts[2].plan.for_node("x").acc_bits == 24
+    assert parse_formats("fp16")[0].mode == "weights"
+    assert parse_formats("q9")[0].key() == parse_formats("Q6.9")[0].key().replace("q6.9", "q9")
+    assert parse_formats("q9", mode="full")[0].key() != parse_formats("q9")[0].key()
+    with pytest.raises(InputError, match="'q99'"):
+        parse_formats("q99")
+    with pytest.raises(InputError, match="twice"):
+        parse_formats("fp32,float")
+    with pytest.raises(InputError, match="mode"):
+        parse_formats("q9", mode="half")
+    with pytest.raises(InputError, match="no format"):
+        parse_formats(" , ")
+
+
+def test_plan_file_format(tmp_path):
+    path = Plan.uniform("Q7", mode="full").save(tmp_path / "my_plan.json")
+    (f,) = parse_formats(str(path))
+    assert f.name == "my_plan.json" and f.executor == "fixed" and f.mode == "full"
+
+
+def test_model_size():
+    g = tiny_face_graph()
+    n = 16 * 16 * 3 * 125 + 125
+    assert model_size(g, SweepFormat("fp32", "float")) == (n, 4 * n)
+    assert model_size(g, parse_formats("fp16")[0]) == (n, 2 * n)
+    assert model_size(g, parse_formats("q9")[0]) == (n, 2 * n)
+    mixed = SweepFormat("mixed", "fixed", Plan.uniform("Q9", weights="Q1.6", bias="Q9.22"))
+    assert model_size(g, mixed) == (n, (8 * (n - 125) + 32 * 125) // 8)
+    assert model_size(g, SweepFormat("vj", "viola_jones")) == (None, None)
+
+
+def test_sweep_end_to_end(data_dir, tmp_path):
+    ds = load_fddb(data_dir / "fddb").limit(3)
+    g = tiny_face_graph()
+    res = sweep(g, ds, "fp32,q9,q14", mode="full", scales=(0.5, 1.0), cache_dir=tmp_path, progress=False)
+    assert [r.format for r in res.rows] == ["fp32", "q9", "q14"]
+    assert res.n_images == 3 and res.n_faces == sum(im.n_faces for im in ds.images)
+    assert res.settings["stride"] == 16
+    # fp32 row = the detector and metrics called directly (an independent path through the API)
+    per_image = []
+    for im in ds.images:
+        from qsim.images import load_image
+
+        det = detect(load_image(im.path), lambda x: run(g, x).output(0), stride=16, scales=(0.5, 1.0),
+                     score_threshold=0.01)
+        per_image.append((det.boxes, det.scores, im.boxes, im.ignore))
+    want = evaluate(per_image)
+    fp32 = res.rows[0]
+    assert fp32.ap == want.ap and fp32.eval.tp.tolist() == want.tp.tolist()
+    assert fp32.overflow is None and fp32.size_bytes == 2 * res.rows[1].size_bytes
+    # Q9 = Q6.9 holds these activations; Q14 = Q1.14 (|x| < 2) does not: overflow is counted
+    assert res.rows[1].overflow.total_events == 0
+    assert res.rows[2].overflow.total_events > 0
+    assert res.rows[2].overflow.n_images == 3 * 2  # images x pyramid levels
+    # table, JSON, plot
+    table = res.markdown()
+    assert "| q9 | full |" in table and "0.886" in table and "0.891" in table
+    doc = json.loads(json.dumps(res.to_dict(), default=str))
+    assert doc["rows"][2]["overflow_events"] > 0 and doc["rows"][0]["paper_ap"] == 0.891
+    assert res.plot(tmp_path / "ap.png").stat().st_size > 0
+    # second run: everything from the cache, same numbers
+    again = sweep(g, ds, "fp32,q9,q14", mode="full", scales=(0.5, 1.0), cache_dir=tmp_path, progress=False)
+    assert [r.cached_images for r in again.rows] == [3, 3, 3]
+    assert [r.ap for r in again.rows] == [r.ap for r in res.rows]
+    assert again.rows[2].overflow.total_events == res.rows[2].overflow.total_events
+    # a different pyramid is a different cache entry
+    other = sweep(g, ds, "fp32", scales=(1.0,), cache_dir=tmp_path, progress=False)
+    assert other.rows[0].cached_images == 0
+    # a corrupt cache entry is recomputed, not trusted
+    entry = next((tmp_path / "sweep").rglob("*.npz"))
+    entry.write_bytes(b"garbage")
+    healed = sweep(g, ds, "fp32,q9,q14", mode="full", scales=(0.5, 1.0), cache_dir=tmp_path, progress=False)
+    assert sum(r.cached_images for r in healed.rows) == 8
+    assert [r.ap for r in healed.rows] == [r.ap for r in res.rows]
+
+
+def test_sweep_workers_give_the_same_numbers(data_dir):
+    ds = load_fddb(data_dir / "fddb").limit(2)
+    g = tiny_face_graph(1)
+    one = sweep(g, ds, "fp32,q8", scales=(1.0,), use_cache=False, progress=False)
+    two = sweep(g, ds, "fp32,q8", scales=(1.0,), use_cache=False, progress=False, workers=2)
+    for a, b in zip(one.rows, two.rows):
+        assert a.ap == b.ap and a.eval.fp.tolist() == b.eval.fp.tolist()
+
+
+def test_sweep_errors(data_dir, tmp_path):
+    ds = load_fddb(data_dir / "fddb").limit(1)
+    with pytest.raises(InputError, match="not found"):
+        sweep(tmp_path / "none.h5", ds, "fp32")
+    with pytest.raises(InputError, match="score_threshold"):
+        sweep(tiny_face_graph(), ds, "fp32", score_threshold=0.001)
+    from qsim.errors import QsimError
+
+    if "k210" not in __import__("qsim.executors", fromlist=["EXECUTORS"]).EXECUTORS:
+        with pytest.raises(QsimError, match="k210"):
+            sweep(tiny_face_graph(), ds, "k210")
+    bad = Graph([Node("image", "input", attrs={"shape": (None, None, 3)}),
+                 Node("head", "conv2d", ["image"], {"strides": (16, 16), "pads": "same", "dilation": (1, 1)},
+                      {"kernel": np.zeros((1, 1, 3, 7), np.float32)})], ["head"])
+    with pytest.raises(InputError, match="125"):
+        sweep(bad, ds, "fp32")
+
+
+def test_sweep_cli(tf, data_dir, tmp_path, capsys):
+    import keras
+
+    from qsim.cli import main
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((None, None, 3))
+    out = keras.layers.Conv2D(125, 16, strides=16, padding="same", name="head")(inp)
+    path = tmp_path / "tiny.h5"
+    keras.Model(inp, out).save(path)
+    code = main(["sweep", str(path), "--dataset", "fddb", "--data", str(data_dir / "fddb"), "--formats", "fp32,q9",
+                 "--limit", "2", "--scales", "1", "--cache", str(tmp_path / "c"), "--json", str(tmp_path / "s.json"),
+                 "--plot", str(tmp_path / "s.png")])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "| fp32 | float |" in printed and "| q9 | weights |" in printed
+    doc = json.loads((tmp_path / "s.json").read_text())
+    assert doc["n_images"] == 2 and [r["format"] for r in doc["rows"]] == ["fp32", "q9"]
+    assert (tmp_path / "s.png").stat().st_size > 0
+    assert main(["sweep", str(tmp_path / "missing.h5"), "--formats", "fp32"]) == 1
+    assert main(["sweep", str(path), "--formats", "q99", "--data", str(data_dir / "fddb")]) == 1
+    assert "q99" in capsys.readouterr().err
