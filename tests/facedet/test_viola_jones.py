@@ -40,3 +40,17 @@ def test_missing_cascade(tmp_path, viola_jones):
     bad.write_text("<opencv_storage></opencv_storage>")
     with pytest.raises(QsimError, match="could not be loaded"):
         ViolaJones(cascade_path=bad)
+
+
+def test_vj_row_of_a_sweep(viola_jones, data_dir, tmp_path):
+    from qsim.analysis.sweep import sweep
+
+    ds = load_fddb(data_dir / "fddb").limit(6)
+    res = sweep(None, ds, "vj", cache_dir=tmp_path, progress=False)
+    (row,) = res.rows
+    per_image = []
+    for im in ds.images:
+        boxes, scores = viola_jones(load_image(im.path))
+        per_image.append((boxes, scores, im.boxes, im.ignore))
+    assert row.format == "vj" and row.ap == evaluate(per_image).ap and row.params is None
+    assert "0.738" in res.markdown()
