@@ -90,8 +90,8 @@ def quant_param(lo: float, hi: float) -> QParam:
 def fixed_mul(value: float, max_bits: int, max_shift: int, signed: bool = True) -> tuple[int, int]:
     """(mul, shift) with mul / 2**shift ~= value, |mul| < 2**bits (§2.6).
 
-    >>> fixed_mul(0.75, 22, 15)
-    (1572864, 21)
+    >>> fixed_mul(0.75, 22, 15), fixed_mul(1000.0, 22, 15)
+    ((24576, 15), (2048000, 11))
     """
     bits = max_bits - 1 if signed else max_bits
     if value == 0:
