@@ -71,6 +71,8 @@ def _word_range(bits: int, signed: bool) -> tuple[int, int]:
 def _as_int_array(raw, what: str) -> np.ndarray:
     """int64 array, or an object array of Python ints when values exceed int64."""
     arr = np.asarray(raw)
+    if not isinstance(raw, np.ndarray) and arr.dtype.kind in "fuO":
+        arr = np.array(raw, dtype=object)  # a list of Python ints beyond int64: keep them exact
     if arr.dtype == object:
         flat = arr.reshape(-1).tolist()
         if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in flat):
