@@ -11,6 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+# Keras' TF backend converts tensors with np.array(x, copy=False): thousands of NumPy 2 warnings.
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+
 REL_TOL = 1e-4
 MODELS = [("A", 98, 1.0), ("B", 133, 1.0), ("C", 98, 1.0), ("A", 98, 0.5), ("B", 133, 0.5), ("C", 98, 0.5)]
 # Multiples of 32 (head C needs A's map to be twice B's) but not of 64 for 96/160, so the
@@ -117,3 +120,77 @@ def test_upsample_bilinear_matches_keras(tf):
             np.testing.assert_array_equal(got, want)
             want = keras.layers.UpSampling2D(size, interpolation="nearest")(x).numpy()
             np.testing.assert_array_equal(float_ops.upsample_nearest(x, size), want)
+
+
+@pytest.fixture(scope="module")
+def nested_backbone(tf, tmp_path_factory):
+    """MobileNetV2 (alpha 0.35) used as a *layer* of an outer model, plus an outer head."""
+    import keras
+
+    keras.utils.set_random_seed(5)
+    backbone = keras.applications.MobileNetV2(include_top=False, weights=None, alpha=0.35,
+                                              input_shape=(None, None, 3))
+    randomise_bn(backbone, seed=6)
+    inp = keras.Input((None, None, 3), name="image")
+    feat = backbone(inp)
+    x = keras.layers.Dropout(0.3, name="drop")(feat)
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu6", name="neck")(x)
+    x = keras.layers.UpSampling2D(2, interpolation="nearest", name="up")(x)
+    out = keras.layers.Conv2D(5, 1, activation="sigmoid", name="out")(x)
+    model = keras.Model(inp, out, name="nested")
+    folder = tmp_path_factory.mktemp("nested")
+    from reference.export import export_all, export_weights
+
+    files = export_all(model, folder / "nested")
+    files["legacy_weights"], arch = export_weights(model, folder / "w.h5", folder / "arch.json")
+    files["keras3_weights"], _ = export_weights(model, folder / "w.weights.h5", folder / "arch2.json")
+    return model, files, arch
+
+
+@pytest.mark.parametrize("kind", ["h5", "keras", "legacy_weights", "keras3_weights"])
+def test_nested_backbone_is_flattened_and_matches_tf(nested_backbone, kind):
+    from qsim.executors import float_exec
+    from reference.tf_trace import trace_model
+
+    import qsim
+
+    model, files, arch = nested_backbone
+    graph = qsim.load_model(files[kind], arch=arch if "weights" in kind else None, fold_bn=False)
+    assert "block_16_project_BN" in graph and "mobilenetv2_0.35_None" not in graph
+    x = np.random.default_rng(7).uniform(-1, 1, (1, 64, 96, 3)).astype(np.float32)
+    reference = trace_model(model, x)
+    trace = float_exec.run(graph, x)
+    # Conv2D(activation=...) is split: "<name>_linear" (the conv) has no TF counterpart.
+    split = [n.name for n in graph if n.name.endswith("_linear")]
+    assert split == ["neck_linear", "out_linear"]
+    assert assert_matches(trace.values, reference, kind) == len(graph) - len(split)
+
+
+def test_imagenet_weights_file_with_keras_architecture(tf, data_dir):
+    """The shared legacy weights-only file (TF-slim ImageNet) + Keras' MobileNetV2 JSON."""
+    import keras
+
+    from reference.tf_trace import trace_model
+
+    import qsim
+    from qsim.executors import float_exec
+
+    path = data_dir / "weights" / "mobilenet_v2_1.0_224_no_top_tfslim.h5"
+    model = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(None, None, 3))
+    model.load_weights(str(path))
+    graph = qsim.load_model(path, arch=model.to_json())
+    x = np.random.default_rng(8).uniform(-1, 1, (1, 96, 64, 3)).astype(np.float32)
+    assert assert_matches(float_exec.run(graph, x).values, trace_model(model, x), "imagenet") == len(graph)
+
+
+def test_unsupported_keras_layer_is_named(tf, tmp_path):
+    import keras
+
+    import qsim
+
+    inp = keras.Input((8, 8, 3), name="x")
+    out = keras.layers.MaxPooling2D(name="pool")(keras.layers.Conv2D(2, 1, name="c")(inp))
+    path = tmp_path / "pool.keras"
+    keras.Model(inp, out).save(path)
+    with pytest.raises(qsim.QsimError, match=r"pool\.keras: layer 'pool' has unsupported type 'MaxPooling2D'"):
+        qsim.load_model(path)
