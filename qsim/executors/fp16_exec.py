@@ -46,7 +46,8 @@ def to_half(x: np.ndarray, counter: OverflowCounter | None = None) -> np.ndarray
     if counter is not None and x.size:
         finite = np.isfinite(x)
         events = int(np.count_nonzero(np.isinf(h) & finite))
-        peak_f = float(np.abs(x).max())
+        mag = np.abs(x[~np.isnan(x)]) if x.dtype.kind == "f" else np.abs(x)
+        peak_f = float(mag.max()) if mag.size else math.inf  # all NaN: no finite peak
         peak = math.inf if math.isinf(peak_f) else math.ceil(peak_f)
         counter.record(events=events, elements=x.size, peak=peak, lo=-HALF_MAX, hi=HALF_MAX)
     return h.astype(np.float32)
