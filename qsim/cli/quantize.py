@@ -8,7 +8,7 @@ MobileNetV2 ImageNet weights of the data folder are used
 
 Tensors come in the model's layer order when the file records it (Keras ``layer_names``
 / ``weight_names`` attributes), else in HDF5 name order; non-float datasets are skipped
-(and listed). For each tensor and each format it prints shape, float range, integer bits
+(and listed); ``--match REGEX`` keeps only the tensors whose name matches. For each tensor and each format it prints shape, float range, integer bits
 needed, max abs / RMS error, SQNR, overflow events and headroom bits (definitions:
 `qsim.fixed.report`), as a Markdown table with a totals line; with several formats
 (``--formats Q9,Q8,Q7,Q6``) a summary table across formats follows.
@@ -21,7 +21,7 @@ JSON (``--json OUT``), schema version 1::
     {
       "qsim_quantize": 1,
       "source": "path.h5",
-      "rounding": "half_even", "overflow": "saturate",
+      "rounding": "half_even", "overflow": "saturate", "match": REGEX | null,
       "skipped": [{"name": .., "dtype": ..}],
       "formats": [{
         "format": "Q6.9", "word_bits": 16, "frac_bits": 9, "lsb": .., "range": [lo, hi],
@@ -71,6 +71,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="rounding of the real value to a code (default: %(default)s)")
     p.add_argument("--overflow", default="saturate", choices=[m.value for m in Overflow],
                    help="out-of-range codes (default: %(default)s)")
+    p.add_argument("--match", metavar="REGEX",
+                   help="only tensors whose name matches (re.search), e.g. 'kernel' for conv "
+                        "weights without the raw BatchNorm statistics")
     p.add_argument("--json", metavar="OUT", help="also write the full report as JSON")
 
 
@@ -237,6 +240,14 @@ def run(args: argparse.Namespace) -> int:
         source = data_path(*DEFAULT_WEIGHTS)
     skipped: list = []
     tensors = read_tensors(source, skipped)
+    if args.match:
+        try:
+            pattern = re.compile(args.match)
+        except re.error as exc:
+            raise QsimError(f"--match {args.match!r}: not a regular expression ({exc})") from None
+        tensors = [(n, a) for n, a in tensors if pattern.search(n)]
+        if not tensors:
+            raise QsimError(f"{source}: no tensor name matches {args.match!r}")
     results = []
     for fmt in formats:
         try:
@@ -255,7 +266,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         doc = {
             "qsim_quantize": SCHEMA_VERSION, "source": str(source),
-            "rounding": rounding.value, "overflow": overflow.value, "skipped": skipped,
+            "rounding": rounding.value, "overflow": overflow.value, "match": args.match,
+            "skipped": skipped,
             "formats": [{
                 "format": str(fmt), "word_bits": fmt.word_bits, "frac_bits": fmt.frac_bits,
                 "lsb": fmt.lsb, "range": [fmt.min_value, fmt.max_value],

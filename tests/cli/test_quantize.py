@@ -90,6 +90,12 @@ def test_several_formats_and_rounding_modes(small_h5, capsys):
     for title in ("### Q6.9", "### Q7.8", "### Q2.5", "### summary"):
         assert title in out
     assert "rounding floor, overflow wrap" in out
+    code, out, _ = _run(capsys, path, "--match", "kernel$|kernel:0")
+    assert code == 0 and "**total** 2 tensors" in out and "bias" not in out
+    code, _, err = _run(capsys, path, "--match", "nothing_like_this")
+    assert code == 1 and "no tensor name matches 'nothing_like_this'" in err
+    code, _, err = _run(capsys, path, "--match", "(")
+    assert code == 1 and "not a regular expression" in err
 
 
 def test_full_model_and_keras3_layouts(tmp_path):
