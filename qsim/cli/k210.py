@@ -52,6 +52,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", metavar="HxW", help="Keras model: input size (default: the model's, else 224x224)")
     p.add_argument("--calib", metavar="DIR", help="Keras model: calibration images (default: FDDB pictures)")
     p.add_argument("--calib-count", type=int, default=8, help="Keras model: number of calibration images")
+    p.add_argument("--keep-pads", action="store_true",
+                   help="Keras model: keep TensorFlow's asymmetric stride-2 pads (default: the K210's symmetric pads)")
     p.add_argument("--quiet", action="store_true", help="print only the summary")
 
 

@@ -9,6 +9,9 @@ Each step is a KPU layer or a CPU op, with its KPU-side shapes (C, H, W):
 * stride 2, depthwise conv: the KPU never pools a depthwise layer; the depthwise runs at full
   resolution and its subsampling moves into the following 1x1 stride-1 normal conv
   (``strided_slice_motion``), or, if there is no such sole consumer, is done on the CPU.
+* TensorFlow's asymmetric "same" pads of stride-2 convs (sampling grid starting at (1, 1))
+  cannot use the pool stage: the layer's full-resolution output goes to the CPU for an
+  exact strided slice (load with ``symmetric_pads=True`` for the K210's own padding).
 * ``add``: ``add_mode="kpu"`` (default, nncase 1.x ``add_to_conv2d``): CPU concat of the two
   operands, then a 1x1 KPU conv with identity weights (input 2C channels); ``"cpu"``: a CPU
   op (download, add, upload).
@@ -90,7 +93,7 @@ def lower(graph: Graph, input_hw: tuple[int, int], add_mode: str = "kpu") -> lis
 
     steps: list[Step] = []
     fused_into: dict[str, Step] = {}  # activation node -> the KPU step it is fused into
-    pending_subsample: dict[str, tuple[int, int, int]] = {}  # node -> full-res shape awaiting /2
+    pending_subsample: dict[str, tuple] = {}  # node -> (full-res shape awaiting /2, grid starts at 0)
     for node in graph:
         consumers = graph.consumers(node.name)
         if node.op == "input":
@@ -110,33 +113,30 @@ def lower(graph: Graph, input_hw: tuple[int, int], add_mode: str = "kpu") -> lis
             continue
         if node.op in ("conv2d", "depthwise_conv2d"):
             src = node.inputs[0]
-            kh, kw = _kernel(node)
-            sh, sw = node.attrs.get("strides", (1, 1))
-            dil = tuple(node.attrs.get("dilation", (1, 1)))
-            depthwise = node.op == "depthwise_conv2d"
-            mult = node.weights["kernel"].shape[3] if depthwise else 1
-            pads = node.attrs.get("pads", (0, 0, 0, 0))
+            from qsim.k210.quantize import _kpu_geometry
+
+            kh, _ = _kernel(node)
             k = kh
-            sym = (k - 1) // 2
-            ok = (kh == kw and k in (1, 3) and dil == (1, 1) and sh == sw and sh in (1, 2) and mult == 1
-                  and (pads == "same" or tuple(pads) == (sym,) * 4))
+            depthwise = node.op == "depthwise_conv2d"
             in_shape = chw(src)
             oc = chw(node.name)[0]
+            ok, stride, oy, ox, why = _kpu_geometry(node, in_shape[1:])
             if not ok:
-                out = chw(node.name)
-                steps.append(Step(node.name, "cpu", "conv_cpu", in_shape, out, kernel=k, depthwise=depthwise,
-                                  graph_output=node.name,
-                                  limits=[f"not a KPU conv (kernel {kh}x{kw}, stride {sh}x{sw}, dilation {dil}, "
-                                          f"pads {pads}, multiplier {mult})"]))
+                steps.append(Step(node.name, "cpu", "conv_cpu", in_shape, chw(node.name), kernel=k,
+                                  depthwise=depthwise, graph_output=node.name, limits=[f"not a KPU conv: {why}"]))
                 fused_into[node.name] = steps[-1]
                 continue
+            sh = stride
+            offsets_zero = (oy, ox) == (0, 0)
             c, h, w = in_shape
             pool = 0
-            if src in pending_subsample and not depthwise and k == 1 and sh == 1:
-                in_shape = pending_subsample.pop(src)  # full-resolution map; this layer subsamples
+            if src in pending_subsample and not depthwise and k == 1 and sh == 1 and pending_subsample[src][1]:
+                in_shape = pending_subsample.pop(src)[0]  # full-resolution map; this layer subsamples
                 c, h, w = in_shape
                 pool = 5
                 out = (oc, h // 2, w // 2)
+            elif sh == 2 and not offsets_zero:  # full resolution on the KPU, subsampled on the CPU
+                out = (oc, h, w)
             elif sh == 2:
                 he, we = h + h % 2, w + w % 2
                 if (he, we) != (h, w):
@@ -150,7 +150,7 @@ def lower(graph: Graph, input_hw: tuple[int, int], add_mode: str = "kpu") -> lis
             else:
                 out = (oc, h, w)
             if src in pending_subsample:  # a consumer that cannot absorb the subsampling
-                full = pending_subsample.pop(src)
+                full, _ = pending_subsample.pop(src)
                 steps.append(Step(src + "/subsample", "cpu", "subsample", full, chw(src)))
             macs = (in_shape[1] * in_shape[2]) * k * k * oc * (1 if depthwise else in_shape[0])
             step = Step(node.name, "kpu", "depthwise_conv2d" if depthwise else "conv2d", in_shape, out, kernel=k,
@@ -159,12 +159,14 @@ def lower(graph: Graph, input_hw: tuple[int, int], add_mode: str = "kpu") -> lis
             steps.append(step)
             fused_into[node.name] = step
             if depthwise and sh == 2:
-                pending_subsample[node.name] = out
+                pending_subsample[node.name] = (out, offsets_zero)
+            elif sh == 2 and not offsets_zero:
+                steps.append(Step(node.name + "/subsample", "cpu", "subsample", out, chw(node.name)))
             continue
         # everything else: make pending subsamplings explicit first
         for src in node.inputs:
             if src in pending_subsample:
-                full = pending_subsample.pop(src)
+                full, _ = pending_subsample.pop(src)
                 steps.append(Step(src + "/subsample", "cpu", "subsample", full, chw(src)))
         if node.op == "add" and add_mode == "kpu" and len(node.inputs) == 2:
             c, h, w = chw(node.name)

@@ -42,3 +42,20 @@ def test_errors_exit_1(data_dir, tmp_path, capsys):
     np.save(raw, np.zeros((3, 10, 10), np.uint8))
     assert main(["k210", str(data_dir / "kmodels" / "slim-320.kmodel"), "--input", str(raw)]) == 1
     assert "(1, 3, 240, 320)" in capsys.readouterr().err
+
+
+def test_keras_model(tf, data_dir, tmp_path, capsys):
+    from reference.export import export_h5
+    from reference.models import build_model
+
+    path = export_h5(build_model("A", alpha=0.35, frozen=98, weights=None), tmp_path / "a98.h5")
+    img = next((data_dir / "fddb" / "originalPics").rglob("*.jpg"))
+    js = tmp_path / "rep.json"
+    rc = main(["k210", str(path), "--size", "96x96", "--calib-count", "2", "--image", str(img), "--quiet",
+               "--json", str(js)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "fits 2 MiB" in text and "FPS" in text and "cosine vs float" in text
+    rep = json.loads(js.read_text())
+    assert rep["kind"] == "keras" and rep["memory"]["fits"] and rep["run"]["outputs"][0]["cosine_vs_float"] > 0.9
+    assert rep["quantization"]["kpu_layers"] > 30
