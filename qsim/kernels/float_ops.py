@@ -26,7 +26,10 @@ def pad(x: np.ndarray, pads: tuple[int, int, int, int]) -> np.ndarray:
     t, b, l, r = pads
     if not (t or b or l or r):
         return x
-    return np.pad(x, ((0, 0), (t, b), (l, r), (0, 0)))
+    n, h, w, c = x.shape
+    out = np.zeros((n, h + t + b, w + l + r, c), dtype=x.dtype)
+    out[:, t:t + h, l:l + w, :] = x
+    return out
 
 
 def _taps(xp: np.ndarray, kh: int, kw: int, strides, dilation, out_hw):
@@ -80,8 +83,10 @@ def depthwise_conv2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None 
     kh, kw, c, mult = kernel.shape
     xp, oh, ow = _prepare(x, kernel, strides, pads, dilation)
     out = np.zeros((x.shape[0], oh, ow, c, mult), dtype=x.dtype)
+    tmp = np.empty_like(out)  # one product buffer, reused by every tap
     for i, j, view in _taps(xp, kh, kw, strides, dilation, (oh, ow)):
-        out += view[..., None] * kernel[i, j]
+        np.multiply(view[..., None], kernel[i, j], out=tmp)
+        out += tmp
     out = out.reshape(x.shape[0], oh, ow, c * mult)
     if bias is not None:
         out += bias.astype(x.dtype, copy=False)
@@ -100,7 +105,7 @@ def relu(x: np.ndarray, max_value: float | None = None, negative_slope: float = 
     """Keras ReLU: x if threshold <= x < max_value; max_value above; slope·(x - threshold) below."""
     dt = x.dtype.type
     if negative_slope == 0.0 and threshold == 0.0:
-        out = np.maximum(x, dt(0))
+        return np.clip(x, dt(0), None if max_value is None else dt(max_value))
     else:
         out = np.where(x >= dt(threshold), x, dt(negative_slope) * (x - dt(threshold)))
     if max_value is not None:
