@@ -20,6 +20,7 @@ from qsim.fixed.cast import (
     requantize,
     rescale,
     saturating_sum,
+    sum_format,
 )
 from qsim.fixed.counters import OverflowCounter
 from qsim.fixed.format import QFormat
@@ -41,4 +42,5 @@ __all__ = [
     "add",
     "mul_format",
     "add_format",
+    "sum_format",
 ]

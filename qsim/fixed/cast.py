@@ -360,6 +360,28 @@ def add_format(a_fmt: QFormat, b_fmt: QFormat) -> QFormat:
     return QFormat(fmt_int, frac, signed)
 
 
+def sum_format(term_fmt: "QFormat | str", n_terms: int) -> QFormat:
+    """Tightest format holding any exact sum of `n_terms` codes of `term_fmt` (signed if
+    the terms are): the accumulator width a kernel needs to never overflow.
+
+    >>> str(sum_format(mul_format(QFormat.parse("Q6.9"), QFormat.parse("Q6.9")), 9 * 576))
+    'Q26.18'
+    """
+    term_fmt = QFormat.parse(term_fmt)
+    if not isinstance(n_terms, (int, np.integer)) or n_terms < 1:
+        raise FormatError(f"sum_format: n_terms must be a positive int, got {n_terms!r}")
+    lo, hi = int(n_terms) * term_fmt.min_code, int(n_terms) * term_fmt.max_code
+    word = 1
+    while True:
+        w_lo, w_hi = ((-(1 << (word - 1)), (1 << (word - 1)) - 1) if term_fmt.signed else (0, (1 << word) - 1))
+        if w_lo <= lo and hi <= w_hi:
+            break
+        word += 1
+    if word > MAX_WORD_BITS or (not term_fmt.signed and word >= 64):
+        raise FormatError(f"a sum of {n_terms} terms of {term_fmt} needs a {word}-bit word; codes are int64")
+    return QFormat.from_word(word, term_fmt.frac_bits, term_fmt.signed)
+
+
 def mul(a, a_fmt: "QFormat | str", b, b_fmt: "QFormat | str") -> tuple[np.ndarray, QFormat]:
     """Exact element-wise product (NumPy broadcasting) and its format (`mul_format`).
 

@@ -24,6 +24,7 @@ from qsim.fixed import (
     requantize,
     rescale,
     saturating_sum,
+    sum_format,
 )
 from qsim.errors import FormatError, QuantizationError
 from qsim.fixed import _numba, ref
@@ -279,3 +280,18 @@ def test_add_format_holds_extreme_sums():
                 for y in (b_fmt.min_code, b_fmt.max_code):
                     got, fmt = add(np.array([x]), a_fmt, np.array([y]), b_fmt)
                     assert fmt.min_code <= int(got[0]) <= fmt.max_code
+
+
+@given(formats(max_word=40, edge64=False), st.integers(1, 5000))
+def test_sum_format_is_tight(fmt, n):
+    try:
+        sf = sum_format(fmt, n)
+    except FormatError:
+        assert (fmt.signed and (n * fmt.min_code < -(2**63) or n * fmt.max_code > 2**63 - 1)) or (
+            not fmt.signed and n * fmt.max_code > 2**63 - 1)
+        return
+    assert sf.frac_bits == fmt.frac_bits and sf.signed == fmt.signed
+    assert sf.min_code <= n * fmt.min_code and n * fmt.max_code <= sf.max_code
+    narrower = ref.word_range_ref(sf.word_bits - 1, fmt.signed) if sf.word_bits > 1 else None
+    if narrower:
+        assert not (narrower[0] <= n * fmt.min_code and n * fmt.max_code <= narrower[1])
