@@ -13,9 +13,9 @@ with canonical variable names (``kernel``, ``bias``, ``gamma``, ``beta``, ``movi
 * **Keras 3** (``model.weights.h5`` inside a ``.keras`` zip, or ``x.weights.h5``): groups
   follow the object tree, ``layers/<key>/vars/<i>`` with keys derived from class names
   (``conv2d``, ``conv2d_1``, ``functional/layers/batch_normalization`` …) and variables
-  numbered in creation order. Since Keras 3.? each ``vars`` group carries a ``name``
-  attribute (the layer name); older files do not, so the keys are recomputed from the
-  architecture the same way Keras generates them (`keras3_keys`).
+  numbered in creation order. Recent Keras 3 releases (3.15 here) write the layer name as
+  a ``name`` attribute on each ``vars`` group; files without it are placed by recomputing
+  the keys from the architecture the way Keras generates them (`keras3_keys`).
 """
 from __future__ import annotations
 

@@ -194,3 +194,36 @@ def test_unsupported_keras_layer_is_named(tf, tmp_path):
     keras.Model(inp, out).save(path)
     with pytest.raises(qsim.QsimError, match=r"pool\.keras: layer 'pool' has unsupported type 'MaxPooling2D'"):
         qsim.load_model(path)
+
+
+def test_symmetric_pads_equal_keras_full_padding(tf, tmp_path):
+    """Paper §V-D: rewriting TF's (0, 1) stride-2 padding to symmetric (1, 1) gives exactly the
+    network whose Keras JSON was edited to pad ((1, 1), (1, 1)) (and Conv1 by an explicit pad)."""
+    import keras
+
+    import qsim
+    from qsim.executors import float_exec
+
+    def build(symmetric: bool):
+        keras.utils.set_random_seed(11)
+        inp = keras.Input((None, None, 3), name="x")
+        if symmetric:
+            y = keras.layers.ZeroPadding2D(((1, 1), (1, 1)), name="Conv1_pad")(inp)
+            y = keras.layers.Conv2D(8, 3, strides=2, padding="valid", name="Conv1")(y)
+        else:
+            y = keras.layers.Conv2D(8, 3, strides=2, padding="same", name="Conv1")(inp)
+        pad = ((1, 1), (1, 1)) if symmetric else ((0, 1), (0, 1))
+        y = keras.layers.ZeroPadding2D(pad, name="block_1_pad")(y)
+        y = keras.layers.DepthwiseConv2D(3, strides=2, padding="valid", name="block_1_depthwise")(y)
+        return keras.Model(inp, y)
+
+    tf_model, full_model = build(False), build(True)
+    tf_model.save(tmp_path / "tf.keras")
+    graph = qsim.load_model(tmp_path / "tf.keras", symmetric_pads=True)
+    assert graph["Conv1"].attrs["pads"] == (1, 1, 1, 1) == graph["block_1_depthwise"].attrs["pads"]
+    for size in [(32, 32), (24, 40)]:
+        x = np.random.default_rng(12).uniform(-1, 1, (1, *size, 3)).astype(np.float32)
+        want = full_model(x).numpy()
+        got = float_exec.run(graph, x).outputs["block_1_depthwise"]
+        assert np.max(np.abs(got - want)) <= REL_TOL * np.max(np.abs(want))
+        assert not np.allclose(tf_model(x).numpy(), want)  # the rewrite really changes the network
