@@ -1,8 +1,9 @@
 """`load_model`: a Keras file → an executable, validated `Graph` (no TensorFlow).
 
->>> import qsim                                        # doctest: +SKIP
->>> graph = qsim.load_model("A98.h5")                  # doctest: +SKIP
->>> trace = qsim.executors.run(graph, image)           # doctest: +SKIP
+Usage (see README "Importing models")::
+
+    graph = qsim.load_model("A98_alpha1.0.h5")      # BN folded, pads explicit where known
+    trace = qsim.executors.run(graph, image)        # float32 Trace, every layer by name
 """
 from __future__ import annotations
 

@@ -124,11 +124,13 @@ def run(graph: Graph, x: Any, dtype: Any = np.float32, keep_values: bool = True)
                 values[node.name] = OP_KERNELS[node.op](node, [values[i] for i in node.inputs])
         if keep_values:
             trace.values[node.name] = values[node.name]
-        else:  # free tensors nobody reads any more
+        else:  # free tensors nobody reads any more (and dead ends at once)
             for src in node.inputs:
                 remaining[src] -= 1
                 if remaining[src] == 0:
                     del values[src]
+            if remaining[node.name] == 0:
+                del values[node.name]
     for out in graph.outputs:
         trace.outputs[out] = values[out]
     return trace
