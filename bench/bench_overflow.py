@@ -10,7 +10,8 @@ Outputs (``--out`` prefix, default ``bench/overflow``):
 
 * ``<out>_acc<W>.png``: layer x format heatmap of each layer's overflow rate (events /
   elements at its worst site; white = no overflow), one per accumulator width;
-* ``<out>.json``: every cell (events, elements, rate, worst site, headroom) per width;
+* ``<out>.json``: every cell per width: total events, and per layer its lowest headroom
+  (bits) and, for layers that overflow, events, worst site and its rate;
 * stdout: Markdown tables (totals per format and width; the layers that overflow).
 
 A 16-bit x 16-bit product needs 32 bits, so `Plan.validate` rejects narrower accumulators
@@ -33,6 +34,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import fddb_images, machine_facts, model_path  # noqa: E402
 
 LADDER = tuple(f"Q{m}.{15 - m}" for m in range(2, 11))
+
+
+def _compact(report) -> dict:
+    """A cell of the JSON: totals, every layer's headroom, details of overflowing layers."""
+    def bits(v):
+        return v if v in (float("inf"), float("-inf")) else round(v, 3)
+
+    return {
+        "total_events": report.total_events,
+        "headroom_bits": {name: bits(layer.headroom_bits) for name, layer in report.layers.items()
+                          if layer.sites},
+        "overflowing": {name: {"events": layer.events, "worst_site": layer.worst_site,
+                               "worst_rate": layer.worst_rate,
+                               "sites": {s: [c.events, c.elements] for s, c in layer.sites.items() if c.events}}
+                        for name, layer in report.layers.items() if layer.events},
+    }
 
 
 def main(argv=None) -> int:
@@ -103,7 +120,7 @@ def main(argv=None) -> int:
             for i, name in enumerate(layer_names):
                 layer = cell.layers.get(name)
                 matrix[i, j] = layer.worst_rate if layer is not None else 0.0
-            doc["cells"][str(width)][fmt] = cell.to_dict()
+            doc["cells"][str(width)][fmt] = _compact(cell)
             over = [layer for layer in cell.layers.values() if layer.events]
             acc_events = sum(layer.sites["acc"].events for layer in cell.layers.values() if "acc" in layer.sites)
             first = cell.first_overflow()

@@ -12,8 +12,8 @@ Every integer executor returns ``Trace.counters[node][site] -> OverflowCounter``
 Per node the report gives, for each site: events (values that left their word and were
 saturated or wrapped), elements seen, rate = events / elements, the largest magnitude seen
 and the headroom in bits (``log2(limit / peak)``: spare bits if > 0, missing bits if < 0).
-The node summary takes the site with the most events (ties: lowest headroom) as the
-"worst site", and the lowest headroom over all sites.
+The node summary takes the site with the highest overflow rate (ties: most events, then
+lowest headroom) as the "worst site", and the lowest headroom over all sites.
 
 JSON (`OverflowReport.to_dict`)::
 
@@ -67,7 +67,8 @@ class LayerOverflow:
     def worst_site(self) -> str | None:
         if not self.sites:
             return None
-        return max(self.sites, key=lambda s: (self.sites[s].events, -self.sites[s].headroom_bits))
+        return max(self.sites, key=lambda s: (self.sites[s].rate, self.sites[s].events,
+                                              -self.sites[s].headroom_bits))
 
     @property
     def worst_rate(self) -> float:
