@@ -514,7 +514,7 @@ def sweep(model: Any, dataset: Any, formats: "str | Sequence[str] | Sequence[Swe
             seconds = [wall * n / len(todo) for n in per_fmt]  # wall time shared by task count
         bar.close()
 
-    label = str(model) if isinstance(model, (str, Path)) else (graph.name if graph is not None else "-")
+    label = str(model) if isinstance(model, (str, Path)) else (graph.name if graph is not None else "(no model)")
     out = SweepResult(label, dataset.name, len(dataset),
                       dataset.n_faces, settings, skipped_images=len(dataset.missing))
     for f_idx, fmt in enumerate(fmts):
