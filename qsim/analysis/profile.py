@@ -22,7 +22,9 @@ Suggested plan (`Profile.suggest_plan`), per node:
 * ``act``: from the activation min/max seen, plus ``margin_bits`` integer bits of safety
   margin (unseen images may go further than the calibration set), capped at the word;
   ``input`` nodes get ``input_margin_bits`` (default 0: the preprocessing bounds images,
-  e.g. MobileNetV2's ``[-1, 1]``, so the calibration range is the true range);
+  e.g. MobileNetV2's ``[-1, 1]``, so the calibration range is the true range); ops whose
+  output is bounded by construction use that bound and no margin: ReLU with a
+  ``max_value`` (ReLU6: ``[0, 6]``, 3 integer bits) and sigmoid (``[0, 1]``);
 * ``weights``/``bias``: from the exact parameter min/max (known, so no margin); the bias
   keeps at most as many fraction bits as the accumulator has (input frac + weight frac),
   so it aligns exactly;
@@ -173,6 +175,21 @@ def format_for(lo: float, hi: float, word_bits: int = 16, margin_bits: int = 0,
     return QFormat(m, frac)
 
 
+def bounded_range(node: Any) -> tuple[float, float] | None:
+    """The output range an op guarantees whatever its input, or None.
+
+    >>> from qsim.graph import Node
+    >>> bounded_range(Node("r", "relu", attrs={"max_value": 6.0})), bounded_range(Node("r", "relu"))
+    ((0.0, 6.0), None)
+    """
+    if node.op == "relu" and node.attrs.get("max_value") is not None \
+            and not node.attrs.get("negative_slope", 0.0):
+        return (min(0.0, float(node.attrs.get("threshold", 0.0) or 0.0)), float(node.attrs["max_value"]))
+    if node.op == "sigmoid":
+        return (0.0, 1.0)
+    return None
+
+
 def layer_parameters(node: Any) -> dict[str, np.ndarray]:
     """The tensors a plan quantizes as ``weights`` / ``bias`` for one node.
 
@@ -256,7 +273,10 @@ class Profile:
                 act_fmt[node.name] = act_fmt[node.inputs[0]]
                 continue
             entry: dict[str, str] = {}
-            if layer.act.count:
+            bound = bounded_range(node)
+            if bound is not None:
+                fmt = format_for(bound[0], bound[1], word_bits)
+            elif layer.act.count:
                 margin = input_margin_bits if node.op == "input" else margin_bits
                 fmt = format_for(layer.act.min, layer.act.max, word_bits, margin)
             else:

@@ -89,13 +89,15 @@ def _graph():
              weights={"kernel": rng.uniform(-3.5, 2.0, (3, 3, 3, 2)).astype(np.float32),
                       "bias": np.array([0.001, -0.002], np.float32)}),
         Node("relu", "relu", ["conv"]),
-    ], outputs=["relu"])
+        Node("relu6", "relu", ["relu"], attrs={"max_value": 6.0}),
+    ], outputs=["relu6"])
 
 
 def _trace(scale):
     return Trace(executor="float", values={
         "x": np.array([-1.0, 1.0]) * 0.9, "pad": np.array([0.0, 0.9]),
-        "conv": np.array([-20.0, 30.0]) * scale, "relu": np.array([0.0, 30.0]) * scale})
+        "conv": np.array([-20.0, 30.0]) * scale, "relu": np.array([0.0, 30.0]) * scale,
+        "relu6": np.array([0.0, 5.9])})
 
 
 def test_profile_and_suggested_plan():
@@ -114,6 +116,7 @@ def test_profile_and_suggested_plan():
     assert prof.suggest(16, 1, input_margin_bits=2)["x"]["act"] == "Q2.13"
     assert QFormat.parse(sug["conv"]["bias"]).frac_bits <= x_frac + 13
     assert "pad" not in sug                    # passes its input's codes through
+    assert sug["relu6"]["act"] == "Q3.12"      # bounded by [0, 6] by construction: no margin
     plan = prof.suggest_plan(word_bits=16, margin_bits=1, acc_bits=32)
     assert str(plan.for_node("conv").act) == "Q7.8"
     assert str(plan.for_node("relu").act) == "Q7.8"
