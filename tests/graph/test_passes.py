@@ -88,7 +88,8 @@ def test_symmetric_pads_on_unknown_size_and_load_model(tmp_path):
     assert graph["bn"].attrs["pads"] == (1, 1, 1, 1)  # was "same" (size unknown)
     assert graph["dw"].attrs["pads"] == (1, 1, 1, 1)  # was ZeroPadding2D (0, 1, 0, 1) + valid
     assert graph["side_linear"].attrs["pads"] == (0, 0, 0, 0)  # 1x1: nothing to change
-    assert sum(n.startswith("symmetric_pads:") for n in graph.notes) == 3  # bn, dw, head ("same")
+    assert graph["head"].attrs["pads"] == "same"  # 3x3 stride 1: TF's "same" is symmetric already
+    assert sum(n.startswith("symmetric_pads:") for n in graph.notes) == 2  # bn, dw
 
 
 def test_fuse_pad_adds_pads_and_keeps_numbers():

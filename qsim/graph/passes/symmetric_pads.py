@@ -2,7 +2,7 @@
 
 TensorFlow pads a stride-2 3×3 conv on an even input by (0, 1) (bottom/right only); the
 KPU pads every side by k // 2. This pass sets each spatial axis of a conv/depthwise conv
-whose pads are asymmetric (or still ``"same"``) to ``((k_eff - 1) // 2, (k_eff - 1) // 2)``.
+whose pads are asymmetric (or still ``"same"`` with a stride > 1, size unknown) to ``((k_eff - 1) // 2, (k_eff - 1) // 2)``.
 For a stride-2 3×3 conv on an even input the output size is unchanged but the sampling
 grid moves by one pixel, so the numbers change: this is a different network, run only on
 request (``load_model(..., symmetric_pads=True)``). Each rewrite is listed in
@@ -30,7 +30,10 @@ class SymmetricPads(GraphPass):
             return False
         pads = node.attrs.get("pads", (0, 0, 0, 0))
         if pads == "same":
-            return True
+            # Stride 1 with an odd kernel: TF's "same" is already symmetric for every size.
+            kh, kw = node.weights["kernel"].shape[:2]
+            strides = tuple(node.attrs.get("strides", (1, 1)))
+            return strides != (1, 1) or kh % 2 == 0 or kw % 2 == 0
         t, b, l, r = pads
         return (t != b or l != r) and tuple(pads) != _symmetric(node)
 
