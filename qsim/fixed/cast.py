@@ -32,7 +32,6 @@ array([-4,  4])
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 
 import numpy as np
 
@@ -188,21 +187,6 @@ def _round_float(v: np.ndarray, rounding: Rounding) -> np.ndarray:
     return fl + up  # exact: when up is True, |fl| < 2**53
 
 
-def _round_fraction(v: Fraction, rounding: Rounding) -> int:
-    fl = math.floor(v)
-    d = v - fl
-    half = Fraction(1, 2)
-    if rounding is Rounding.FLOOR:
-        return fl
-    if rounding is Rounding.TOWARD_ZERO:
-        return fl + (1 if v < 0 and d else 0)
-    if rounding is Rounding.HALF_UP:
-        return fl + (1 if d >= half else 0)
-    if rounding is Rounding.HALF_AWAY:
-        return fl + (1 if d > half or (d == half and v >= 0) else 0)
-    return fl + (1 if d > half or (d == half and fl % 2) else 0)
-
-
 def quantize(x, fmt: "QFormat | str", *, rounding, overflow, counter: OverflowCounter | None = None) -> np.ndarray:
     """Real values -> int64 codes of `fmt`: ``narrow(round(x * 2**frac_bits))``.
 
@@ -251,23 +235,21 @@ def quantize_numpy(x: np.ndarray, fmt: QFormat, rounding: Rounding, overflow: Ov
     big = ~(np.abs(r) < _TWO63) | (np.isinf(v) & ~inf)
     if not big.any() and not inf.any():
         return narrow(r.astype(np.int64), fmt.word_bits, fmt.signed, overflow=overflow, counter=counter)
-    # Rare: |value| >= 2**63 codes or infinities. Exact Python ints for those elements.
-    raw = np.empty(x.shape, dtype=object)
-    raw[...] = r.astype(object) if r.ndim else int(r)
-    raw = raw.astype(object)
-    flat_raw, flat_x, flat_big, flat_inf = raw.reshape(-1), x.reshape(-1), big.reshape(-1), inf.reshape(-1)
-    for i in np.flatnonzero(flat_big & ~flat_inf):
-        flat_raw[i] = _round_fraction(Fraction(float(flat_x[i])) * 2**fmt.frac_bits, rounding)
-    for i in range(flat_raw.size):
-        if not flat_inf[i]:
-            flat_raw[i] = int(flat_raw[i])
+    # Rare: codes beyond int64 or infinities. Exact Python ints, element by element.
+    exact: list = []  # the exact rounded value of each element; +-inf stay floats
+    for xv, rv, is_big in zip(x.ravel().tolist(), r.ravel().tolist(), big.ravel().tolist()):
+        if math.isinf(xv):
+            exact.append(xv)
+        elif is_big:  # x = num / den exactly, den a power of two
+            num, den = xv.as_integer_ratio()
+            exact.append(shift_round_int(num << fmt.frac_bits, den.bit_length() - 1, rounding))
+        else:
+            exact.append(int(rv))
     if counter is not None:
-        obs = flat_raw.copy()
-        obs[flat_inf] = [math.inf if flat_x[i] > 0 else -math.inf for i in np.flatnonzero(flat_inf)]
-        counter.observe(obs, fmt.min_code, fmt.max_code)
-    for i in np.flatnonzero(flat_inf):
-        flat_raw[i] = fmt.max_code if flat_x[i] > 0 else fmt.min_code
-    return narrow(raw, fmt.word_bits, fmt.signed, overflow=overflow)
+        counter.observe(np.array(exact, dtype=object), fmt.min_code, fmt.max_code)
+    # +-inf saturate (wrap raised above); the rest narrows per `overflow`
+    raw = [(fmt.max_code if v > 0 else fmt.min_code) if isinstance(v, float) else v for v in exact]
+    return narrow(np.array(raw, dtype=object).reshape(x.shape), fmt.word_bits, fmt.signed, overflow=overflow)
 
 
 def dequantize(q, fmt: "QFormat | str") -> np.ndarray:
