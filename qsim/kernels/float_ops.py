@@ -4,8 +4,8 @@ Contract: every function takes and returns arrays of one float dtype (float32 or
 the caller's choice); weights are cast to that dtype; no rounding or overflow is modelled.
 They follow Keras/TensorFlow semantics exactly where the definition is discrete:
 
-* `conv2d`: im2col (one strided view per kernel tap) + one BLAS matmul; a 1×1 stride-1 conv
-  is a plain matmul. Pads are explicit (top, bottom, left, right) or ``"same"`` (TF rule).
+* `conv2d`: im2col (one strided view per kernel tap) + one BLAS matmul per image (so the
+  batch size cannot change any result bit); a 1×1 conv is a plain matmul. Pads are explicit (top, bottom, left, right) or ``"same"`` (TF rule).
 * `depthwise_conv2d`: shifted multiply-add, one tap at a time, channel multiplier last
   (output channel ``c * mult + m`` as in Keras).
 * `upsample_bilinear`: ``tf.image.resize`` half-pixel sampling, no antialias (what Keras 3's
@@ -62,14 +62,20 @@ def conv2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None = None,
     kh, kw, cin, cout = kernel.shape
     xp, oh, ow = _prepare(x, kernel, strides, pads, dilation)
     n = x.shape[0]
-    if kh == 1 and kw == 1:
-        view = next(_taps(xp, 1, 1, strides, dilation, (oh, ow)))[2]
-        out = np.matmul(np.ascontiguousarray(view).reshape(-1, cin), kernel.reshape(cin, cout))
-    else:
-        cols = np.empty((n, oh, ow, kh, kw, cin), dtype=x.dtype)
-        for i, j, view in _taps(xp, kh, kw, strides, dilation, (oh, ow)):
-            cols[:, :, :, i, j, :] = view
-        out = np.matmul(cols.reshape(-1, kh * kw * cin), kernel.reshape(kh * kw * cin, cout))
+    w2d = kernel.reshape(kh * kw * cin, cout)
+    out = np.empty((n, oh * ow, cout), dtype=x.dtype)
+    # One GEMM per image: the same BLAS call whatever the batch size, so batching
+    # cannot change a single bit of any image's result.
+    for b in range(n):
+        if kh == 1 and kw == 1:
+            view = next(_taps(xp[b:b + 1], 1, 1, strides, dilation, (oh, ow)))[2]
+            cols = np.ascontiguousarray(view).reshape(oh * ow, cin)
+        else:
+            cols6 = np.empty((1, oh, ow, kh, kw, cin), dtype=x.dtype)
+            for i, j, view in _taps(xp[b:b + 1], kh, kw, strides, dilation, (oh, ow)):
+                cols6[:, :, :, i, j, :] = view
+            cols = cols6.reshape(oh * ow, kh * kw * cin)
+        np.matmul(cols, w2d, out=out[b])
     out = out.reshape(n, oh, ow, cout)
     if bias is not None:
         out += bias.astype(x.dtype, copy=False)
