@@ -7,6 +7,8 @@
   `saturating_sum` (the overflow sites), exact `mul` and `add`.
 * counters.py: `OverflowCounter`, fed by every overflow site.
 * ref.py: slow, obviously-correct references (Python ints, `fractions.Fraction`).
+* report.py: error and overflow of real tensors cast to a format (``qsim quantize``).
+* _numba.py: the compiled paths of cast.py (same results, tested).
 """
 from qsim.fixed.cast import (
     accumulate,

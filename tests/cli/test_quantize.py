@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from qsim.cli import main
+from qsim.errors import ModelError
 from qsim.cli.quantize import read_tensors
 from qsim.fixed import QFormat
 from qsim.fixed.ref import quantize_ref
@@ -114,6 +115,24 @@ def test_full_model_and_keras3_layouts(tmp_path):
         f.create_dataset("layers/dense/vars/0", data=w)
         f.create_dataset("layers/dense/vars/1", data=np.zeros(3, dtype=np.float32))
     assert [n for n, _ in read_tensors(k3)] == ["layers/dense/vars/0", "layers/dense/vars/1"]
+
+
+def test_keras_archive(tmp_path):
+    import zipfile
+
+    inner = tmp_path / "model.weights.h5"
+    with h5py.File(inner, "w") as f:
+        f.create_dataset("layers/conv2d/vars/0", data=np.full((1, 1, 2, 2), 0.5, dtype=np.float32))
+    archive = tmp_path / "m.keras"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("config.json", "{}")
+        zf.write(inner, "model.weights.h5")
+    assert [(n, a.shape) for n, a in read_tensors(archive)] == [("layers/conv2d/vars/0", (1, 1, 2, 2))]
+    bad = tmp_path / "bad.keras"
+    with zipfile.ZipFile(bad, "w") as zf:
+        zf.writestr("config.json", "{}")
+    with pytest.raises(ModelError, match="without model.weights.h5"):
+        read_tensors(bad)
 
 
 def test_npy_and_npz(tmp_path, capsys):
