@@ -9,10 +9,14 @@ pre-activation tensor): its value is the activation's. ``counters[node]`` holds 
 layer's `OverflowCounter`s (``acc``/``bn``: 36-bit ALU, ``act``: uint8 clamp) and, for the
 input, the quantization clamp (``input``).
 
-Quantizing needs calibration images: pass ``calibration=`` an NHWC batch (or list of
-batches) preprocessed like `x`, a ``{node: (min, max)}`` dict, or a `KpuProgram` from an
-earlier `quantize_graph` (re-used as is; the cheap path for sweeps). Without it the
-input `x` calibrates itself (and a note says so in the program).
+Quantizing needs calibration: pass ``calibration=`` an NHWC batch (or list of batches)
+preprocessed like `x`, a ``{node: (min, max)}`` dict, or a `KpuProgram` from an earlier
+`quantize_graph` (re-used as is). Without it (``qsim sweep``, ``qsim run --format k210``) the
+ranges come from `default_calibration`: 8 FDDB pictures of the data folder at the model's
+fixed input size (224x224 if free), scaled ``x / 127.5 - 1`` like every qsim face model; they
+are computed once per graph and re-used for every input size (a program per size is built
+from the same ranges, cheaply). Without the data folder the input calibrates itself (the
+program's notes say so).
 """
 from __future__ import annotations
 
@@ -27,6 +31,29 @@ from qsim.k210.quantize import KpuProgram, QParam, quantize_graph
 from qsim.trace import Trace
 
 _CACHE: dict[tuple, KpuProgram] = {}
+_RANGES: dict[int, tuple] = {}  # id(graph) -> (graph, ranges)
+DEFAULT_CALIBRATION_IMAGES = 8
+
+
+def default_calibration(graph) -> dict | None:
+    """Per-node ranges on 8 FDDB pictures (x / 127.5 - 1); None without the data folder."""
+    hit = _RANGES.get(id(graph))
+    if hit is not None and hit[0] is graph:
+        return hit[1]
+    from qsim.datasets import data_root
+    from qsim.images import list_images, load_image, mobilenet_preprocess, resize_bilinear
+    from qsim.k210.quantize import calibrate
+
+    root = data_root(required=False)
+    if root is None or not (root / "fddb" / "originalPics").is_dir():
+        return None
+    h, w, _ = graph.inputs[0].attrs["shape"]
+    hw = (int(h), int(w)) if h and w else (224, 224)
+    paths = list_images(root / "fddb" / "originalPics", n=DEFAULT_CALIBRATION_IMAGES)
+    cal = np.stack([mobilenet_preprocess(resize_bilinear(load_image(p), hw)) for p in paths]).astype(np.float32)
+    ranges = calibrate(graph, cal)
+    _RANGES[id(graph)] = (graph, ranges)
+    return ranges
 
 
 def _counter(site: str):
@@ -46,8 +73,13 @@ def prepare(graph, x, calibration=None, add_mode: str = "kpu") -> KpuProgram:
     prog = _CACHE.get(key)
     if prog is None or prog.graph is not graph:
         if calibration is None:
-            prog = quantize_graph(graph, x, (h, w), add_mode)
-            prog.notes.append("calibrated on the input itself (pass calibration= for a fixed quantization)")
+            ranges = default_calibration(graph)
+            if ranges is None:
+                prog = quantize_graph(graph, x, (h, w), add_mode)
+                prog.notes.append("calibrated on the input itself (no data folder; pass calibration=)")
+            else:
+                prog = quantize_graph(graph, ranges, (h, w), add_mode)
+                prog.notes.append(f"calibrated on {DEFAULT_CALIBRATION_IMAGES} FDDB pictures (x / 127.5 - 1)")
         else:
             prog = quantize_graph(graph, calibration, (h, w), add_mode)
         if len(_CACHE) > 16:

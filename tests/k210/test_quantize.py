@@ -181,3 +181,17 @@ def test_a98_memory_table_matches_hand_numbers(tf, tmp_path):
         assert plan.peak.name == "block_1_depthwise_BN"
         plan320 = plan_memory(load_model(path, input_hw=(320, 320), symmetric_pads=True), (320, 320))
         assert not plan320.fits and plan320.first_limit is not None
+
+
+def test_default_calibration_is_fixed_and_shared_across_sizes(data_dir):
+    from qsim.k210.executor import _CACHE, prepare
+
+    g = _toy_graph(np.random.default_rng(3))
+    x1 = np.zeros((1, 16, 20, 3), np.float32)
+    x2 = np.zeros((1, 24, 32, 3), np.float32)
+    p1, p2 = prepare(g, x1), prepare(g, x2)
+    assert p1.input_hw == (16, 20) and p2.input_hw == (24, 32)
+    assert p1.params == p2.params and "FDDB" in p1.notes[-1]  # same ranges, independent of the input
+    t = run_executor(g, x2, executor="k210")
+    assert t.output(0).shape == (1, 6, 8, 5)
+    _CACHE.clear()
