@@ -12,7 +12,9 @@ The counter keeps:
 * ``headroom_bits = log2(limit / peak)`` with ``limit = max(|lo|, hi)``: how many bits are
   to spare (positive) or missing (negative). ``peak``/``limit`` are the pair of the
   observation with the worst ratio, so merging sites with different ranges stays
-  conservative. ``+inf`` when nothing (or only zeros) was seen.
+  conservative. ``+inf`` when nothing (or only zeros) was seen. A signed word's limit is
+  ``2**(w-1)``: a peak of exactly that gives 0 bits whether it was ``-2**(w-1)`` (fits)
+  or ``+2**(w-1)`` (one event); ``events`` is the exact count.
 
 Counters merge (`merge`) and round-trip through JSON (`to_dict` / `from_dict`).
 
