@@ -15,7 +15,8 @@ every element of every image seen; accumulated in float64, exact zero stays zero
 ``sqnr_db``         ``10 log10(sum r**2 / sum e**2)``; ``inf`` when ``e == 0`` everywhere,
                     ``-inf`` when the signal is all zero but the error is not
 ``lsb``             one LSB of the node's format (the test trace's ``formats``, else the
-                    reference's; None for float-only pairs)
+                    reference's: a `QFormat`'s ``lsb``, or an affine format's ``scale``;
+                    None for float-only pairs)
 ``over_1lsb``       share of elements with ``|e| > lsb`` (None without a format). An
                     ideal rounding of the float value is within 0.5 LSB, so a value more
                     than 1 LSB away carries error accumulated upstream, not just the
@@ -201,7 +202,16 @@ class Comparison:
 
 def _format_of(trace: Any, name: str) -> Any:
     fmt = getattr(trace, "formats", {}).get(name)
-    return fmt if fmt is not None and hasattr(fmt, "lsb") else None
+    return fmt if fmt is not None and _lsb_of(fmt) is not None else None
+
+
+def _lsb_of(fmt: Any) -> float | None:
+    """One code step: a `QFormat`'s ``lsb``, or an affine format's ``scale`` (uint8, K210)."""
+    for attr in ("lsb", "scale"):
+        value = getattr(fmt, attr, None)
+        if isinstance(value, (int, float, np.floating)) and value > 0:
+            return float(value)
+    return None
 
 
 class TraceComparer:
@@ -236,7 +246,7 @@ class TraceComparer:
             if name not in self.acc:
                 fmt = _format_of(test, name) or _format_of(reference, name)
                 self.fmt[name] = None if fmt is None else str(fmt)
-                self.acc[name] = ErrorAccumulator(lsb=None if fmt is None else float(fmt.lsb),
+                self.acc[name] = ErrorAccumulator(lsb=None if fmt is None else _lsb_of(fmt),
                                                   name=f"node {name!r}")
             self.acc[name].update(reference.values[name], test.values[name])
         self.n_images += 1

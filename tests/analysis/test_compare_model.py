@@ -92,3 +92,17 @@ def test_overflow_and_profile_on_real_runs():
                               for x in _inputs()], g)
     assert narrow.total_events > 0 and narrow.layers["conv"].events > 0   # |conv| > 1
     assert narrow.n_images == 3
+
+
+def test_affine_formats_use_their_scale_as_lsb():
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Affine:  # like the K210's uint8 (scale, zero point)
+        scale: float
+        zero_point: int
+
+    ref = Trace("float", values={"a": np.array([0.0, 1.0, 2.0, 3.0])})
+    test = Trace("k210", values={"a": np.array([0.0, 1.05, 2.3, 3.0])}, formats={"a": Affine(0.1, 0)})
+    row = compare_traces(ref, test).layer("a")
+    assert row.stats.lsb == 0.1 and row.stats.over_1lsb == 0.25   # only |2.3 - 2.0| > 0.1
