@@ -62,6 +62,8 @@ class OverflowCounter:
             lo, hi: the inclusive range of the destination word.
         """
         arr = np.asarray(raw)
+        if not isinstance(raw, np.ndarray) and arr.dtype.kind in "fuO":
+            arr = np.array(raw, dtype=object)  # Python ints beyond int64 stay exact
         if arr.size == 0:
             return
         lo, hi = int(lo), int(hi)
