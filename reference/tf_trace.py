@@ -59,3 +59,44 @@ def trace_model(model, x: np.ndarray) -> dict[str, np.ndarray]:
                     continue  # the nested model's input is the outer tensor feeding it
                 out[name if name not in out else f"{layer.name}/{name}"] = value
     return out
+
+
+def compare_with_qsim(path: str, size: tuple[int, int], fold_bn: bool = True, seed: int = 0) -> list[tuple]:
+    """``[(max|err| / max|act|, layer, max|err|)]`` of qsim's float executor vs TF, worst first."""
+    import keras
+
+    import qsim
+    from qsim.executors import float_exec
+
+    model = keras.models.load_model(path, compile=False)
+    x = np.random.default_rng(seed).uniform(-1, 1, (1, *size, 3)).astype(np.float32)
+    reference = trace_model(model, x)
+    values = float_exec.run(qsim.load_model(path, fold_bn=fold_bn), x).values
+    rows = []
+    for name, got in values.items():
+        if name in reference:
+            err = float(np.max(np.abs(got.astype(np.float64) - reference[name])))
+            rows.append((err / max(float(np.max(np.abs(reference[name]))), 1e-30), name, err))
+    return sorted(rows, reverse=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m reference.tf_trace MODEL --size 224x224 [--no-fold-bn]``: worst layers."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="qsim float executor vs TensorFlow, layer by layer")
+    parser.add_argument("model")
+    parser.add_argument("--size", default="224x224")
+    parser.add_argument("--no-fold-bn", action="store_true")
+    parser.add_argument("--top", type=int, default=5)
+    args = parser.parse_args(argv)
+    h, w = (int(v) for v in args.size.lower().split("x"))
+    rows = compare_with_qsim(args.model, (h, w), fold_bn=not args.no_fold_bn)
+    print(f"{len(rows)} layers compared; worst max|err| / max|activation|:")
+    for ratio, name, err in rows[: args.top]:
+        print(f"  {ratio:.2e}  {name}  (max|err| {err:.3g})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
