@@ -11,7 +11,8 @@ Contract
   `saturating_sum`). Each takes ``rounding=`` / ``overflow=`` as required keywords, and an
   optional `OverflowCounter` that sees the exact value *before* narrowing.
 * `mul` and `add` are exact: their result format follows the word-length table of
-  `qsim.fixed.format` (product word = a.word + b.word; sum: one more integer bit).
+  `qsim.fixed.format` (product word = a.word + b.word; sum: one more integer bit);
+  `sum_format` gives the tightest accumulator for n terms.
 * Values beyond int64 (huge floats, left shifts of large codes, shifts >= 64) are handled
   exactly with Python ints on the affected elements only, so results never depend on
   int64 wrap-around; an exact result that still cannot be stored (an unsigned 64-bit
@@ -50,7 +51,7 @@ def _code_format(fmt: "QFormat | str", what: str = "format") -> QFormat:
     fmt = QFormat.parse(fmt)
     if not fmt.signed and fmt.word_bits >= 64:
         raise FormatError(
-            f"{what} {fmt}: unsigned 64-bit codes do not fit int64; use at most 63 bits (UQ{fmt.int_bits - 1}.{fmt.frac_bits} or narrower)"
+            f"{what} {fmt}: unsigned 64-bit codes do not fit int64; unsigned words have at most 63 bits"
         )
     return fmt
 
