@@ -122,6 +122,13 @@ def import_keras(path: str | os.PathLike, arch: Any = None) -> Graph:
     source = str(path)
     config, weights = read_keras(path, arch)
     flat = flatten(config, source)
+    # Weight files key layers by their own name: two weighted layers of one name (an outer
+    # layer and one inside a nested model) cannot be told apart, so refuse rather than guess.
+    weighted = [lay.keras_name for lay in flat.layers if lay.keras_name in weights]
+    clashes = sorted({n for n in weighted if weighted.count(n) > 1})
+    if clashes:
+        raise ModelError(f"{source}: layer name(s) {clashes} used in a nested model and outside it; "
+                         "their weights are ambiguous (rename the layers)")
     nodes: list[Node] = []
     for layer in flat.layers:
         if layer.class_name == "InputLayer":

@@ -184,3 +184,18 @@ def test_unknown_executor(k2_graph):
 def test_image_too_small_names_the_node(k2_graph):
     with pytest.raises(InputError, match="node 'dw'.*smaller than the 3x3 kernel"):
         float_exec.run(k2_graph, np.zeros((2, 2, 3), np.float32))
+
+
+def test_weighted_name_clash_between_nested_and_outer_model(tmp_path):
+    config = keras2_config()
+    head = config["config"]["layers"][7]
+    head["name"] = head["config"]["name"] = "conv"  # same name as the backbone's conv
+    config["config"]["layers"][8]["inbound_nodes"] = [[["conv", 0, 0, {}]]]
+    weights = keras2_weights()
+    weights["conv"] = {"conv/kernel:0": weights["head"].pop("head/kernel:0"),
+                       "conv/bias:0": weights["head"].pop("head/bias:0")}
+    del weights["head"]
+    path = tmp_path / "clash.h5"
+    write_legacy_h5(path, config, weights)
+    with pytest.raises(ModelError, match=r"\['conv'\].*ambiguous"):
+        qsim.load_model(path)
