@@ -118,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
     for label, res in results.items():
         desc = res["plan"] or res["executor"]
         found = "" if label == "fp32" else f"; finds {_match_count(ref, res['boxes'])}/{len(ref)} of the FP32 faces"
-        print(f"\n## {label} ({desc}): {len(res['detections'])} face(s) in {res['seconds']:.1f} s{found} -> {res['png']}")
+        n = len(res["detections"])
+        print(f"\n## {label} ({desc}): {n} face(s) in {res['seconds']:.1f} s{found} -> {res['png']}")
         for d in res["detections"][:10]:
             x1, y1, x2, y2 = d["box"]
             print(f"  score {d['score']:.3f}  box ({x1:.0f}, {y1:.0f}) - ({x2:.0f}, {y2:.0f})")
