@@ -3,9 +3,9 @@
 Contract:
 
 * Source: the WIDER FACE *val* subset in ``<data>/wider`` (only the images present on disk,
-  ground truth from ``wider_face_split/wider_face_val_bbx_gt.txt``). FDDB is the evaluation
-  set and is never read here. WIDER boxes are ``x y w h`` in pixel-edge coordinates; boxes
-  flagged ``invalid`` or with ``w`` or ``h`` <= 0 are dropped at parse time.
+  ground truth from ``wider_face_split/wider_face_val_bbx_gt.txt`` read by
+  ``qsim.facedet.wider``). FDDB is the evaluation set and is never read here. Boxes
+  flagged ``invalid`` or with ``w`` or ``h`` <= 0 are dropped.
 * Crops: ``size`` × ``size`` (500, the paper's training input), RGB uint8. Each crop picks
   an image (cycling through a seeded permutation), one of its faces, and a target face
   height drawn log-uniformly from the templates' height range [``min_face_h``,
@@ -33,62 +33,19 @@ from pathlib import Path
 
 import numpy as np
 
-GT_FILE = ("wider", "wider_face_split", "wider_face_val_bbx_gt.txt")
-IMAGE_DIR = ("wider", "WIDER_val", "images")
 PAD_VALUE = 128
 
 
-@dataclass
-class WiderImage:
-    """One annotated WIDER image: its path and valid boxes ``(N, 4)`` x1y1x2y2 float64."""
+def wider_images():
+    """The WIDER val images present in the data folder with their valid boxes.
 
-    path: Path
-    boxes: np.ndarray
-
-
-def parse_wider_gt(gt_file, image_dir) -> list[WiderImage]:
-    """Read the official WIDER ``*_bbx_gt.txt``, keeping the images present in ``image_dir``.
-
-    Raises:
-        ValueError: the file does not follow the ``name / count / count box lines`` layout.
+    ``qsim.facedet.wider.load_wider(invalid="drop")``: faces flagged ``invalid`` and
+    zero-size boxes are removed. Returns a list of ``FaceImage`` (``.path``, ``.boxes``
+    (N, 4) x1y1x2y2 float64).
     """
-    gt_file, image_dir = Path(gt_file), Path(image_dir)
-    lines = gt_file.read_text().splitlines()
-    images, i = [], 0
-    while i < len(lines):
-        name = lines[i].strip()
-        if not name:
-            i += 1
-            continue
-        try:
-            count = int(lines[i + 1])
-        except (IndexError, ValueError) as exc:
-            raise ValueError(f"{gt_file}:{i + 2}: expected a face count after {name!r}") from exc
-        # An image with no face still has one all-zero box line.
-        rows = lines[i + 2: i + 2 + max(count, 1)]
-        i += 2 + max(count, 1)
-        path = image_dir / name
-        if not path.is_file():
-            continue
-        boxes = []
-        for row in rows[:count]:
-            fields = row.split()
-            if len(fields) < 10:
-                raise ValueError(f"{gt_file}: short box line {row!r} for {name}")
-            x, y, w, h = (float(v) for v in fields[:4])
-            invalid = int(fields[7])
-            if invalid or w <= 0 or h <= 0:
-                continue
-            boxes.append((x, y, x + w, y + h))
-        images.append(WiderImage(path, np.asarray(boxes, np.float64).reshape(-1, 4)))
-    return images
+    from qsim.facedet.wider import load_wider
 
-
-def wider_images() -> list[WiderImage]:
-    """The WIDER val images present in the data folder, with their valid boxes."""
-    from qsim.datasets import data_path
-
-    return parse_wider_gt(data_path(*GT_FILE), data_path(*IMAGE_DIR))
+    return load_wider(split="val", invalid="drop").images
 
 
 def template_height_range(templates: np.ndarray) -> tuple[float, float]:
@@ -144,7 +101,7 @@ def crop_boxes(boxes, sx, sy, x0, y0, size, min_visible=0.5, min_box=6.0):
 
 
 def make_crops(
-    images: list[WiderImage],
+    images: list,
     n_crops: int,
     templates: np.ndarray,
     size: int = 500,

@@ -95,3 +95,156 @@ def _datasets(group):
     found = []
     group.visit(lambda name: found.append(name) if isinstance(group[name], h5py.Dataset) else None)
     return found
+
+
+# --- reference.data: crops and targets ---------------------------------------------------
+
+class _FakeImage:
+    def __init__(self, path, boxes):
+        self.path, self.boxes = path, np.asarray(boxes, np.float64)
+
+
+@pytest.fixture(scope="module")
+def square_image(tmp_path_factory):
+    """A black 300x400 picture with one white 'face' at x 100..140, y 60..110."""
+    from PIL import Image
+
+    arr = np.zeros((300, 400, 3), np.uint8)
+    arr[60:110, 100:140] = 255
+    path = tmp_path_factory.mktemp("crops") / "square.png"
+    Image.fromarray(arr).save(path)
+    return _FakeImage(path, [[100, 60, 140, 110]])
+
+
+def test_crop_boxes_follow_the_pixels(square_image):
+    from qsim.facedet.templates import load_templates
+    from reference import data
+
+    crops = data.make_crops([square_image], 40, load_templates(), size=200, seed=3)
+    assert crops.images.shape == (40, 200, 200, 3) and crops.flipped.any() and not crops.flipped.all()
+    checked = 0
+    for image, boxes, scale in zip(crops.images, crops.boxes, crops.scales):
+        assert boxes.shape == (1, 4)
+        x1, y1, x2, y2 = boxes[0]
+        if 0 < x1 and x2 < 200:  # not clipped by the crop: scaled exactly
+            assert x2 - x1 == pytest.approx(40 * scale, abs=1)
+        if 0 < y1 and y2 < 200:
+            assert y2 - y1 == pytest.approx(50 * scale, abs=1)
+        grey = image[..., 0].astype(int)
+        # Enlarging blurs an edge over one source pixel = `scale` crop pixels.
+        m = int(np.ceil(max(scale, 1.0) / 2)) + 1
+        inner = grey[int(np.ceil(y1)) + m: int(y2) - m, int(np.ceil(x1)) + m: int(x2) - m]
+        assert inner.size and inner.min() >= 250
+        # Just outside the box (inside the crop) the picture is black or padding.
+        for y, x in [(int(y1) - m, int((x1 + x2) / 2)), (int((y1 + y2) / 2), int(x2) + m)]:
+            if 0 <= y < 200 and 0 <= x < 200:
+                assert grey[y, x] in (0, data.PAD_VALUE) or grey[y, x] < 5
+                checked += 1
+    assert checked > 20
+
+
+def test_crops_are_deterministic(square_image):
+    from qsim.facedet.templates import load_templates
+    from reference import data
+
+    t = load_templates()
+    a = data.make_crops([square_image], 6, t, size=128, seed=7)
+    b = data.make_crops([square_image], 6, t, size=128, seed=7)
+    c = data.make_crops([square_image], 6, t, size=128, seed=8)
+    assert np.array_equal(a.images, b.images) and all(np.array_equal(x, y) for x, y in zip(a.boxes, b.boxes))
+    assert not np.array_equal(a.images, c.images)
+
+
+def test_crop_boxes_drop_small_and_cut_faces():
+    from reference import data
+
+    boxes = np.array([[10, 10, 30, 30], [0, 0, 4, 20], [90, 10, 130, 50], [70, 60, 98, 90]], float)
+    out = data.crop_boxes(boxes, 1.0, 1.0, 0, 0, 100)
+    # the 4-px-wide face and the one mostly outside are dropped; the last is clipped to 100
+    assert out.tolist() == [[10, 10, 30, 30], [70, 60, 98, 90]]
+    out2 = data.crop_boxes(boxes[:1], 2.0, 0.5, 5, 1, 100)
+    assert out2.tolist() == [[15, 4, 55, 14]]
+
+
+def test_targets_for_an_anchor_shaped_face():
+    from qsim.facedet import coding
+    from qsim.facedet.templates import load_templates
+    from reference import data
+
+    t = load_templates()
+    anc = coding.anchors(8, 8, 16, t)
+    face = anc[3, 4, 20]  # template 20 at cell (3, 4)
+    labels, deltas = data.targets_for(face[None], 8, 8, 16, t)
+    assert labels.shape == (8, 8, 25) and deltas.shape == (8, 8, 25, 4)
+    assert labels[3, 4, 20] == 1 and np.abs(deltas[3, 4, 20]).max() < 1e-12
+    assert set(np.unique(labels)) <= {-1, 0, 1} and (deltas[labels != 1] == 0).all()
+    empty_labels, _ = data.targets_for(np.zeros((0, 4)), 8, 8, 16, t)
+    assert (empty_labels == 0).all()
+
+
+def test_preprocess_is_mobilenet_v2():
+    from reference import data
+
+    x = np.array([[[[0, 127, 255]]]], np.uint8)
+    got = data.preprocess(x)
+    assert got.dtype == np.float32
+    assert got.tolist() == [[[[-1.0, float(np.float32(127) / np.float32(127.5) - np.float32(1)), 1.0]]]]
+
+
+# --- reference.train: minibatch sampling, eq. (4), tail model ------------------------------
+
+def test_sample_weights_faster_rcnn_minibatch():
+    from reference import train
+
+    rng = np.random.default_rng(0)
+    labels = rng.choice(np.array([-1, 0, 1], np.int8), size=(3, 9, 9, 25), p=[0.2, 0.5, 0.3])
+    labels[2] = np.where(labels[2] == 1, 0, labels[2])
+    labels[2, 0, 0, :3] = 1  # few positives: the rest of the 256 are negatives
+    cls_w, pos_w = train.sample_weights(labels, rng)
+    for b in range(3):
+        assert cls_w[b].sum() == 256
+        assert (cls_w[b][labels[b] == -1] == 0).all()
+        assert (pos_w[b] == cls_w[b] * (labels[b] == 1)).all()
+    assert pos_w[0].sum() == 128 and pos_w[2].sum() == 3
+
+
+def test_loss_is_equation_4(tf):
+    from reference import train
+
+    rng = np.random.default_rng(1)
+    out = rng.normal(size=(2, 3, 4, 125)).astype(np.float32)
+    labels = rng.choice(np.array([-1, 0, 1], np.int8), size=(2, 3, 4, 25))
+    deltas = rng.normal(size=(2, 3, 4, 25, 4)).astype(np.float16)
+    cls_w = (labels >= 0) * rng.integers(0, 2, labels.shape).astype(np.float32)
+    pos_w = cls_w * (labels == 1)
+    l_cls, l_reg = train.make_loss_fn(1.0)(out, labels, deltas, cls_w, pos_w)
+    # Plain NumPy (float64): p = sigmoid(logit), CE = -[y log p + (1-y) log(1-p)].
+    o = out.astype(np.float64)
+    p = 1 / (1 + np.exp(-o[..., :25]))
+    y = (labels == 1).astype(float)
+    ce = -(y * np.log(p) + (1 - y) * np.log(1 - p))
+    pred = np.stack([o[..., 25 + 25 * k: 50 + 25 * k] for k in range(4)], axis=-1)
+    mse = ((pred - deltas.astype(np.float64)) ** 2).mean(axis=-1)
+    want_cls = np.mean([(ce[b] * cls_w[b]).sum() / 256 for b in range(2)])
+    want_reg = np.mean([(mse[b] * pos_w[b]).sum() / 4 for b in range(2)])
+    assert float(l_cls) == pytest.approx(want_cls, rel=1e-5)
+    assert float(l_reg) == pytest.approx(want_reg, rel=1e-5)
+
+
+def test_tail_model_shares_layers_with_full_model(models, data_dir):
+    import keras
+
+    from reference import train
+
+    model = models.build_model("A", alpha=1.0, frozen=98)
+    cut = models.frozen_layer_name(98)
+    prefix = keras.Model(model.input, model.get_layer(cut).output)
+    tail = train.tail_model(model, cut)
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 96, 128, 3)).astype(np.float32)
+    full = model.predict(x, verbose=0)
+    split = tail.predict(prefix.predict(x, verbose=0), verbose=0)
+    np.testing.assert_allclose(split, full, rtol=1e-5, atol=1e-5)
+    # Same layer objects: a change through the tail is seen by the full model.
+    tail.get_layer("head").set_weights([w + 1 for w in tail.get_layer("head").get_weights()])
+    assert np.array_equal(model.get_layer("head").get_weights()[1], np.ones(125, np.float32))
+    assert {w.path for w in tail.trainable_weights} == {w.path for w in model.trainable_weights}
