@@ -127,18 +127,21 @@ def _read_keras3(h5: Any, source: str, layer_specs: list[dict] | None) -> Weight
             layer = fallback.get(path)
         if not layer:
             raise ModelError(f"{source}: cannot tell which layer owns weights group {path!r}")
+        try:
+            arrays = [np.asarray(group[str(i)]) for i in range(len(group.keys()))]
+        except (KeyError, OSError) as exc:
+            raise ModelError(f"{source}: cannot read weights of layer {layer!r}: {exc}") from exc
         order = KERAS3_VAR_ORDER.get(classes.get(layer, ""))
         if order is None:
-            raise ModelError(f"{source}: layer {layer!r} has weights but its type is unknown")
+            # A class we do not convert (the converter names it) or a layer absent from the
+            # architecture (reported as unused): keep the arrays under their indices.
+            out[layer] = {str(i): a for i, a in enumerate(arrays)}
+            continue
         if classes[layer] == "BatchNormalization":
             spec = _find(layer_specs or [], layer)
             cfg = spec["config"] if spec else {}
             order = tuple(v for v in order if not (v == "gamma" and cfg.get("scale") is False)
                           and not (v == "beta" and cfg.get("center") is False))
-        try:
-            arrays = [np.asarray(group[str(i)]) for i in range(len(group.keys()))]
-        except (KeyError, OSError) as exc:
-            raise ModelError(f"{source}: cannot read weights of layer {layer!r}: {exc}") from exc
         if len(arrays) > len(order):
             raise ModelError(
                 f"{source}: layer {layer!r} ({classes[layer]}) has {len(arrays)} weight arrays, "
