@@ -94,17 +94,15 @@ def render(summary: dict) -> str:
 
 
 def run(args) -> int:
-    from qsim.graph.summary import summarize
-    from qsim.model import load_model
+    from qsim.graph.summary import inspect_model
 
     size = parse_size(args.size)
-    graph = load_model(args.model, fold_bn=not args.no_fold_bn, arch=args.arch, input_hw=size,
-                       symmetric_pads=args.symmetric_pads)
-    summary = summarize(graph, size)
+    summary = inspect_model(args.model, size, fold_bn=not args.no_fold_bn, arch=args.arch,
+                            symmetric_pads=args.symmetric_pads)
     print(render(summary))
     if args.notes:
         print("\npass notes:")
-        for note in graph.notes:
+        for note in summary["notes"]:
             print("  " + note)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:

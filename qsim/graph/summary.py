@@ -94,3 +94,12 @@ def summarize(graph: Graph, input_hw: tuple[int, int] | None = None) -> dict[str
         },
         "notes": list(graph.notes),
     }
+
+
+def inspect_model(path, size: tuple[int, int] | None = None, fold_bn: bool = True, arch=None,
+                  symmetric_pads: bool = False) -> dict[str, Any]:
+    """Python twin of ``qsim inspect``: load ``path`` and `summarize` it at ``size`` (H, W)."""
+    from qsim.model import load_model
+
+    graph = load_model(path, fold_bn=fold_bn, arch=arch, input_hw=size, symmetric_pads=symmetric_pads)
+    return summarize(graph, size)
