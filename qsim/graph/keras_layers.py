@@ -197,14 +197,6 @@ def identity(layer: KerasLayer, weights: dict[str, np.ndarray]) -> list[Node]:
     return [Node(layer.name, "identity", list(layer.inputs), {}, {}, layer.class_name)]
 
 
-def reshape(layer: KerasLayer, weights: dict[str, np.ndarray]) -> list[Node]:
-    """Only reshapes that keep the NHWC tensor as is are accepted (checked by validate)."""
-    target = layer.config.get("target_shape")
-    node = Node(layer.name, "identity", list(layer.inputs), {"reshape_to": tuple(target)}, {},
-                layer.class_name)
-    return [node]
-
-
 CONVERTERS: dict[str, Converter] = {
     "Conv2D": conv2d,
     "DepthwiseConv2D": depthwise_conv2d,
@@ -222,7 +214,6 @@ CONVERTERS: dict[str, Converter] = {
     "GaussianDropout": identity,
     "AlphaDropout": identity,
     "ActivityRegularization": identity,
-    "Reshape": reshape,
 }
 SUPPORTED = ("InputLayer",) + tuple(CONVERTERS) + ("Functional/Model/Sequential (inlined)",)
 

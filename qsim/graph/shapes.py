@@ -65,10 +65,6 @@ def node_shape(node: Node, in_shapes: list[Shape]) -> Shape:
     if op in ("relu", "sigmoid"):
         return x
     if op == "identity":
-        target = node.attrs.get("reshape_to")
-        if target is not None and tuple(target) != tuple(x) and None not in x:
-            raise ModelError(f"node '{node.name}' (Reshape): target {tuple(target)} changes the "
-                             f"tensor {tuple(x)}; only no-op reshapes are supported")
         return x
     if op == "pad":
         t, b, l, r = node.attrs["pads"]

@@ -6,7 +6,7 @@
 ==================  ==========================================================  ========
 pass                what                                                        default
 ==================  ==========================================================  ========
-remove_identity     drop Dropout / no-op Reshape / linear Activation            yes
+remove_identity     drop Dropout & co. / linear Activation                      yes
 fold_bn             BatchNorm folded into the conv before it (named after BN)   yes (``fold_bn=False`` keeps BNs)
 explicit_pads       ``"same"`` → explicit pads where the input size is known     yes
 fuse_pad            ZeroPadding2D merged into the conv reading it               yes

@@ -1,4 +1,4 @@
-"""Remove ``identity`` nodes (Dropout, no-op Reshape, linear Activation): readers read its input.
+"""Remove ``identity`` nodes (Dropout and friends, linear Activation): readers read its input.
 
 Note: if the identity is a graph output, the output becomes its input's name.
 """
