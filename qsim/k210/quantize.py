@@ -168,7 +168,8 @@ def s_act_in_for(s_x: float, s_w: np.ndarray, bias: np.ndarray, s_y: float, g: i
 
 
 def make_kpu_layer(name: str, kernel_oikk: np.ndarray, bias: np.ndarray, depthwise: bool, in_q: QParam,
-                   out_q: QParam, activation, in_hw: tuple[int, int], pool_type: int = 0) -> KpuLayer:
+                   out_q: QParam, activation, in_hw: tuple[int, int], pool_type: int = 0,
+                   notes: list[str] | None = None) -> KpuLayer:
     """A `KpuLayer` whose register words are encoded and decoded back (so every field fits)."""
     oc, icg, k, _ = kernel_oikk.shape
     ic = oc if depthwise else icg
@@ -187,8 +188,17 @@ def make_kpu_layer(name: str, kernel_oikk: np.ndarray, bias: np.ndarray, depthwi
                      pool_type=pool_type, load_para=1, dma_burst_size=15, pad_value=in_q.zero_point,
                      load_coor=1, load_act=1, arg_x=-128, arg_w=-in_q.zero_point,
                      arg_add=k * k * 128 * in_q.zero_point)
-    try:  # the register words must hold every value: round-trip through the encoders
-        encode_layer(args)
+    # the register words must hold every value: round-trip through the encoders. Map sizes
+    # beyond the 10/9-bit size fields (W <= 1024, H <= 512) cannot run on a real KPU without
+    # tiling; they are simulated anyway (the arithmetic does not depend on them) and noted.
+    geometry = {"i_row_wid": 1023, "i_col_high": 511, "o_row_wid": 1023, "o_col_high": 511}
+    too_big = [f"{f}={getattr(args, f)}" for f, top in geometry.items() if getattr(args, f) > top]
+    if notes is not None and too_big:
+        notes.append(f"{name}: {h}x{w} map exceeds the KPU size registers ({', '.join(too_big)}); "
+                     "simulated as if untiled")
+    probe = LayerArgs(**{**vars(args), **{f: min(getattr(args, f), top) for f, top in geometry.items()}})
+    try:
+        encode_layer(probe)
         encode_bn(bn)
         encode_act(table)
     except Exception as exc:
@@ -323,7 +333,7 @@ def quantize_graph(graph: Graph, calibration, input_hw: tuple[int, int] | None =
                 elif stride != 1 or (oy, ox) != (0, 0):
                     sub = (stride, oy, ox)
                 layer = make_kpu_layer(out_name, kern, node.weights.get("bias"), depthwise, params[src],
-                                       params[out_name], activation, (h, w), pool)
+                                       params[out_name], activation, (h, w), pool, notes)
                 steps.append(QStep(out_name, "kpu", [src], params[out_name], node=node, layer=layer,
                                    subsample=sub, also_names=[node.name] if act_node is not None else []))
                 continue
@@ -342,7 +352,7 @@ def quantize_graph(graph: Graph, calibration, input_hw: tuple[int, int] | None =
             eye[np.arange(c), np.arange(c), 0, 0] = 1.0
             eye[np.arange(c), c + np.arange(c), 0, 0] = 1.0
             h, w, _ = shapes[node.name]
-            layer = make_kpu_layer(out_name, eye, None, False, cq, params[out_name], activation, (h, w), 0)
+            layer = make_kpu_layer(out_name, eye, None, False, cq, params[out_name], activation, (h, w), 0, notes)
             steps.append(QStep(out_name, "add_kpu", [a, b], params[out_name], node=node, layer=layer, concat_q=cq,
                                also_names=[node.name] if act_node is not None else []))
             continue
