@@ -195,3 +195,12 @@ def test_default_calibration_is_fixed_and_shared_across_sizes(data_dir):
     t = run_executor(g, x2, executor="k210")
     assert t.output(0).shape == (1, 6, 8, 5)
     _CACHE.clear()
+
+
+def test_maps_beyond_size_registers_are_noted_not_refused():
+    notes: list = []
+    rng = np.random.default_rng(0)
+    layer = make_kpu_layer("big", rng.normal(0, 1, (2, 1, 3, 3)), None, True, quant_param(-1, 1), quant_param(0, 6),
+                           ("relu", 6.0, 0.0), (600, 8), 0, notes)
+    assert layer.in_shape == (2, 600, 8) and "exceeds the KPU size registers" in notes[0]
+    assert layer.run(np.full((2, 600, 8), 128, np.uint8)).shape == (2, 600, 8)
