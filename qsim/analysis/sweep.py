@@ -376,12 +376,12 @@ class SweepResult:
         return markdown_table(headers, rows, align="llrrrrrrrr")
 
     def plot(self, path: Any) -> Path:
-        """Bar chart of AP per format (ours, and the paper's where known)."""
+        """AP per format (ours, and the paper's where known) beside the precision/recall curves."""
         from qsim.analysis.plots import _check_path, _pyplot
 
         path = _check_path(path)
         plt = _pyplot()
-        fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(self.rows) + 2), 3.2))
+        fig, (ax, ax_pr) = plt.subplots(1, 2, figsize=(max(4.0, 0.9 * len(self.rows) + 2) + 4, 3.4))
         xs = np.arange(len(self.rows))
         ax.bar(xs - 0.2, [r.ap for r in self.rows], 0.4, label="qsim")
         paper = [PAPER_TABLE_II.get(r.format, (np.nan,))[0] if self.dataset.startswith("fddb") else np.nan
@@ -394,6 +394,14 @@ class SweepResult:
         ax.set_ylabel("AP (IoU >= 0.5)")
         ax.set_title(f"{Path(self.model).name} on {self.dataset} ({self.n_images} images)", fontsize=9)
         ax.legend(fontsize=8)
+        for r in self.rows:
+            ax_pr.plot(r.eval.recall, r.eval.precision, label=f"{r.format} ({r.ap:.3f})", lw=1)
+        ax_pr.set_xlim(0, 1)
+        ax_pr.set_ylim(0, 1.02)
+        ax_pr.set_xlabel("recall")
+        ax_pr.set_ylabel("precision")
+        ax_pr.set_title("precision / recall", fontsize=9)
+        ax_pr.legend(fontsize=7)
         fig.tight_layout()
         fig.savefig(path, dpi=120)
         plt.close(fig)
