@@ -106,9 +106,11 @@ def _counter(counters, node: Node, site: str) -> OverflowCounter | None:
     return c
 
 
-def _mac(node, np_, xs, fmts, params, counters):
+def _mac(node, np_, xs, fmts, params, counters, relu=None, keep_pre=False):
     p = params[node.name]
     acc = {"acc": _counter(counters, node, "acc"), "requant": _counter(counters, node, "requant")}
+    if relu is not None:  # the ReLU node's "act" counter, fed by the fused tail
+        acc["act"] = relu.pop("counter", None)
     if node.op == "batch_norm":
         strides, pads, dilation = (1, 1), (0, 0, 0, 0), (1, 1)
     else:
@@ -119,7 +121,8 @@ def _mac(node, np_, xs, fmts, params, counters):
                        out_fmt=np_.act, acc_bits=np_.acc_bits, rounding=np_.rounding_at("requant"),
                        overflow=np_.overflow_at("requant"), acc_overflow=np_.overflow_at("acc"),
                        acc_saturation=np_.acc_saturation, strides=strides, pads=pads, dilation=dilation,
-                       depthwise=p.depthwise, counters=acc if counters is not None else None)
+                       depthwise=p.depthwise, counters=acc if counters is not None else None,
+                       relu=relu, keep_pre=keep_pre)
 
 
 def _relu(node, np_, xs, fmts, params, counters):
@@ -188,9 +191,33 @@ def _as_plan(plan: Any) -> Plan:
     raise PlanError(f"expected a Plan (or a format string such as 'Q6.9'), got {type(plan).__name__}")
 
 
+def _int_codes(codes: np.ndarray) -> np.ndarray:
+    """Kernels may hand back integer-valued float64 codes (BLAS-ready); the trace holds int64."""
+    return codes if codes.dtype == np.int64 else codes.astype(np.int64)
+
+
 def _values(codes: np.ndarray, fmt: QFormat) -> np.ndarray:
-    v = dequantize(codes, fmt)
+    if codes.dtype.kind == "f":  # integer-valued float64, |code| < 2**53: scaling is exact
+        v = codes * fmt.lsb
+    else:
+        v = dequantize(codes, fmt)
     return v.astype(np.float32) if fmt.word_bits <= 24 else v  # float32 is exact up to 24 bits
+
+
+def fusable_relus(graph: Graph) -> dict[str, str]:
+    """MAC node -> the ReLU that is its only reader (run in the MAC's tail, same results)."""
+    fused: dict[str, str] = {}
+    readers: dict[str, list[Node]] = {n.name: [] for n in graph}
+    for node in graph:
+        for src in node.inputs:
+            readers[src].append(node)
+    for node in graph:
+        if node.op not in MAC_OPS or len(readers[node.name]) != 1:
+            continue
+        r = readers[node.name][0]
+        if r.op == "relu" and not r.attrs.get("negative_slope", 0.0) and not r.attrs.get("threshold", 0.0):
+            fused[node.name] = r.name
+    return fused
 
 
 def run(graph: Graph, x: Any, plan: "Plan | str", *, counters: bool = True, keep_values: bool = True) -> Trace:
@@ -220,13 +247,34 @@ def run(graph: Graph, x: Any, plan: "Plan | str", *, counters: bool = True, keep
     codes: dict[str, np.ndarray] = {}
     formats: dict[str, QFormat] = {}
     remaining = _readers(graph)
+    fused = fusable_relus(graph)
+    done: dict[str, tuple[np.ndarray, dict | None]] = {}  # ReLUs already computed in a MAC tail
     for node in graph:
         np_ = plan.for_node(node.name)
         node_counters: dict[str, OverflowCounter] | None = {} if counters else None
         if node.name in params and counters:
             node_counters.update(_copy_counters(params[node.name].counters))
         with node_context(node.name, node.op):
-            if node.op == "input":
+            if node.name in done:
+                out, relu_counters = done.pop(node.name)
+                if counters:
+                    node_counters = relu_counters
+                fmt = np_.act
+            elif node.name in fused:
+                relu_node = graph[fused[node.name]]
+                rp = plan.for_node(relu_node.name)
+                spec = eltwise.relu_spec(np_.act, rp.act, relu_node.attrs.get("max_value"),
+                                         rp.rounding_at("act"), rp.overflow_at("act"))
+                relu_counters = {"act": OverflowCounter(f"{relu_node.name}/act")} if counters else None
+                if counters:
+                    spec["counter"] = relu_counters["act"]
+                keep_pre = keep_values or node.name in graph.outputs
+                res = _mac(node, np_, [codes[i] for i in node.inputs], [formats[i] for i in node.inputs],
+                           params, node_counters, relu=spec, keep_pre=keep_pre)
+                post, out = res if keep_pre else (res, None)
+                done[relu_node.name] = (post, relu_counters)
+                fmt = np_.act
+            elif node.op == "input":
                 xf = check_input(node, feeds[node.name], np.float64)
                 out = quantize(xf, np_.act, rounding=np_.rounding_at("input"), overflow=np_.overflow_at("input"),
                                counter=_counter(node_counters, node, "input"))
@@ -239,22 +287,24 @@ def run(graph: Graph, x: Any, plan: "Plan | str", *, counters: bool = True, keep
                 fmts = [formats[i] for i in node.inputs]
                 out = kernel(node, np_, xs, fmts, params, node_counters)
                 fmt = fmts[0] if node.op in PASSTHROUGH_OPS else np_.act
-        codes[node.name], formats[node.name] = out, fmt
+        if out is not None:  # None: a MAC whose codes only its fused ReLU needed
+            codes[node.name] = out
+        formats[node.name] = fmt
         if counters:
             trace.counters[node.name] = node_counters
         if keep_values:
-            trace.codes[node.name] = out
+            trace.codes[node.name] = _int_codes(out)
             trace.formats[node.name] = fmt
             trace.values[node.name] = _values(out, fmt)
         else:
             for src in node.inputs:
                 remaining[src] -= 1
                 if remaining[src] == 0:
-                    del codes[src]
+                    codes.pop(src, None)
     for name in graph.outputs:
         trace.outputs[name] = trace.values[name] if keep_values else _values(codes[name], formats[name])
         if not keep_values:
-            trace.codes[name], trace.formats[name] = codes[name], formats[name]
+            trace.codes[name], trace.formats[name] = _int_codes(codes[name]), formats[name]
     return trace
 
 

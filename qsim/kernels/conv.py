@@ -192,12 +192,24 @@ def _check(x: np.ndarray, w: np.ndarray, bias, depthwise: bool) -> None:
         raise InputError(f"conv bias has shape {np.shape(bias)}, expected ({cout},)")
 
 
-def exact_sums(x: np.ndarray, w: np.ndarray, *, strides, pads, dilation, depthwise: bool,
-               headroom: int = 0) -> np.ndarray:
-    """Exact sums of products (no bias) as int64 (N,Ho,Wo,Cout): float64 BLAS when proved exact.
+def weight_abs_sums(w: np.ndarray, depthwise: bool) -> int:
+    """max over output channels of sum |w| (exact int)."""
+    if w.size == 0:
+        return 0
+    absw = np.abs(w.astype(np.int64))
+    per_out = absw.sum(axis=(0, 1)) if depthwise else absw.sum(axis=(0, 1, 2))
+    return int(per_out.max())
 
-    `headroom` is a bound on what the caller adds afterwards (the aligned bias); the sum
-    plus it must stay below 2**62.
+
+def exact_sums(x: np.ndarray, w: np.ndarray, *, strides, pads, dilation, depthwise: bool,
+               headroom: int = 0, in_fmt: QFormat | None = None) -> np.ndarray:
+    """Exact sums of products (no bias), (N,Ho,Wo,Cout): float64 (integer-valued) when
+    ``|sum| < 2**53`` is proved, else int64.
+
+    The bound is ``max|x| * max_co sum|w|``, with ``max|x|`` from `in_fmt` when given (the
+    codes are then trusted to lie in it: no pass over the data) and from the data when that
+    is not enough. `headroom` bounds what the caller adds afterwards (the aligned bias);
+    the total must stay below 2**62. `x` may hold int64 codes or integer-valued float64.
     """
     n, h, wid, cin = x.shape
     kh, kw, _, k4 = w.shape
@@ -208,31 +220,38 @@ def exact_sums(x: np.ndarray, w: np.ndarray, *, strides, pads, dilation, depthwi
     wo = out_size(wid, kw, sw, pl + pr, dw)
     if ho <= 0 or wo <= 0:
         raise InputError(f"conv output would be empty: input {h}x{wid}, kernel {kh}x{kw}, pads {pads}")
-    bound = sum_abs_bound(x, w, depthwise)
+    wsum = weight_abs_sums(w, depthwise)
+    bound = None
+    if in_fmt is not None:
+        bound = max(abs(in_fmt.min_code), in_fmt.max_code) * wsum
+    if bound is None or bound + headroom >= FLOAT_EXACT_LIMIT:  # the data may do better
+        bound = 0 if x.size == 0 else max(abs(int(x.min())), abs(int(x.max()))) * wsum
     if bound + headroom >= INT64_SAFE_LIMIT:
         bound += headroom
         raise PlanError(
             f"exact accumulation needs {bound.bit_length() + 1} bits (max|x| x sum|w| = {bound}); "
             "int64 holds 63: use narrower activation or weight formats"
         )
-    if depthwise:
-        out = np.empty((n, ho, wo, cin * k4), dtype=np.int64)
-        _depthwise(np.ascontiguousarray(x, dtype=np.int64), np.ascontiguousarray(w, dtype=np.int64),
-                   sh, sw, pt, pl, dh, dw, ho, wo, out)
-        return out
     use_float = bound < FLOAT_EXACT_LIMIT
     dtype = np.float64 if use_float else np.int64
+    if x.dtype != dtype:
+        x = x.astype(dtype)
+    x = np.ascontiguousarray(x)
+    if depthwise:
+        out = np.empty((n, ho, wo, cin * k4), dtype=dtype)
+        _depthwise(x, np.ascontiguousarray(w, dtype=dtype), sh, sw, pt, pl, dh, dw, ho, wo, out)
+        return out
     if kh == kw == 1 and sh == sw == 1 and pads == (0, 0, 0, 0):
-        cols = x.reshape(-1, cin).astype(dtype)  # pointwise: the input is the patch matrix
+        cols = x.reshape(-1, cin)  # pointwise: the input is the patch matrix
     else:
         cols = np.empty((n * ho * wo, kh * kw * cin), dtype=dtype)
-        _im2col(np.ascontiguousarray(x, dtype=np.int64), kh, kw, sh, sw, pt, pl, dh, dw, ho, wo, cols)
-    wmat = w.reshape(kh * kw * cin, k4).astype(dtype)
+        _im2col(x, kh, kw, sh, sw, pt, pl, dh, dw, ho, wo, cols)
+    wmat = np.ascontiguousarray(w.reshape(kh * kw * cin, k4).astype(dtype))
     if use_float:
-        acc = (cols @ wmat).astype(np.int64)  # exact: all partial sums are integers < 2**53
+        acc = cols @ wmat  # exact: all partial sums are integers < 2**53
     else:
         acc = np.empty((cols.shape[0], k4), dtype=np.int64)
-        _matmul_i64(cols, np.ascontiguousarray(wmat), acc)
+        _matmul_i64(cols, wmat, acc)
     return acc.reshape(n, ho, wo, k4)
 
 
@@ -240,20 +259,32 @@ def exact_sums(x: np.ndarray, w: np.ndarray, *, strides, pads, dilation, depthwi
 def conv2d(x, w, bias, *, in_fmt: QFormat, w_fmt: QFormat, b_fmt: QFormat, out_fmt: QFormat,
            acc_bits: int, rounding, overflow, acc_overflow, acc_saturation: str = "final",
            strides=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), depthwise: bool = False,
-           counters: dict[str, OverflowCounter] | None = None) -> np.ndarray:
+           counters: dict[str, OverflowCounter] | None = None, relu: dict | None = None,
+           keep_pre: bool = False):
     """Integer (depthwise) convolution: codes of `in_fmt` -> codes of `out_fmt` (see module doc).
 
     Args:
-        x: int64 codes (N,H,W,Cin). w: int64 codes (KH,KW,Cin,Cout) or (KH,KW,C,mult).
+        x: codes (N,H,W,Cin) in `in_fmt` (int64, or integer-valued float64).
+        w: int64 codes (KH,KW,Cin,Cout), or (KH,KW,C,mult) when `depthwise`.
         bias: int64 codes (Cout,) of `b_fmt`, or None.
         pads: (top, bottom, left, right) or ``"same"``/``"valid"``.
-        counters: optional ``{"acc": OverflowCounter, "requant": OverflowCounter}`` to feed.
+        counters: optional ``{"acc", "requant"[, "act"]: OverflowCounter}`` to feed.
+        relu: a fused ReLU/ReLU6 applied to the codes (`qsim.kernels.eltwise.relu_spec`):
+            identical to calling `qsim.kernels.eltwise.relu` on the result, in the same pass.
+        keep_pre: with `relu`, also return the codes before it.
 
     Returns:
-        int64 codes (N,Ho,Wo,Cout) of `out_fmt`.
+        Codes (N,Ho,Wo,Cout) of `out_fmt` (of the ReLU's format with `relu`): float64 holding
+        integers for words <= 53 bits (exact, ready for the next BLAS), int64 otherwise.
+        With ``keep_pre``: ``(codes, pre_relu_codes)``.
     """
+    from qsim.kernels import eltwise
+    from qsim.kernels.tail import fused_tail
+
     rounding, overflow, acc_overflow = Rounding.parse(rounding), Overflow.parse(overflow), Overflow.parse(acc_overflow)
-    x = np.asarray(x, dtype=np.int64)
+    x = np.asarray(x)
+    if x.dtype.kind not in "if":
+        raise InputError(f"conv input codes must be integers, got dtype {x.dtype}")
     w = np.asarray(w, dtype=np.int64)
     _check(x, w, bias, depthwise)
     pads = resolve_pads(pads, x.shape[1:3], w.shape[:2], tuple(strides), tuple(dilation))
@@ -267,16 +298,31 @@ def conv2d(x, w, bias, *, in_fmt: QFormat, w_fmt: QFormat, b_fmt: QFormat, out_f
         raise PlanError(f"bias aligned to the accumulator reaches {bias_max}, beyond 2**62")
     bias_acc = np.zeros(cout, dtype=np.int64) if bias is None else np.asarray(bias, dtype=np.int64) << np.int64(align)
     counters = counters or {}
-    acc_counter = counters.get("acc")
-    if acc_saturation == "per_step" and acc_overflow is Overflow.SATURATE:
-        acc = _per_step(x, w, bias_acc, acc_bits, strides, pads, dilation, depthwise, acc_counter)
+    per_step = acc_saturation == "per_step" and acc_overflow is Overflow.SATURATE
+    if per_step:
+        acc = _per_step(x.astype(np.int64), w, bias_acc, acc_bits, strides, pads, dilation, depthwise,
+                        counters.get("acc"))
     else:
         acc = exact_sums(x, w, strides=tuple(strides), pads=pads, dilation=tuple(dilation),
-                         depthwise=depthwise, headroom=bias_max)
-        if bias is not None:
-            acc += bias_acc  # exact: |sum| + |bias| < 2**62 (checked in exact_sums)
-        acc = accumulate(acc, acc_bits, overflow=acc_overflow, counter=acc_counter)
-    return rescale(acc, acc_frac, out_fmt, rounding=rounding, overflow=overflow, counter=counters.get("requant"))
+                         depthwise=depthwise, headroom=bias_max, in_fmt=in_fmt)
+    fusable = acc_frac >= out_fmt.frac_bits and (relu is None or out_fmt.frac_bits >= relu["fmt"].frac_bits)
+    if fusable:
+        post, pre = fused_tail(acc, None if per_step else bias_acc, acc_bits=acc_bits,
+                               acc_overflow=None if per_step else acc_overflow, acc_frac=acc_frac,
+                               out_fmt=out_fmt, rounding=rounding, overflow=overflow, relu=relu,
+                               counters=counters, keep_pre=keep_pre)
+        return (post, pre) if keep_pre else post
+    # output with more fraction bits than the accumulator: the step-by-step qsim.fixed path
+    acc = acc.astype(np.int64)
+    if not per_step:
+        acc += bias_acc  # exact: |sum| + |bias| < 2**62 (checked in exact_sums)
+        acc = accumulate(acc, acc_bits, overflow=acc_overflow, counter=counters.get("acc"))
+    pre = rescale(acc, acc_frac, out_fmt, rounding=rounding, overflow=overflow, counter=counters.get("requant"))
+    if relu is None:
+        return pre
+    post = eltwise.relu(pre, in_fmt=out_fmt, out_fmt=relu["fmt"], max_value=relu["max_value"],
+                        rounding=relu["rounding"], overflow=relu["overflow"], counter=counters.get("act"))
+    return (post, pre) if keep_pre else post
 
 
 def _per_step(x, w, bias_acc, acc_bits, strides, pads, dilation, depthwise, counter):

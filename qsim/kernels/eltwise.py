@@ -46,6 +46,19 @@ def cap_code(max_value: float, fmt: QFormat) -> int:
     return math.floor(Fraction(max_value) * 2**fmt.frac_bits)
 
 
+def relu_spec(in_fmt: QFormat, out_fmt: QFormat, max_value, rounding, overflow) -> dict:
+    """The parameters of `relu` for the fused tail of a MAC kernel (`qsim.kernels.tail`)."""
+    from qsim.fixed.modes import Overflow, Rounding
+
+    if max_value is not None and not max_value > 0:
+        raise PlanError(f"relu max_value must be > 0 for a fixed-point clip, got {max_value!r}")
+    no_cap = 2**62
+    cap_in = no_cap if max_value is None else min(cap_code(max_value, in_fmt), no_cap)
+    cap_out = no_cap if max_value is None else min(cap_code(max_value, out_fmt), no_cap)
+    return {"fmt": out_fmt, "max_value": max_value, "cap_in": cap_in, "cap_out": cap_out,
+            "rounding": Rounding.parse(rounding), "overflow": Overflow.parse(overflow)}
+
+
 def relu(x, *, in_fmt: QFormat, out_fmt: QFormat, max_value=None, rounding, overflow,
          counter: OverflowCounter | None = None) -> np.ndarray:
     """ReLU / ReLU6 on codes (see module doc)."""

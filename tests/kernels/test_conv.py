@@ -160,3 +160,24 @@ def test_same_padding_stride2_first_layer_shape():
     assert got.shape == (1, 4, 3, 4)
     ref, _ = conv2d_ref(x, w, None, pads=(1, 1, 0, 1), **kwargs)
     np.testing.assert_array_equal(got, ref)
+
+
+@settings(max_examples=80)
+@given(conv_cases(), qformats(max_word=16), ROUNDINGS, OVERFLOWS, st.sampled_from([None, 6.0, 0.5]))
+def test_fused_relu_equals_conv_then_relu_references(case, act_fmt, act_rounding, act_overflow, max_value):
+    """conv2d(..., relu=spec) = relu_ref(conv2d_ref(...)): codes and all three counters."""
+    from qsim.kernels.eltwise import relu_spec
+    from qsim.kernels.ref.eltwise import relu_ref
+
+    x, w, bias, kwargs = case
+    spec = relu_spec(kwargs["out_fmt"], act_fmt, max_value, act_rounding, act_overflow)
+    counters = {s: OverflowCounter(s) for s in ("acc", "requant", "act")}
+    post, pre = conv2d(x, w, bias, counters=counters, relu=spec, keep_pre=True, **kwargs)
+    ref, tallies = conv2d_ref(x, w, bias, **kwargs)
+    ref_post, act_tally = relu_ref(ref, in_fmt=kwargs["out_fmt"], out_fmt=act_fmt, max_value=max_value,
+                                   rounding=act_rounding, overflow=act_overflow)
+    np.testing.assert_array_equal(pre, ref)
+    np.testing.assert_array_equal(post, ref_post)
+    assert_tally(counters["acc"], tallies["acc"])
+    assert_tally(counters["requant"], tallies["requant"])
+    assert_tally(counters["act"], act_tally)

@@ -1,0 +1,225 @@
+"""The fused tail of every MAC kernel: bias, accumulator width, requantization, optional ReLU.
+
+One compiled pass per element computes exactly what these `qsim.fixed` calls compute in
+sequence (tests compare codes and counters with the Python-int references)::
+
+    acc  = accumulate(sum + bias, acc_bits, overflow=acc_overflow)       # site "acc"
+    code = rescale(acc, acc_frac, out_fmt, rounding, overflow)           # site "requant"
+    # optional fused ReLU/ReLU6 (qsim.kernels.eltwise.relu), site "act":
+    y    = rescale(clip(code, 0, cap_in), out_fmt.frac, act_fmt, act_rounding, act_overflow)
+    y    = min(y, cap_out)
+
+Why fuse: a separate pass per step costs more than the arithmetic (memory bound); fused,
+the tail reads the accumulator once and writes the codes once, in parallel chunks whose
+split does not depend on the thread count (integer results and integer counts are the
+same for any split anyway).
+
+Contract: both shifts (``acc_frac - out_frac`` and ``out_frac - act_frac``) are >= 0 (the
+callers use the step-by-step `qsim.fixed` path otherwise); ``|sum + bias| < 2**62``; the
+accumulator ``acc`` is float64 holding integers (exact, proved by the caller) or int64.
+Codes are written as float64 (integer-valued, exact for words <= 53 bits, ready for the
+next layer's BLAS) or int64, per the ``out`` array's dtype.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from qsim.fixed.counters import OverflowCounter
+from qsim.fixed.format import QFormat
+from qsim.fixed.modes import Overflow, Rounding
+
+NO_CAP = np.int64(2**62)
+
+
+def rounding_offsets(shift: int, rounding: Rounding) -> tuple[int, int, int]:
+    """(base, negative, parity) with ``round(v / 2**s) = (v + base + neg*[v<0] + par*bit_s(v)) >> s``.
+
+    The branch-free form of `qsim.fixed.modes` (half_even: ``+ half - 1``, plus 1 when the
+    kept part ``v >> s`` is odd; toward_zero/half_away: one less for negatives). Tests
+    compare it with the references on every mode and tie.
+    """
+    if shift <= 0:
+        return 0, 0, 0
+    half = 1 << (shift - 1)
+    return {
+        Rounding.FLOOR: (0, 0, 0),
+        Rounding.HALF_UP: (half, 0, 0),
+        Rounding.TOWARD_ZERO: (0, (1 << shift) - 1, 0),
+        Rounding.HALF_AWAY: (half, -1, 0),
+        Rounding.HALF_EVEN: (half - 1, 0, 1),
+    }[rounding]
+
+
+@njit(cache=True, inline="always")
+def _rshift(v, s, base, neg, par):
+    off = base
+    if v < 0:
+        off += neg
+    off += ((v >> s) & 1) * par
+    return (v + off) >> s
+
+
+@njit(cache=True, inline="always")
+def _fit(v, lo, hi, saturate, mask):
+    if saturate:
+        return min(max(v, lo), hi)
+    return ((v - lo) & mask) + lo  # two's-complement wrap (mask = 2**bits - 1; -1 for 64 bits)
+
+
+@njit(cache=True, inline="always")
+def _acc_step(v, acc_mode, acc_lo, acc_hi, acc_mask):
+    """Accumulator width: 0 none, 1 saturate, 2 wrap."""
+    if acc_mode == 0:
+        return v
+    return _fit(v, acc_lo, acc_hi, acc_mode == 1, acc_mask)
+
+
+@njit(cache=True, parallel=True)
+def _tail_plain(acc, bias, nch, acc_mode, acc_lo, acc_hi, acc_mask,
+                s1, b1, n1, p1, lo1, hi1, sat1, mask1, out, nchunk, stats):
+    """bias + accumulator width + requantization (stats: acc events/min/max, requant events/min/max)."""
+    nrows = acc.size // nch
+    for c in prange(nchunk):
+        start = c * nrows // nchunk
+        stop = (c + 1) * nrows // nchunk
+        ev_a = 0
+        mn_a = 0
+        mx_a = 0
+        ev_1 = 0
+        mn_1 = 0
+        mx_1 = 0
+        for row in range(start, stop):
+            base = row * nch
+            for ch in range(nch):
+                v = np.int64(acc[base + ch]) + bias[ch]
+                mn_a = min(mn_a, v)
+                mx_a = max(mx_a, v)
+                ev_a += (v < acc_lo) | (v > acc_hi)
+                r = _rshift(_acc_step(v, acc_mode, acc_lo, acc_hi, acc_mask), s1, b1, n1, p1)
+                mn_1 = min(mn_1, r)
+                mx_1 = max(mx_1, r)
+                ev_1 += (r < lo1) | (r > hi1)
+                out[base + ch] = _fit(r, lo1, hi1, sat1, mask1)
+        stats[c, 0] = ev_a
+        stats[c, 1] = max(abs(mn_a), abs(mx_a))
+        stats[c, 2] = ev_1
+        stats[c, 3] = max(abs(mn_1), abs(mx_1))
+
+
+def _make_tail_relu(keep_pre: bool):
+    """`_tail_plain` then the ReLU (stats 4, 5: act events / peak); with `keep_pre`, `pre`
+    gets the codes before it. `keep_pre` is a compile-time constant: a run-time branch on it
+    stops LLVM from vectorizing the loop (3x slower)."""
+
+    @njit(cache=True, parallel=True)
+    def tail_relu(acc, bias, nch, acc_mode, acc_lo, acc_hi, acc_mask,
+                  s1, b1, n1, p1, lo1, hi1, sat1, mask1,
+                  cap_in, s2, b2, n2, p2, lo2, hi2, sat2, mask2, cap_out,
+                  out, pre, nchunk, stats):
+        nrows = acc.size // nch
+        for c in prange(nchunk):
+            start = c * nrows // nchunk
+            stop = (c + 1) * nrows // nchunk
+            ev_a = 0
+            mn_a = 0
+            mx_a = 0
+            ev_1 = 0
+            mn_1 = 0
+            mx_1 = 0
+            ev_2 = 0
+            mx_2 = 0
+            for row in range(start, stop):
+                base = row * nch
+                for ch in range(nch):
+                    v = np.int64(acc[base + ch]) + bias[ch]
+                    mn_a = min(mn_a, v)
+                    mx_a = max(mx_a, v)
+                    ev_a += (v < acc_lo) | (v > acc_hi)
+                    r = _rshift(_acc_step(v, acc_mode, acc_lo, acc_hi, acc_mask), s1, b1, n1, p1)
+                    mn_1 = min(mn_1, r)
+                    mx_1 = max(mx_1, r)
+                    ev_1 += (r < lo1) | (r > hi1)
+                    r = _fit(r, lo1, hi1, sat1, mask1)
+                    if keep_pre:
+                        pre[base + ch] = r
+                    y = _rshift(min(max(r, 0), cap_in), s2, b2, n2, p2)  # y >= 0
+                    mx_2 = max(mx_2, y)
+                    ev_2 += (y < lo2) | (y > hi2)
+                    out[base + ch] = min(_fit(y, lo2, hi2, sat2, mask2), cap_out)
+            stats[c, 0] = ev_a
+            stats[c, 1] = max(abs(mn_a), abs(mx_a))
+            stats[c, 2] = ev_1
+            stats[c, 3] = max(abs(mn_1), abs(mx_1))
+            stats[c, 4] = ev_2
+            stats[c, 5] = mx_2
+
+    return tail_relu
+
+
+_TAIL_RELU = {False: _make_tail_relu(False), True: _make_tail_relu(True)}
+
+
+def _mask(bits: int) -> np.int64:
+    return np.int64(-1) if bits >= 64 else np.int64((1 << bits) - 1)
+
+
+def code_dtype(fmt: QFormat):
+    """float64 for words up to 53 bits (exact, BLAS-ready), else int64."""
+    return np.float64 if fmt.word_bits <= 53 else np.int64
+
+
+def fused_tail(acc: np.ndarray, bias_acc: np.ndarray | None, *, acc_bits: int, acc_overflow: Overflow | None,
+               acc_frac: int, out_fmt: QFormat, rounding: Rounding, overflow: Overflow,
+               relu: dict | None = None, counters: dict[str, OverflowCounter] | None = None,
+               keep_pre: bool = False):
+    """Run the fused tail on the exact sums `acc` (..., C). Returns (codes, pre-ReLU codes or None).
+
+    Args:
+        acc_overflow: None means no accumulator model (the sum is already narrowed).
+        relu: None, or the dict `qsim.kernels.eltwise.relu_spec` builds (``fmt``, ``cap_in``,
+            ``cap_out``, ``rounding``, ``overflow``).
+        keep_pre: also return the requantized codes before the fused ReLU.
+    """
+    shape = acc.shape
+    if acc.size == 0:
+        empty = np.zeros(shape, code_dtype(out_fmt if relu is None else relu["fmt"]))
+        return empty, (np.zeros(shape, code_dtype(out_fmt)) if keep_pre and relu is not None else None)
+    flat = acc.reshape(-1)
+    nch = shape[-1] if len(shape) else 1
+    bias = np.zeros(nch, np.int64) if bias_acc is None else np.ascontiguousarray(bias_acc, dtype=np.int64)
+    acc_lo, acc_hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
+    acc_mode = 0 if acc_overflow is None else (1 if acc_overflow is Overflow.SATURATE else 2)
+    if acc_mode == 0:
+        acc_lo, acc_hi = -(2**63), 2**63 - 1
+    s1 = acc_frac - out_fmt.frac_bits
+    final_fmt = out_fmt if relu is None else relu["fmt"]
+    out = np.empty(flat.size, dtype=code_dtype(final_fmt))
+    pre = np.empty(flat.size if (relu is not None and keep_pre) else 0, dtype=code_dtype(out_fmt))
+    r = relu or {}
+    act_fmt = r.get("fmt", out_fmt)
+    nchunk = int(min(64, max(1, flat.size // 32768), max(1, flat.size // max(nch, 1))))
+    stats = np.zeros((nchunk, 6), dtype=np.int64)
+    common = (flat, bias, nch, int(acc_mode), np.int64(acc_lo), np.int64(acc_hi), _mask(acc_bits),
+              s1, *map(np.int64, rounding_offsets(s1, rounding)), np.int64(out_fmt.min_code),
+              np.int64(out_fmt.max_code), bool(overflow is Overflow.SATURATE), _mask(out_fmt.word_bits))
+    if relu is None:
+        _tail_plain(*common, out, nchunk, stats)
+    else:
+        s2 = out_fmt.frac_bits - act_fmt.frac_bits
+        _TAIL_RELU[bool(keep_pre)](*common, np.int64(r["cap_in"]), s2, *map(np.int64, rounding_offsets(s2, r["rounding"])),
+                   np.int64(act_fmt.min_code), np.int64(act_fmt.max_code),
+                   bool(r["overflow"] is Overflow.SATURATE), _mask(act_fmt.word_bits),
+                   np.int64(r["cap_out"]), out, pre, nchunk, stats)
+    if counters and flat.size:
+        n = flat.size
+        if acc_mode and counters.get("acc") is not None:
+            counters["acc"].record(events=int(stats[:, 0].sum()), elements=n, peak=int(stats[:, 1].max()),
+                                   lo=acc_lo, hi=acc_hi)
+        if counters.get("requant") is not None:
+            counters["requant"].record(events=int(stats[:, 2].sum()), elements=n, peak=int(stats[:, 3].max()),
+                                       lo=out_fmt.min_code, hi=out_fmt.max_code)
+        if relu is not None and counters.get("act") is not None:
+            counters["act"].record(events=int(stats[:, 4].sum()), elements=n, peak=int(stats[:, 5].max()),
+                                   lo=act_fmt.min_code, hi=act_fmt.max_code)
+    return out.reshape(shape), (pre.reshape(shape) if pre.size or (keep_pre and relu is not None) else None)
