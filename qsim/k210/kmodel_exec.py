@@ -84,6 +84,7 @@ class KmodelExecutor:
                                   f"qsim's kmodel executor (supported: {', '.join(sorted(_HANDLERS))})")
             if isinstance(node.body, KpuConv2d):
                 b = node.body
+                check_layer_registers(b.args, f"{self.model.path}: {node}")
                 self.layers[node.index] = KpuLayer.from_registers(
                     b.args, b.bn, b.act, b.weights, name=f"{self.model.path}: {node}")
 
@@ -165,6 +166,25 @@ class KmodelExecutor:
         raw = self._mem[rng.memory_type]
         raw[rng.start:rng.start + flat.nbytes] = flat.view(np.uint8)
         return flat
+
+
+def check_layer_registers(a, where: str) -> None:
+    """Refuse register values whose behaviour qsim does not model (rather than compute wrong bytes)."""
+    unmodelled = {f: getattr(a, f) for f in ("pad_type", "first_stride", "bypass_conv", "coef_size",
+                                              "coef_column_offset", "coef_row_offset", "ram_flag", "full_add")
+                  if getattr(a, f)}
+    if unmodelled:
+        raise KmodelError(f"{where}: register fields with unknown semantics are set: {unmodelled}")
+    h, w = a.in_hw
+    oh, ow = a.out_hw
+    want_in = layout.layout_registers(a.in_channels, h, w)
+    got_in = (a.channel_switch_addr, a.row_switch_addr, a.coef_group)
+    want_out = layout.layout_registers(a.out_channels, oh, ow)
+    got_out = (a.wb_channel_switch_addr, a.wb_row_switch_addr, a.wb_group)
+    if got_in != want_in or got_out != want_out:
+        raise KmodelError(f"{where}: layout registers (channel_switch, row_switch, group) input {got_in}, "
+                          f"output {got_out}; the KPU RAM layout of a {a.in_channels}x{h}x{w} -> "
+                          f"{a.out_channels}x{oh}x{ow} layer needs {want_in} and {want_out}")
 
 
 # ---------------------------------------------------------------- handlers

@@ -65,6 +65,16 @@ def fmap_lines(width: int, height: int, channels: int) -> int:
     return fmap_bytes(width, height, channels) // LINE_BYTES
 
 
+def layout_registers(channels: int, height: int, width: int) -> tuple[int, int, int]:
+    """(channel_switch_addr, row_switch_addr, coef_group) of a map: the layout in register units.
+
+    >>> layout_registers(16, 120, 160), layout_registers(128, 15, 20)
+    ((360, 3, 1), (15, 1, 2))
+    """
+    lay = row_layout(width)
+    return lay.row_len * height, lay.row_len, lay.groups
+
+
 @lru_cache(maxsize=256)
 def _addresses(channels: int, height: int, width: int) -> np.ndarray:
     lay = row_layout(width)

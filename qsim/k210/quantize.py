@@ -49,6 +49,7 @@ from qsim.graph.ir import Graph, Node, resolve_pads
 from qsim.graph.shapes import infer_shapes
 from qsim.k210.fields import ActTable, BatchNorm, LayerArgs, encode_act, encode_bn, encode_layer
 from qsim.k210.kpu import KpuLayer, pool_output_size
+from qsim.k210.layout import layout_registers
 
 ADD_MODES = ("kpu", "cpu")
 
@@ -182,16 +183,30 @@ def make_kpu_layer(name: str, kernel_oikk: np.ndarray, bias: np.ndarray, depthwi
                    np.rint(bias / s_ai).astype(np.int64))
     table = act_table(activation, s_ai, out_q)
     h, w = in_hw
-    args = LayerArgs(depth_wise_layer=int(depthwise), i_ch_num=ic - 1, o_ch_num=oc - 1, o_ch_num_coef=oc - 1,
-                     i_row_wid=w - 1, i_col_high=h - 1, o_row_wid=pool_output_size(w, pool_type) - 1,
-                     o_col_high=pool_output_size(h, pool_type) - 1, kernel_type=0 if k == 1 else 1,
-                     pool_type=pool_type, load_para=1, dma_burst_size=15, pad_value=in_q.zero_point,
-                     load_coor=1, load_act=1, arg_x=-128, arg_w=-in_q.zero_point,
-                     arg_add=k * k * 128 * in_q.zero_point)
+    oh, ow = pool_output_size(h, pool_type), pool_output_size(w, pool_type)
+    # weight loads (§1.3): whole output channels per 30 KiB load; a depthwise layer loads at once
+    per_load = oc if depthwise else min(oc, max(30720 // (k * k * ic), 1))
+    loads = -(-oc // per_load)
+    if loads > 64:
+        raise PlanError(f"layer {name!r}: {loads} weight loads of {per_load} channels; the 6-bit load_time "
+                        "field allows 64 (k210-kpu.md §1.3)")
+    in_regs = layout_registers(ic, h, w)
+    out_regs = layout_registers(oc, oh, ow)
+    args = LayerArgs(depth_wise_layer=int(depthwise), i_ch_num=ic - 1, o_ch_num=oc - 1, o_ch_num_coef=per_load - 1,
+                     i_row_wid=w - 1, i_col_high=h - 1, o_row_wid=ow - 1, o_col_high=oh - 1,
+                     kernel_type=0 if k == 1 else 1, pool_type=pool_type, load_para=1, dma_burst_size=15,
+                     pad_value=in_q.zero_point, load_coor=1, load_time=loads - 1,
+                     para_size=per_load * k * k * (1 if depthwise else ic), load_act=1,
+                     channel_switch_addr=in_regs[0], row_switch_addr=in_regs[1], coef_group=in_regs[2],
+                     wb_channel_switch_addr=out_regs[0], wb_row_switch_addr=out_regs[1], wb_group=out_regs[2],
+                     arg_x=-128, arg_w=-in_q.zero_point, arg_add=k * k * 128 * in_q.zero_point,
+                     channel_byte_num=min(ow * oh - 1, 0xFFFF), dma_total_byte=ow * oh * oc - 1)
     # the register words must hold every value: round-trip through the encoders. Map sizes
     # beyond the 10/9-bit size fields (W <= 1024, H <= 512) cannot run on a real KPU without
     # tiling; they are simulated anyway (the arithmetic does not depend on them) and noted.
-    geometry = {"i_row_wid": 1023, "i_col_high": 511, "o_row_wid": 1023, "o_col_high": 511}
+    geometry = {"i_row_wid": 1023, "i_col_high": 511, "o_row_wid": 1023, "o_col_high": 511,
+                "channel_switch_addr": (1 << 15) - 1, "wb_channel_switch_addr": (1 << 15) - 1,
+                "row_switch_addr": 15, "wb_row_switch_addr": 15}
     too_big = [f"{f}={getattr(args, f)}" for f, top in geometry.items() if getattr(args, f) > top]
     if notes is not None and too_big:
         notes.append(f"{name}: {h}x{w} map exceeds the KPU size registers ({', '.join(too_big)}); "

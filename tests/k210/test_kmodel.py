@@ -152,3 +152,25 @@ def test_memory_range_outside_memory_is_an_error(slim, tmp_path):
     ex = KmodelExecutor(read_kmodel(_write(tmp_path, bytes(data))))
     with pytest.raises(KmodelError, match=r"node 17 \(transpose.*runs past"):
         ex.run(np.zeros((3, 240, 320), np.uint8))
+
+
+def test_layout_registers_that_disagree_with_the_layout_are_refused(slim, tmp_path):
+    data = bytearray(slim.read_bytes())
+    model = read_kmodel(slim)
+    node = model.nodes[2]  # a kpu_conv2d; words start after main_mem_output (16) + batches + reserved
+    off = node.body_offset + 24 + 8 * 7  # kernel_calc_type_cfg
+    word = struct.unpack_from("<Q", data, off)[0]
+    word = (word & ~(0x7 << 28)) | (3 << 28)  # coef_group = 3 (no layout has 3 channels per line)
+    struct.pack_into("<Q", data, off, word)
+    with pytest.raises(KmodelError, match=r"node 2 \(kpu_conv2d.*layout registers"):
+        KmodelExecutor(read_kmodel(_write(tmp_path, bytes(data))))
+
+
+def test_unmodelled_register_fields_are_refused(slim, tmp_path):
+    data = bytearray(slim.read_bytes())
+    node = read_kmodel(slim).nodes[0]
+    off = node.body_offset + 24 + 8 * 4  # kernel_pool_type_cfg: bypass_conv is bit 9
+    word = struct.unpack_from("<Q", data, off)[0] | (1 << 9)
+    struct.pack_into("<Q", data, off, word)
+    with pytest.raises(KmodelError, match="bypass_conv"):
+        KmodelExecutor(read_kmodel(_write(tmp_path, bytes(data))))

@@ -204,3 +204,16 @@ def test_maps_beyond_size_registers_are_noted_not_refused():
                            ("relu", 6.0, 0.0), (600, 8), 0, notes)
     assert layer.in_shape == (2, 600, 8) and "exceeds the KPU size registers" in notes[0]
     assert layer.run(np.full((2, 600, 8), 128, np.uint8)).shape == (2, 600, 8)
+
+
+def test_quantized_layers_carry_consistent_layout_and_load_registers():
+    from qsim.k210.fields import decode_layer, encode_layer
+    from qsim.k210.kmodel_exec import check_layer_registers
+
+    rng = np.random.default_rng(2)
+    layer = make_kpu_layer("l", rng.normal(0, 1, (400, 96, 1, 1)), None, False, quant_param(-1, 1),
+                           quant_param(0, 6), ("relu", 6.0, 0.0), (14, 14), 0)
+    check_layer_registers(layer.args, "l")
+    a = layer.args
+    assert (a.o_ch_num_coef + 1, a.load_time + 1, a.para_size) == (320, 2, 320 * 96)  # 30720 // 96 = 320 per load
+    assert decode_layer(encode_layer(a)) == a
