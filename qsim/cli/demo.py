@@ -65,7 +65,7 @@ def _match_count(ref_boxes, boxes) -> int:
 def run(args: argparse.Namespace) -> int:
     import qsim
     from qsim.analysis.overflow import OverflowReport
-    from qsim.analysis.report import write_json
+    from qsim.analysis.report import fmt_num, fmt_pct, markdown_table, write_json
     from qsim.analysis.sweep import infer_stride
     from qsim.executors import EXECUTORS
     from qsim.executors import run as run_graph
@@ -136,12 +136,15 @@ def run(args: argparse.Namespace) -> int:
         counted = [layer for layer in report.layers.values() if layer.sites]
         if not counted:
             continue
-        if report.total_events:
-            print(report.render(only_counted=True))
-        else:
-            tight = sorted(counted, key=lambda layer: layer.headroom_bits)[:5]
-            names = ", ".join(f"{layer.name} {layer.headroom_bits:.2f}" for layer in tight)
-            print(f"no overflow anywhere; least headroom (bits): {names}")
+        hit = [layer for layer in counted if layer.events]
+        if hit:
+            rows = [[layer.name, layer.op, str(layer.events), layer.worst_site, fmt_pct(layer.worst_rate),
+                     fmt_num(layer.headroom_bits)] for layer in hit]
+            print(markdown_table(["layer", "op", "overflows", "worst site", "rate", "headroom bits"], rows,
+                                 align="llrlrr"))
+        tight = sorted(counted, key=lambda layer: layer.headroom_bits)[:5]
+        names = ", ".join(f"{layer.name} {layer.headroom_bits:.2f}" for layer in tight)
+        print(f"{'no overflow anywhere; ' if not hit else ''}least headroom (bits): {names}")
         results[label]["overflow"] = report.to_dict()
     for res in results.values():
         res.pop("boxes")
