@@ -81,16 +81,22 @@ def _matmul_i64(a, b, out):
 
 
 @njit(cache=True, parallel=True)
-def _depthwise(x, w, sh, sw, pt, pl, dh, dw, ho, wo, out):
-    """Exact int64 depthwise sums (no bias): out[..., c*mult+m] = sum x[..., c] * w[ky,kx,c,m]."""
+def _depthwise(x, w, mult, sh, sw, pt, pl, dh, dw, ho, wo, out):
+    """Exact depthwise sums (no bias): out[..., c*mult+m] = sum x[..., c] * w[ky,kx,c*mult+m].
+
+    `w` is the (KH,KW,C,mult) kernel reshaped to (KH,KW,C*mult), C-contiguous.
+
+    Channels innermost and contiguous (a row buffer per output pixel) so the loop vectorizes;
+    x, w, out share one dtype (int64, or float64 holding integers below 2**53).
+    """
     n, h, wid, c = x.shape
-    kh, kw, _, mult = w.shape
+    kh, kw = w.shape[0], w.shape[1]
     for r in prange(n * ho):
         b = r // ho
         oy = r % ho
+        row = np.zeros(c * mult, dtype=out.dtype)
         for ox in range(wo):
-            for co in range(c * mult):
-                out[b, oy, ox, co] = 0
+            row[:] = 0
             for ky in range(kh):
                 iy = oy * sh - pt + ky * dh
                 if iy < 0 or iy >= h:
@@ -99,10 +105,16 @@ def _depthwise(x, w, sh, sw, pt, pl, dh, dw, ho, wo, out):
                     ix = ox * sw - pl + kx * dw
                     if ix < 0 or ix >= wid:
                         continue
-                    for ci in range(c):
-                        xv = x[b, iy, ix, ci]
-                        for m in range(mult):
-                            out[b, oy, ox, ci * mult + m] += xv * w[ky, kx, ci, m]
+                    xs = x[b, iy, ix]
+                    ws = w[ky, kx]  # (C * mult,), contiguous
+                    if mult == 1:
+                        for ci in range(c):
+                            row[ci] += xs[ci] * ws[ci]
+                    else:
+                        for ci in range(c):
+                            for m in range(mult):
+                                row[ci * mult + m] += xs[ci] * ws[ci * mult + m]
+            out[b, oy, ox, :] = row
 
 
 @njit(cache=True, parallel=True)
@@ -239,7 +251,8 @@ def exact_sums(x: np.ndarray, w: np.ndarray, *, strides, pads, dilation, depthwi
     x = np.ascontiguousarray(x)
     if depthwise:
         out = np.empty((n, ho, wo, cin * k4), dtype=dtype)
-        _depthwise(x, np.ascontiguousarray(w, dtype=dtype), sh, sw, pt, pl, dh, dw, ho, wo, out)
+        _depthwise(x, np.ascontiguousarray(w.reshape(kh, kw, cin * k4), dtype=dtype), k4,
+                   sh, sw, pt, pl, dh, dw, ho, wo, out)
         return out
     if kh == kw == 1 and sh == sw == 1 and pads == (0, 0, 0, 0):
         cols = x.reshape(-1, cin)  # pointwise: the input is the patch matrix
