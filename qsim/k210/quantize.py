@@ -21,10 +21,12 @@ Recipe (uint8 asymmetric activations, per-channel symmetric weights):
   ReLU6: one piece from 0; leaky ReLU: two pieces; linear: one piece from the domain's start):
   ``x_start = rint(start/s_act_in)``, ``(y_mul, shift) = fixed_mul(slope*s_act_in/s_y, 16 bits,
   shift <= 43)``, ``bias = clamp(rint(f(start)/s_y + z_y), 0, 255)``; unused segments are
-  parked at the top of the int36 range with bias 255 (as ncc does). nncase fits any other
-  activation by 15-piece regression; such activations run on the CPU here (stated, not
-  emulated). For these piecewise-linear activations the fit is exact, so the regression's
-  merge order does not matter.
+  parked at the top of the int36 range with bias 255. This is the table ncc 0.2 emits (every
+  ReLU/linear table of slim-320.kmodel has exactly this shape). nncase 1.x instead runs its
+  15-piece regression even on the identity, giving 15 collinear segments whose biases are each
+  rounded (so its codes can differ by one LSB near segment starts); that split depends on float
+  noise in its merge order and is not reproduced. Other activations (sigmoid, ...) run on the
+  CPU in float here.
 * Stride: a KPU conv is stride 1 "same"; a stride-2 normal conv on an even map whose sampling
   grid starts at (0, 0) subsamples in its pool stage (``left_top_2_s2``; ``right_top_2_s2``
   for a (0, 1) start); every other stride/offset, and every stride-2 depthwise conv (the
