@@ -86,7 +86,13 @@ class SweepFormat:
         if self.executor == "viola_jones":
             from qsim.facedet.viola_jones import MIN_NEIGHBORS, MIN_SIZE, SCALE_FACTOR
 
-            doc["vj"] = [SCALE_FACTOR, MIN_NEIGHBORS, list(MIN_SIZE)]
+            try:
+                import cv2
+
+                cv_version = cv2.__version__
+            except ImportError:
+                cv_version = None
+            doc["vj"] = [SCALE_FACTOR, MIN_NEIGHBORS, list(MIN_SIZE), cv_version]
         text = json.dumps(doc, sort_keys=True, default=str)
         return f"{self.name.replace('/', '_')[:24]}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
@@ -205,11 +211,13 @@ def infer_stride(graph: Any, run_fn: Any = None) -> int:
     """Input pixels per output cell, from one float run on a 64x64 input (a power of two)."""
     from qsim.executors import run
 
-    x = np.zeros((1, 64, 64, 3), np.float32)
+    shape = tuple(graph.inputs[0].attrs.get("shape") or (None, None, 3)) if run_fn is None else (None, None)
+    size = int(shape[0]) if shape[0] else 64  # a model with a fixed input size is probed at that size
+    x = np.zeros((1, size, int(shape[1]) if shape[1] else 64, 3), np.float32)
     out = np.asarray(run(graph, x, executor="float").output(0)) if run_fn is None else np.asarray(run_fn(x))
     if out.ndim != 4 or out.shape[-1] != 125:
         raise InputError(f"model output {out.shape} is not a 125-channel Tiny-Face head (N, h, w, 125)")
-    return int(2 ** round(np.log2(64 / out.shape[1])))
+    return int(2 ** round(np.log2(size / out.shape[1])))
 
 
 class _Runner:
