@@ -8,7 +8,8 @@ Method (paper Sec. III, DESIGN.md §6), sized for a shared 2-core machine:
    ``--val-fraction`` of the *images* (not crops) is held out for a validation loss.
 3. Run the frozen prefix once over every crop and cache its output (for ℓ = 98:
    ``block_10_project_BN``, the only tensor the tail reads: ``block_11_expand`` and
-   ``block_11_add`` both take it) as a float32 ``.npy`` memmap in ``--cache-dir``.
+   ``block_11_add`` both take it; for ℓ = 133 ``block_14_add``, see `cache_boundary`) as a
+   float32 ``.npy`` memmap in ``--cache-dir``.
 4. Train the tail (the trainable layers + head, the *same layer objects* as the full
    model, so weights are shared) on the cached tensors with Adam and the eq. (4) loss:
 
@@ -88,10 +89,35 @@ def tail_model(model, cut_name: str):
     inp = keras.Input(shape=model.get_layer(cut_name).output.shape[1:], name=f"{cut_name}_cached")
     tensors = {cut_name: inp}
     for layer in model.layers[cut + 1:]:
-        ins = layer.input if isinstance(layer.input, (list, tuple)) else [layer.input]
-        srcs = [tensors[t._keras_history.operation.name] for t in ins]
+        srcs = [tensors[name] for name in _input_names(layer)]
         tensors[layer.name] = layer(srcs if len(srcs) > 1 else srcs[0])
     return keras.Model(inp, tensors[model.layers[-1].name], name=f"{model.name}_tail")
+
+
+def _input_names(layer) -> list[str]:
+    ins = layer.input if isinstance(layer.input, (list, tuple)) else [layer.input]
+    return [t._keras_history.operation.name for t in ins]
+
+
+def cache_boundary(model, frozen_name: str) -> str:
+    """The layer whose output alone feeds the trainable tail.
+
+    Usually the last frozen layer itself (ℓ = 63, 98). When a residual ``Add`` right after it
+    also reads an earlier tensor (ℓ = 133: ``block_14_add`` reads ``block_13_project_BN`` and
+    ``block_14_project_BN``), the cut moves forward over weight-free layers until one tensor
+    carries everything the tail needs, so a single cached array suffices.
+    """
+    names = [layer.name for layer in model.layers]
+    cut = names.index(frozen_name)
+    while True:
+        before = set(names[: cut + 1])
+        needed = {src for layer in model.layers[cut + 1:] for src in _input_names(layer) if src in before}
+        if needed == {names[cut]}:
+            return names[cut]
+        nxt = model.layers[cut + 1]
+        if nxt.weights:
+            raise ValueError(f"cannot cut after {frozen_name!r}: the tail reads {sorted(needed)}")
+        cut += 1
 
 
 def cache_features(prefix, images: np.ndarray, path: Path, batch: int = 8) -> np.ndarray:
@@ -187,7 +213,7 @@ def main(argv=None) -> int:
 
     model = models.build_model(args.head, alpha=args.alpha, frozen=args.frozen,
                                head_kernel=args.head_kernel, seed=args.seed)
-    cut_name = models.frozen_layer_name(args.frozen)
+    cut_name = cache_boundary(model, models.frozen_layer_name(args.frozen))
     prefix = keras.Model(model.input, model.get_layer(cut_name).output, name="frozen_prefix")
     tail = tail_model(model, cut_name)
     assert not any(layer.trainable_weights for layer in prefix.layers)
@@ -295,7 +321,8 @@ def main(argv=None) -> int:
     checkpoint.unlink(missing_ok=True)
     record = dict(
         model=out_path.name,
-        architecture=dict(head=args.head, frozen=args.frozen, frozen_through=cut_name,
+        architecture=dict(head=args.head, frozen=args.frozen,
+                          frozen_through=models.frozen_layer_name(args.frozen), cached=cut_name,
                           alpha=args.alpha, head_kernel=args.head_kernel, stride=stride,
                           input_shape=[None, None, 3],
                           backbone_init="ImageNet (mobilenet_v2_1.0_224_no_top_tfslim.h5)"

@@ -248,3 +248,15 @@ def test_tail_model_shares_layers_with_full_model(models, data_dir):
     tail.get_layer("head").set_weights([w + 1 for w in tail.get_layer("head").get_weights()])
     assert np.array_equal(model.get_layer("head").get_weights()[1], np.ones(125, np.float32))
     assert {w.path for w in tail.trainable_weights} == {w.path for w in model.trainable_weights}
+
+
+def test_cache_boundary_crosses_residual_adds(models):
+    from reference import train
+
+    model = models.build_model("B", alpha=0.5, frozen=133, weights=None)
+    assert train.cache_boundary(model, models.frozen_layer_name(98)) == "block_10_project_BN"
+    assert train.cache_boundary(model, models.frozen_layer_name(63)) == "block_6_project_BN"
+    # block_14_add reads block_13_project_BN and block_14_project_BN: cut after the add.
+    assert train.cache_boundary(model, models.frozen_layer_name(133)) == "block_14_add"
+    tail = train.tail_model(model, "block_14_add")
+    assert tail.output.shape[-1] == 125 and "block_14_add" not in [layer.name for layer in tail.layers[1:]]
