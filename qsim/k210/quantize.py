@@ -25,8 +25,9 @@ Recipe (uint8 asymmetric activations, per-channel symmetric weights):
   ReLU/linear table of slim-320.kmodel has exactly this shape). nncase 1.x instead runs its
   15-piece regression even on the identity, giving 15 collinear segments whose biases are each
   rounded (so its codes can differ by one LSB near segment starts); that split depends on float
-  noise in its merge order and is not reproduced. Other activations (sigmoid, ...) run on the
-  CPU in float here.
+  noise in its merge order and is not reproduced. A fused sigmoid gets nncase's fitted table:
+  `piecewise_fit` (2048 samples over the conv output's representable range, 15 pieces) with
+  s_act_in derived from the conv output's scale.
 * Stride: a KPU conv is stride 1 "same"; a stride-2 normal conv on an even map whose sampling
   grid starts at (0, 0) subsamples in its pool stage (``left_top_2_s2``; ``right_top_2_s2``
   for a (0, 1) start); every other stride/offset, and every stride-2 depthwise conv (the
@@ -136,11 +137,41 @@ def _act_pieces(activation: tuple[str, float | None, float], lo: float, hi: floa
     return [(lo, 1.0 if lo >= 0 else slope_neg, lo if lo >= 0 else slope_neg * lo)]
 
 
-def act_table(activation, s_act_in: float, out_q: QParam) -> ActTable:
-    """The 16-segment table of a fused piecewise-linear activation (§2.7, see module doc)."""
-    lo = (0 - out_q.zero_point) * out_q.scale
-    hi = (255 - out_q.zero_point) * out_q.scale
-    pieces = _act_pieces(activation, lo, hi)
+def piecewise_fit(f, lo: float, hi: float, pieces: int = 15, samples: int = 2048):
+    """nncase's piecewise regression (§2.7): chords of `samples` points of `f` on [lo, hi],
+    repeatedly merging the adjacent pair whose slopes differ least (the merged piece joins the
+    outer endpoints) until `pieces` remain. Returns [(start, slope, f(start))].
+
+    >>> [(round(a, 3), round(b, 3)) for a, b, _ in piecewise_fit(np.abs, -1.0, 1.0, pieces=2, samples=5)]
+    [(-1.0, -1.0), (0.0, 1.0)]
+    """
+    xs = np.linspace(lo, hi, samples)
+    ys = np.asarray(f(xs), np.float64)
+    keep = np.arange(samples)
+    while keep.size - 1 > pieces:
+        px, py = xs[keep], ys[keep]
+        slopes = np.diff(py) / np.diff(px)
+        j = int(np.argmin(np.abs(np.diff(slopes))))  # pieces j and j+1 merge: drop breakpoint j+1
+        keep = np.delete(keep, j + 1)
+    px, py = xs[keep], ys[keep]
+    slopes = np.diff(py) / np.diff(px)
+    return [(float(px[i]), float(slopes[i]), float(py[i])) for i in range(keep.size - 1)]
+
+
+def act_table(activation, s_act_in: float, out_q: QParam, y_q: QParam | None = None) -> ActTable:
+    """The 16-segment table of the fused activation (§2.7, see module doc).
+
+    `y_q` is the param of the activation's input (the conv output); it defaults to `out_q`
+    (ReLU-type clamps, whose input and output share one grid). A ``("fit", f)`` activation is
+    fitted with `piecewise_fit` over y's representable range.
+    """
+    y_q = out_q if y_q is None else y_q
+    lo = (0 - y_q.zero_point) * y_q.scale
+    hi = (255 - y_q.zero_point) * y_q.scale
+    if activation[0] == "fit":
+        pieces = piecewise_fit(activation[1], lo, hi)
+    else:
+        pieces = _act_pieces(activation, lo, hi)
     xs = [-(1 << 35)]
     ym, sh, bias = [0], [0], [0]
     for start, slope, f_start in pieces:
@@ -172,18 +203,23 @@ def s_act_in_for(s_x: float, s_w: np.ndarray, bias: np.ndarray, s_y: float, g: i
 
 def make_kpu_layer(name: str, kernel_oikk: np.ndarray, bias: np.ndarray, depthwise: bool, in_q: QParam,
                    out_q: QParam, activation, in_hw: tuple[int, int], pool_type: int = 0,
-                   notes: list[str] | None = None) -> KpuLayer:
-    """A `KpuLayer` whose register words are encoded and decoded back (so every field fits)."""
+                   notes: list[str] | None = None, y_q: QParam | None = None) -> KpuLayer:
+    """A `KpuLayer` whose register words are encoded and decoded back (so every field fits).
+
+    `out_q` is the layer's output param; `y_q` the conv output's (before a fitted activation such
+    as a sigmoid; defaults to `out_q`).
+    """
     oc, icg, k, _ = kernel_oikk.shape
     ic = oc if depthwise else icg
     wq, s_w = quantize_weights(kernel_oikk)
     bias = np.zeros(oc) if bias is None else np.asarray(bias, np.float64)
     g = 1 if depthwise else ic
-    s_ai = s_act_in_for(in_q.scale, s_w, bias, out_q.scale, g, k)
+    y_q = out_q if y_q is None else y_q
+    s_ai = s_act_in_for(in_q.scale, s_w, bias, y_q.scale, g, k)
     muls, shifts = zip(*(fixed_mul(in_q.scale * sw / s_ai, 22, 15) for sw in s_w))
     bn = BatchNorm(np.array(muls, np.int64), np.array(shifts, np.int64),
                    np.rint(bias / s_ai).astype(np.int64))
-    table = act_table(activation, s_ai, out_q)
+    table = act_table(activation, s_ai, out_q, y_q)
     h, w = in_hw
     oh, ow = pool_output_size(h, pool_type), pool_output_size(w, pool_type)
     # weight loads (§1.3): whole output channels per 30 KiB load; a depthwise layer loads at once
@@ -265,13 +301,21 @@ def calibrate(graph: Graph, images) -> dict[str, tuple[float, float]]:
     return ranges
 
 
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
 def _fused_activation(graph: Graph, node: Node):
-    """(activation node or None, (kind, max_value, negative_slope)) fused after `node`."""
+    """(activation node or None, activation) fused after `node`: ``("relu", max, slope)``,
+    ``("fit", f)`` (sigmoid: fitted table) or ``("linear", None, 0.0)``."""
     cons = graph.consumers(node.name)
-    if len(cons) == 1 and node.name not in graph.outputs and cons[0].op == "relu" \
-            and float(cons[0].attrs.get("threshold", 0.0) or 0.0) == 0.0:
+    if len(cons) != 1 or node.name in graph.outputs:
+        return None, ("linear", None, 0.0)
+    if cons[0].op == "relu" and float(cons[0].attrs.get("threshold", 0.0) or 0.0) == 0.0:
         a = cons[0].attrs
         return cons[0], ("relu", a.get("max_value"), float(a.get("negative_slope", 0.0) or 0.0))
+    if cons[0].op == "sigmoid":
+        return cons[0], ("fit", _sigmoid)
     return None, ("linear", None, 0.0)
 
 
@@ -349,8 +393,9 @@ def quantize_graph(graph: Graph, calibration, input_hw: tuple[int, int] | None =
                     pool = 5 if ox == 0 else 6
                 elif stride != 1 or (oy, ox) != (0, 0):
                     sub = (stride, oy, ox)
+                y_q = params[node.name] if activation[0] == "fit" else None  # fitted tables read the conv output grid
                 layer = make_kpu_layer(out_name, kern, node.weights.get("bias"), depthwise, params[src],
-                                       params[out_name], activation, (h, w), pool, notes)
+                                       params[out_name], activation, (h, w), pool, notes, y_q)
                 steps.append(QStep(out_name, "kpu", [src], params[out_name], node=node, layer=layer,
                                    subsample=sub, also_names=[node.name] if act_node is not None else []))
                 continue
@@ -369,7 +414,8 @@ def quantize_graph(graph: Graph, calibration, input_hw: tuple[int, int] | None =
             eye[np.arange(c), np.arange(c), 0, 0] = 1.0
             eye[np.arange(c), c + np.arange(c), 0, 0] = 1.0
             h, w, _ = shapes[node.name]
-            layer = make_kpu_layer(out_name, eye, None, False, cq, params[out_name], activation, (h, w), 0, notes)
+            y_q = params[node.name] if activation[0] == "fit" else None
+            layer = make_kpu_layer(out_name, eye, None, False, cq, params[out_name], activation, (h, w), 0, notes, y_q)
             steps.append(QStep(out_name, "add_kpu", [a, b], params[out_name], node=node, layer=layer, concat_q=cq,
                                also_names=[node.name] if act_node is not None else []))
             continue

@@ -217,3 +217,26 @@ def test_quantized_layers_carry_consistent_layout_and_load_registers():
     a = layer.args
     assert (a.o_ch_num_coef + 1, a.load_time + 1, a.para_size) == (320, 2, 320 * 96)  # 30720 // 96 = 320 per load
     assert decode_layer(encode_layer(a)) == a
+
+
+def test_fused_sigmoid_uses_a_fitted_table():
+    from qsim.executors.float_exec import run as float_run
+    from qsim.k210.quantize import piecewise_fit
+
+    # the fit of a convex function from chords: 15 pieces, continuous, endpoints exact
+    fit = piecewise_fit(np.exp, 0.0, 2.0)
+    assert len(fit) == 15 and fit[0][0] == 0.0 and fit[0][2] == 1.0
+    rng = np.random.default_rng(4)
+    g = Graph([Node("x", "input", attrs={"shape": (None, None, 3)}),
+               Node("c", "conv2d", ["x"], {"strides": (1, 1), "pads": (1, 1, 1, 1), "dilation": (1, 1)},
+                    {"kernel": rng.normal(0, 1, (3, 3, 3, 4)).astype(np.float32),
+                     "bias": np.zeros(4, np.float32)}),
+               Node("s", "sigmoid", ["c"])], ["s"], name="sig")
+    cal = rng.uniform(-1, 1, (4, 8, 8, 3)).astype(np.float32)
+    prog = quantize_graph(g, cal)
+    step = next(st_ for st_ in prog.steps if st_.name == "s")
+    assert step.kind == "kpu" and int(np.sum(step.layer.act.bias < 255)) >= 10  # many live segments
+    x = rng.uniform(-1, 1, (1, 8, 8, 3)).astype(np.float32)
+    got = k210_run(g, x, calibration=prog).outputs["s"]
+    ref = float_run(g, x).outputs["s"]
+    assert np.max(np.abs(got - ref)) < 4 * prog.params["s"].scale
