@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qsim.errors import InputError, QsimError
+from qsim.errors import InputError
 
 SCHEMA_VERSION = 1
 

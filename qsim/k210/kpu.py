@@ -33,7 +33,7 @@ Integer contract (``k210-kpu.md`` §1.5-§1.9; all arithmetic exact in int64):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
