@@ -50,10 +50,14 @@ class KmodelRun:
     kpu_ram_high_water: int = 0  # highest KPU RAM byte address written + 1
 
     def to_trace(self, model: Kmodel) -> Trace:
-        """A `Trace` keyed ``output0``.. for the model outputs and ``node<i>_<op>`` per kept node."""
+        """A `Trace` keyed ``output0``.. for the model outputs and ``node<i>_<op>`` per kept node.
+
+        Outputs are float32: float outputs as they are, uint8 outputs as their codes (a kmodel
+        does not store the quantization of an output it leaves quantized).
+        """
         trace = Trace(executor="k210")
-        for i, (out, rng) in enumerate(zip(self.outputs, model.outputs)):
-            trace.outputs[f"output{i}"] = out.astype(np.float32) if rng.datatype == 0 else out.astype(np.float32)
+        for i, out in enumerate(self.outputs):
+            trace.outputs[f"output{i}"] = out.astype(np.float32)
         for rec in self.records:
             if rec.data is not None:
                 key = f"node{rec.index}_{rec.op}"
