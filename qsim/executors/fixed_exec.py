@@ -197,11 +197,12 @@ def _int_codes(codes: np.ndarray) -> np.ndarray:
 
 
 def _values(codes: np.ndarray, fmt: QFormat) -> np.ndarray:
+    """Dequantized values: float32 for words up to 24 bits (exact), float64 otherwise."""
+    if fmt.word_bits <= 24:  # codes fit float32's 24-bit significand; lsb is a power of two
+        return np.multiply(codes, np.float32(fmt.lsb), dtype=np.float32, casting="unsafe")
     if codes.dtype.kind == "f":  # integer-valued float64, |code| < 2**53: scaling is exact
-        v = codes * fmt.lsb
-    else:
-        v = dequantize(codes, fmt)
-    return v.astype(np.float32) if fmt.word_bits <= 24 else v  # float32 is exact up to 24 bits
+        return codes * fmt.lsb
+    return dequantize(codes, fmt)
 
 
 def fusable_relus(graph: Graph) -> dict[str, str]:
