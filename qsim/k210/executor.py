@@ -5,7 +5,8 @@ and simulates it image by image: KPU layers through `KpuLayer.run` (exact intege
 CPU ops as described in `qsim.k210.quantize`. The returned `Trace` has, per graph node
 name, the dequantized float value (``values``, NHWC) and the uint8 codes (``codes``); a
 conv followed by a fused activation has no entry of its own (the KPU never materialises the
-pre-activation tensor): its value is the activation's. ``counters[node]`` holds the KPU
+pre-activation tensor): its value is the activation's. ``formats[node]`` is the node's
+`QParam` (uint8 affine: ``scale``, ``zero_point``). ``counters[node]`` holds the KPU
 layer's `OverflowCounter`s (``acc``/``bn``: 36-bit ALU, ``act``: uint8 clamp) and, for the
 input, the quantization clamp (``input``).
 
@@ -144,6 +145,7 @@ def run(graph, x: Any, calibration: Any = None, switches: KpuSwitches = KpuSwitc
             q = np.stack(batch_codes[step.name]).transpose(0, 2, 3, 1)
             trace.values[step.name] = step.out_q.dequantize(q)
             trace.codes[step.name] = q.astype(np.int64)
+            trace.formats[step.name] = step.out_q  # affine uint8: .scale is the LSB
     for out in graph.outputs:
         trace.outputs[out] = trace.values[out]
     return trace

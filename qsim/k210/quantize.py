@@ -73,6 +73,10 @@ class QParam:
     def dequantize(self, q: np.ndarray) -> np.ndarray:
         return ((np.asarray(q, np.float64) - self.zero_point) * self.scale).astype(np.float32)
 
+    def __str__(self) -> str:
+        """``u8(s=0.02353, z=0)``: how reports print it."""
+        return f"u8(s={self.scale:.4g}, z={self.zero_point})"
+
 
 def quant_param(lo: float, hi: float) -> QParam:
     """nncase's uint8 param for a calibrated range (§2.2).

@@ -116,6 +116,7 @@ def test_executor_tracks_float_on_a_toy_graph(pads_s2, add_mode):
         cos = float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
         assert cos > 0.98, (name, cos)
     assert "c1" not in tk.values  # pre-activation tensors do not exist on the KPU
+    assert tk.formats["head"].scale > 0 and 0 <= tk.formats["head"].zero_point <= 255
     assert tk.counters["c1_relu"]["acc"].events == 0 and tk.counters["x"]["input"].elements == 2 * 16 * 20 * 3
     # codes and values agree; batch of 2 = two batches of 1
     one = k210_run(g, x[1:], calibration=prog)
