@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from qsim.errors import InputError, ModelError, PlanError, node_context
+from qsim.errors import ModelError, PlanError, node_context
 from qsim.executors.float_exec import bind_inputs, check_input
 from qsim.fixed.cast import dequantize, quantize
 from qsim.fixed.counters import OverflowCounter

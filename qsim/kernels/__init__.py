@@ -1,11 +1,15 @@
 """Kernels shared by the executors.
 
-Integer kernels (Numba, exact): `conv` (conv2d / depthwise / pointwise), `eltwise`
+Integer kernels (Numba, exact): `conv` (conv2d / depthwise / pointwise), `tail` (the
+fused bias + accumulator width + requantization + ReLU pass after every MAC), `eltwise`
 (relu, add, concat, pad, nearest upsample), `upsample` (bilinear), `sigmoid`.
 Each has a slow, obviously-correct twin in `qsim.kernels.ref` (Python ints, `Fraction`)
 that the tests compare with for exact equality. `float_ops` holds the float kernels.
 
 Every integer kernel follows one contract: codes in, exact integer arithmetic (int64, or
-float64 BLAS only where ``|sum| < 2**53`` is proved for the data at hand), then one
-`qsim.fixed.rescale` to the output format with the plan's rounding and overflow modes.
+float64 BLAS only where ``|sum| < 2**53`` is proved from the formats or the data), then one
+rescale to the output format with the plan's rounding and overflow modes: `qsim.fixed.rescale`,
+or its fused compiled twin `qsim.kernels.tail` (tested code for code against the same
+references). Codes travel between MAC layers as integer-valued float64 when the word has at
+most 53 bits (exact, and what BLAS reads); the executor stores int64 codes in the trace.
 """
