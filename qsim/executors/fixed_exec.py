@@ -79,7 +79,11 @@ _PARAM_CACHE: dict[int, dict[str, dict[str, QuantizedParams]]] = {}
 
 
 def quantized_params(graph: Graph, plan: Plan) -> dict[str, QuantizedParams]:
-    """Quantize every MAC node's parameters once per (graph, plan content); cached."""
+    """Quantize every MAC node's parameters once per (graph, plan content); cached.
+
+    The cache lives as long as the graph object and assumes its weights are not modified
+    in place afterwards (passes build new graphs).
+    """
     per_graph = _PARAM_CACHE.get(id(graph))
     if per_graph is None:
         per_graph = _PARAM_CACHE[id(graph)] = {}
@@ -270,8 +274,10 @@ def run(graph: Graph, x: Any, plan: "Plan | str", *, counters: bool = True, keep
                 if counters:
                     spec["counter"] = relu_counters["act"]
                 keep_pre = keep_values or node.name in graph.outputs
-                res = _mac(node, np_, [codes[i] for i in node.inputs], [formats[i] for i in node.inputs],
-                           params, node_counters, relu=spec, keep_pre=keep_pre)
+                # through OP_KERNELS (positional), so wrappers installed there (bench timing) see it
+                res = OP_KERNELS[node.op](node, np_, [codes[i] for i in node.inputs],
+                                          [formats[i] for i in node.inputs], params, node_counters,
+                                          spec, keep_pre)
                 post, out = res if keep_pre else (res, None)
                 done[relu_node.name] = (post, relu_counters)
                 fmt = np_.act
