@@ -411,6 +411,15 @@ class Plan:
         if unknown:
             known = ", ".join(n.name for n in list(graph)[:8])
             raise PlanError(f"{where}: unknown layer name(s) {unknown} (the graph has e.g. {known}, ...)")
+        if self.mode is Mode.FP16:
+            return self
+        for node in graph:  # codes are int64: an unsigned 64-bit word cannot be held
+            np_ = self.for_node(node.name)
+            for key in FORMAT_KEYS:
+                fmt = getattr(np_, key)
+                if not fmt.signed and fmt.word_bits >= 64:
+                    raise PlanError(f"{where}: layer '{node.name}' field '{key}': {fmt} is an unsigned "
+                                    "64-bit word; codes are int64 (use at most 63 bits)")
         if self.mode is not Mode.FULL:
             return self
         formats = self.activation_formats(graph)

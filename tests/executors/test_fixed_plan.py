@@ -141,3 +141,8 @@ def test_validate_uses_the_producers_format():
 
 def test_weights_mode_ignores_activation_formats():
     Plan.uniform("Q6.9", acc_bits=8, mode="weights").validate(small_graph())
+
+
+def test_validate_rejects_unsigned_64_bit_words():
+    with pytest.raises(PlanError, match=r"layer 'relu' field 'act'.*unsigned 64-bit"):
+        Plan.per_layer({"relu": {"act": "UQ32.32"}}).validate(small_graph())
