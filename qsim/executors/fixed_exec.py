@@ -329,10 +329,27 @@ def _copy_counters(counters: dict[str, OverflowCounter]) -> dict[str, OverflowCo
     return {site: OverflowCounter.from_dict(c.to_dict()) for site, c in counters.items()}
 
 
+_WEIGHTS_ONLY_GRAPHS: dict[int, Graph] = {}
+
+
 def _run_weights_only(graph, x, plan, params, counters, keep_values) -> Trace:
     """Quantize -> dequantize the parameters, run the float executor (paper's Table II)."""
     from qsim.executors import float_exec
 
+    qgraph = _WEIGHTS_ONLY_GRAPHS.get(id(params))  # params are cached per (graph, plan): so is this
+    if qgraph is None:
+        qgraph = _WEIGHTS_ONLY_GRAPHS[id(params)] = _weights_only_graph(graph, plan, params)
+        weakref.finalize(graph, _WEIGHTS_ONLY_GRAPHS.pop, id(params), None)
+    ftrace = float_exec.run(qgraph, x, keep_values=keep_values)
+    trace = Trace("fixed", outputs=ftrace.outputs, values=ftrace.values)
+    if counters:
+        for name, p in params.items():
+            trace.counters[name] = _copy_counters(p.counters)
+    return trace
+
+
+def _weights_only_graph(graph, plan, params) -> Graph:
+    """The graph with every MAC's parameters replaced by their dequantized codes (float32)."""
     nodes = []
     for node in graph:
         if node.name in params:
@@ -352,13 +369,7 @@ def _run_weights_only(graph, x, plan, params, counters, keep_values) -> Trace:
                     weights["bias"] = bias.astype(np.float32)
                 node = Node(node.name, node.op, list(node.inputs), dict(node.attrs), weights, node.source_class)
         nodes.append(node)
-    qgraph = Graph(nodes, list(graph.outputs), name=graph.name, source=graph.source)
-    ftrace = float_exec.run(qgraph, x, keep_values=keep_values)
-    trace = Trace("fixed", outputs=ftrace.outputs, values=ftrace.values)
-    if counters:
-        for name, p in params.items():
-            trace.counters[name] = _copy_counters(p.counters)
-    return trace
+    return Graph(nodes, list(graph.outputs), name=graph.name, source=graph.source)
 
 
 __all__ = ["run", "OP_KERNELS", "quantized_params", "float_params"]
