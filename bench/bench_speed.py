@@ -61,9 +61,9 @@ def per_node_times(graph, x, plan) -> dict[str, float]:
     original = dict(fixed_exec.OP_KERNELS)
 
     def timed(fn):
-        def wrapper(node, *args):
+        def wrapper(node, *args, **kwargs):
             t0 = time.perf_counter()
-            out = fn(node, *args)
+            out = fn(node, *args, **kwargs)
             spent[node.name] = spent.get(node.name, 0.0) + time.perf_counter() - t0
             return out
         return wrapper
