@@ -8,8 +8,8 @@ Contract:
   flagged ``invalid`` or with ``w`` or ``h`` <= 0 are dropped.
 * Crops: ``size`` × ``size`` (500, the paper's training input), RGB uint8. Each crop picks
   an image (cycling through a seeded permutation), one of its faces, and a target face
-  height drawn log-uniformly from the templates' height range [``min_face_h``,
-  ``max_face_h``]; the image is rescaled by ``target / face_h`` (clipped to
+  height drawn log-uniformly from the templates' height range (its top optionally widened
+  by ``oversize``); the image is rescaled by ``target / face_h`` (clipped to
   [``min_scale``, ``max_scale``]) and cut around that face at a random offset, so the
   faces of the crop cover the 25 templates' sizes. Shrinking uses ``cv2.INTER_AREA``
   (no aliasing), enlarging ``cv2.INTER_LINEAR``; area outside the image is filled with
@@ -108,10 +108,17 @@ def make_crops(
     seed: int = 0,
     min_scale: float = 0.25,
     max_scale: float = 4.0,
+    oversize: float = 1.0,
     min_box: float = 6.0,
     progress: bool = False,
 ) -> CropSet:
-    """Draw ``n_crops`` fixed, seeded training crops (see the module docstring)."""
+    """Draw ``n_crops`` fixed, seeded training crops (see the module docstring).
+
+    ``oversize`` > 1 widens the target face heights to ``oversize`` × the largest template,
+    so some crops hold faces bigger than any template: their best anchor still learns to
+    grow the box, and the many small anchors on eyes, mouths and cheeks become negatives
+    (without them a pyramid's 2× level fires on parts of big faces).
+    """
     from qsim.images import load_image
 
     rng = np.random.default_rng(seed)
@@ -135,7 +142,7 @@ def make_crops(
         image = cache[src.path]
         face = src.boxes[rng.integers(len(src.boxes))]
         face_h = face[3] - face[1]
-        target_h = float(np.exp(rng.uniform(np.log(min_h), np.log(max_h))))
+        target_h = float(np.exp(rng.uniform(np.log(min_h), np.log(oversize * max_h))))
         scale = float(np.clip(target_h / face_h, min_scale, max_scale))
         scaled, sx, sy = _scale_image(image, scale)
         cx = 0.5 * (face[0] + face[2]) * sx

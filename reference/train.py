@@ -62,6 +62,10 @@ def parse_args(argv=None):
     p.add_argument("--schedule", default="cosine", choices=["constant", "cosine"],
                    help="cosine: decay the learning rate to lr/10 over --epochs")
     p.add_argument("--lam", type=float, default=1.0, help="λ of eq. (4)")
+    p.add_argument("--hard-negatives", type=float, default=0.0,
+                   help="fraction of the sampled negatives taken as the highest-logit ones (OHEM)")
+    p.add_argument("--oversize", type=float, default=1.0,
+                   help="crop face heights up to this many times the largest template")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--time-budget", type=float, default=0.0,
                    help="stop after the epoch that passes this many minutes of training (0 = none)")
@@ -147,8 +151,12 @@ def cache_features(prefix, images: np.ndarray, path: Path, batch: int = 8) -> np
     return np.load(path, mmap_mode="r")
 
 
-def sample_weights(labels: np.ndarray, rng: np.random.Generator):
+def sample_weights(labels: np.ndarray, rng: np.random.Generator, logits=None, hard_fraction: float = 0.0):
     """Per-crop minibatch of cell-templates (Faster R-CNN): ≤ N_CLS, ≤ 50 % positive.
+
+    Negatives fill the rest of the N_CLS; with ``logits`` given, the ``hard_fraction`` of them
+    with the highest current logits are taken first (online hard-negative mining) and the
+    others at random.
 
     Returns ``cls_weight`` (1 on sampled cell-templates) and ``pos_weight`` (1 on sampled
     positives), both shaped like ``labels`` (B, H, W, T) float32.
@@ -161,7 +169,15 @@ def sample_weights(labels: np.ndarray, rng: np.random.Generator):
         neg = np.flatnonzero(flat == 0)
         n_pos = min(len(pos), int(N_CLS * MAX_POS_FRACTION))
         pos = rng.choice(pos, n_pos, replace=False) if n_pos < len(pos) else pos
-        neg = rng.choice(neg, min(len(neg), N_CLS - n_pos), replace=False)
+        n_neg = min(len(neg), N_CLS - n_pos)
+        n_hard = int(hard_fraction * n_neg) if logits is not None else 0
+        if n_hard:
+            neg_logits = logits[b].reshape(-1)[neg]
+            hardest = np.argpartition(-neg_logits, n_hard - 1)[:n_hard]
+            rest = np.delete(neg, hardest)
+            neg = np.concatenate([neg[hardest], rng.choice(rest, n_neg - n_hard, replace=False)])
+        else:
+            neg = rng.choice(neg, n_neg, replace=False)
         cw, pw = cls_w[b].reshape(-1), pos_w[b].reshape(-1)
         cw[pos] = 1.0
         cw[neg] = 1.0
@@ -229,13 +245,16 @@ def main(argv=None) -> int:
     log(f"{len(train_imgs)} train / {len(val_imgs)} val WIDER images; "
         f"{n_train} train / {n_val} val crops of {args.crop_size}px")
     tag = f"{args.head}{args.frozen}_a{args.alpha}_s{args.seed}_c{args.crops}_{args.crop_size}"
+    if args.oversize != 1.0:
+        tag += f"_o{args.oversize}"
     cache_dir = Path(args.cache_dir)
     sets = {}
     for split, imgs, n, seed in [("train", train_imgs, n_train, args.seed),
                                  ("val", val_imgs, n_val, args.seed + 1)]:
         if n == 0:
             continue
-        crops = data.make_crops(imgs, n, templates, size=args.crop_size, seed=seed)
+        crops = data.make_crops(imgs, n, templates, size=args.crop_size, seed=seed,
+                                oversize=args.oversize)
         feats = cache_features(prefix, crops.images, cache_dir / f"{tag}_{split}.npy")
         probe = tail.predict(np.asarray(feats[:1]), verbose=0)
         out_h, out_w = probe.shape[1:3]
@@ -257,6 +276,11 @@ def main(argv=None) -> int:
         lr = keras.optimizers.schedules.CosineDecay(args.lr, args.epochs * steps_per_epoch, alpha=0.1)
     optimizer = keras.optimizers.Adam(learning_rate=lr)
     trainable = tail.trainable_weights
+
+    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True)
+    def score_logits(x):
+        return tail(x, training=False)[..., :NUM_TEMPLATES]
 
     @tf.function(reduce_retracing=True)
     def train_step(x, labels, deltas, cls_w, pos_w):
@@ -297,9 +321,11 @@ def main(argv=None) -> int:
         sums, count = np.zeros(2), 0
         for start in range(0, len(perm), args.batch):
             idx = np.sort(perm[start: start + args.batch])
-            cls_w, pos_w = sample_weights(tr["labels"][idx], rng)
-            l_cls, l_reg = train_step(np.asarray(tr["feats"][idx]), tr["labels"][idx],
-                                      tr["deltas"][idx], cls_w, pos_w)
+            x = np.asarray(tr["feats"][idx])
+            # Hard-negative mining needs the current logits: one extra forward pass.
+            logits = score_logits(x).numpy() if args.hard_negatives else None
+            cls_w, pos_w = sample_weights(tr["labels"][idx], rng, logits, args.hard_negatives)
+            l_cls, l_reg = train_step(x, tr["labels"][idx], tr["deltas"][idx], cls_w, pos_w)
             sums += np.array([float(l_cls), float(l_reg)]) * len(idx)
             count += len(idx)
         train_cls, train_reg = sums / count
@@ -337,9 +363,11 @@ def main(argv=None) -> int:
                   train_crops=n_train, val_crops=n_val, crop_size=args.crop_size,
                   train_faces=sets["train"]["faces"],
                   val_faces=sets["val"]["faces"] if "val" in sets else 0,
-                  augmentation="face-driven log-uniform rescale to template heights, "
-                               "random offset, horizontal flip (reference/data.py)"),
+                  augmentation="face-driven log-uniform rescale to template heights "
+                               f"(top x{args.oversize}), random offset, horizontal flip "
+                               "(reference/data.py)"),
         loss=dict(equation="eq. (4)", n_cls=N_CLS, n_reg=N_REG, lam=args.lam,
+                  hard_negative_fraction=args.hard_negatives,
                   max_pos_fraction=MAX_POS_FRACTION, pos_iou=0.7, neg_iou=0.3),
         optimizer=dict(name="Adam", lr=args.lr, schedule=args.schedule, batch=args.batch),
         seed=args.seed, epochs_run=len(history), history=history,

@@ -260,3 +260,20 @@ def test_cache_boundary_crosses_residual_adds(models):
     assert train.cache_boundary(model, models.frozen_layer_name(133)) == "block_14_add"
     tail = train.tail_model(model, "block_14_add")
     assert tail.output.shape[-1] == 125 and "block_14_add" not in [layer.name for layer in tail.layers[1:]]
+
+
+def test_sample_weights_hard_negatives_take_the_highest_logits():
+    from reference import train
+
+    rng = np.random.default_rng(2)
+    labels = np.zeros((1, 20, 20, 25), np.int8)
+    labels[0, 0, 0, :4] = 1
+    logits = rng.normal(size=labels.shape).astype(np.float32)
+    cls_w, pos_w = train.sample_weights(labels, rng, logits, hard_fraction=0.5)
+    neg_logits = logits[(cls_w > 0) & (labels == 0)]
+    assert cls_w.sum() == 256 and pos_w.sum() == 4 and neg_logits.size == 252
+    # the 126 hardest negatives of the whole map are all in the sample
+    all_neg = np.sort(logits[labels == 0])[::-1]
+    assert np.isin(all_neg[:126], neg_logits).all()
+    cls_easy, _ = train.sample_weights(labels, np.random.default_rng(2), logits, hard_fraction=0.0)
+    assert not np.isin(all_neg[:126], logits[(cls_easy > 0) & (labels == 0)]).all()
