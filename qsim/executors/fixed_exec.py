@@ -247,6 +247,10 @@ def run(graph: Graph, x: Any, plan: "Plan | str", *, counters: bool = True, keep
     params = quantized_params(graph, plan)
     if plan.mode is Mode.WEIGHTS:
         return _run_weights_only(graph, x, plan, params, counters, keep_values)
+    return _run_full(graph, x, plan, params, counters, keep_values)
+
+
+def _run_full(graph: Graph, x: Any, plan: Plan, params: dict, counters: bool, keep_values: bool) -> Trace:
     feeds = bind_inputs(graph, x)
     trace = Trace("fixed")
     codes: dict[str, np.ndarray] = {}
