@@ -215,6 +215,7 @@ def git_commit() -> str:
 def main(argv=None) -> int:
     args = parse_args(argv)
     t_start = time.time()
+    commit = git_commit()  # the code that runs, even if the tree moves on meanwhile
     import keras
     import tensorflow as tf
 
@@ -354,7 +355,7 @@ def main(argv=None) -> int:
                           backbone_init="ImageNet (mobilenet_v2_1.0_224_no_top_tfslim.h5)"
                           if args.alpha == 1.0 else "random (no ImageNet weights for this alpha)"),
         command="python -m reference.train " + " ".join(sys.argv[1:] if argv is None else argv),
-        git_commit=git_commit(),
+        git_commit=commit,
         started_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t_start)),
         duration_minutes=round((time.time() - t_start) / 60, 2),
         training_minutes=round((time.time() - t_train) / 60, 2),
