@@ -75,52 +75,27 @@ def _acc_step(v, acc_mode, acc_lo, acc_hi, acc_mask):
     return _fit(v, acc_lo, acc_hi, acc_mode == 1, acc_mask)
 
 
-@njit(cache=True, parallel=True)
-def _tail_plain(acc, bias, nch, acc_mode, acc_lo, acc_hi, acc_mask,
-                s1, b1, n1, p1, lo1, hi1, sat1, mask1, out, nchunk, stats):
-    """bias + accumulator width + requantization (stats: acc events/min/max, requant events/min/max)."""
-    nrows = acc.size // nch
-    for c in prange(nchunk):
-        start = c * nrows // nchunk
-        stop = (c + 1) * nrows // nchunk
-        ev_a = 0
-        mn_a = 0
-        mx_a = 0
-        ev_1 = 0
-        mn_1 = 0
-        mx_1 = 0
-        for row in range(start, stop):
-            base = row * nch
-            for ch in range(nch):
-                v = np.int64(acc[base + ch]) + bias[ch]
-                mn_a = min(mn_a, v)
-                mx_a = max(mx_a, v)
-                ev_a += (v < acc_lo) | (v > acc_hi)
-                r = _rshift(_acc_step(v, acc_mode, acc_lo, acc_hi, acc_mask), s1, b1, n1, p1)
-                mn_1 = min(mn_1, r)
-                mx_1 = max(mx_1, r)
-                ev_1 += (r < lo1) | (r > hi1)
-                out[base + ch] = _fit(r, lo1, hi1, sat1, mask1)
-        stats[c, 0] = ev_a
-        stats[c, 1] = max(abs(mn_a), abs(mx_a))
-        stats[c, 2] = ev_1
-        stats[c, 3] = max(abs(mn_1), abs(mx_1))
+def _make_tail(relu: bool, keep_pre: bool, direct: bool):
+    """Compile one variant of the tail loop; the flags are compile-time constants (a run-time
+    branch on them stops LLVM from vectorizing the loop: 3x slower).
 
-
-def _make_tail_relu(keep_pre: bool):
-    """`_tail_plain` then the ReLU (stats 4, 5: act events / peak); with `keep_pre`, `pre`
-    gets the codes before it. `keep_pre` is a compile-time constant: a run-time branch on it
-    stops LLVM from vectorizing the loop (3x slower)."""
+    relu: apply the fused ReLU (stats 4, 5: act events / peak). keep_pre: also write the codes
+    before it into `pre`. direct: compute each row's sums here as ``x2d[row] @ w`` in float64
+    (a 1x1 convolution with few input channels, memory bound: the sums never go to memory)
+    instead of reading them from `acc`. Stats 0-3: acc events / peak, requant events / peak.
+    """
 
     @njit(cache=True, parallel=True)
-    def tail_relu(acc, bias, nch, acc_mode, acc_lo, acc_hi, acc_mask,
-                  s1, b1, n1, p1, lo1, hi1, sat1, mask1,
-                  cap_in, s2, b2, n2, p2, lo2, hi2, sat2, mask2, cap_out,
-                  out, pre, nchunk, stats):
-        nrows = acc.size // nch
+    def tail(acc, x2d, w, bias, nch, acc_mode, acc_lo, acc_hi, acc_mask,
+             s1, b1, n1, p1, lo1, hi1, sat1, mask1,
+             cap_in, s2, b2, n2, p2, lo2, hi2, sat2, mask2, cap_out,
+             out, pre, nchunk, stats):
+        nrows = x2d.shape[0] if direct else acc.size // nch
+        kdim = x2d.shape[1]
         for c in prange(nchunk):
             start = c * nrows // nchunk
             stop = (c + 1) * nrows // nchunk
+            racc = np.zeros(nch, dtype=np.float64)
             ev_a = 0
             mn_a = 0
             mx_a = 0
@@ -131,8 +106,18 @@ def _make_tail_relu(keep_pre: bool):
             mx_2 = 0
             for row in range(start, stop):
                 base = row * nch
+                if direct:  # exact: every partial sum is an integer below 2**53 (caller's proof)
+                    racc[:] = 0.0
+                    for k in range(kdim):
+                        xv = x2d[row, k]
+                        if xv != 0.0:
+                            for ch in range(nch):
+                                racc[ch] += xv * w[k, ch]
                 for ch in range(nch):
-                    v = np.int64(acc[base + ch]) + bias[ch]
+                    if direct:
+                        v = np.int64(racc[ch]) + bias[ch]
+                    else:
+                        v = np.int64(acc[base + ch]) + bias[ch]
                     mn_a = min(mn_a, v)
                     mx_a = max(mx_a, v)
                     ev_a += (v < acc_lo) | (v > acc_hi)
@@ -141,12 +126,15 @@ def _make_tail_relu(keep_pre: bool):
                     mx_1 = max(mx_1, r)
                     ev_1 += (r < lo1) | (r > hi1)
                     r = _fit(r, lo1, hi1, sat1, mask1)
-                    if keep_pre:
-                        pre[base + ch] = r
-                    y = _rshift(min(max(r, 0), cap_in), s2, b2, n2, p2)  # y >= 0
-                    mx_2 = max(mx_2, y)
-                    ev_2 += (y < lo2) | (y > hi2)
-                    out[base + ch] = min(_fit(y, lo2, hi2, sat2, mask2), cap_out)
+                    if relu:
+                        if keep_pre:
+                            pre[base + ch] = r
+                        y = _rshift(min(max(r, 0), cap_in), s2, b2, n2, p2)  # y >= 0
+                        mx_2 = max(mx_2, y)
+                        ev_2 += (y < lo2) | (y > hi2)
+                        out[base + ch] = min(_fit(y, lo2, hi2, sat2, mask2), cap_out)
+                    else:
+                        out[base + ch] = r
             stats[c, 0] = ev_a
             stats[c, 1] = max(abs(mn_a), abs(mx_a))
             stats[c, 2] = ev_1
@@ -154,10 +142,13 @@ def _make_tail_relu(keep_pre: bool):
             stats[c, 4] = ev_2
             stats[c, 5] = mx_2
 
-    return tail_relu
+    return tail
 
 
-_TAIL_RELU = {False: _make_tail_relu(False), True: _make_tail_relu(True)}
+# (relu, keep_pre, direct) -> compiled loop; keep_pre only matters with relu
+_TAILS = {(relu, keep, direct): _make_tail(relu, keep, direct)
+          for relu in (False, True) for keep in ((False, True) if relu else (False,)) for direct in (False, True)}
+_NONE2D = np.zeros((1, 1), dtype=np.float64)
 
 
 def _mask(bits: int) -> np.int64:
@@ -169,10 +160,10 @@ def code_dtype(fmt: QFormat):
     return np.float64 if fmt.word_bits <= 53 else np.int64
 
 
-def fused_tail(acc: np.ndarray, bias_acc: np.ndarray | None, *, acc_bits: int, acc_overflow: Overflow | None,
-               acc_frac: int, out_fmt: QFormat, rounding: Rounding, overflow: Overflow,
-               relu: dict | None = None, counters: dict[str, OverflowCounter] | None = None,
-               keep_pre: bool = False):
+def fused_tail(acc: np.ndarray | None, bias_acc: np.ndarray | None, *, acc_bits: int,
+               acc_overflow: Overflow | None, acc_frac: int, out_fmt: QFormat, rounding: Rounding,
+               overflow: Overflow, relu: dict | None = None, counters: dict[str, OverflowCounter] | None = None,
+               keep_pre: bool = False, direct: tuple[np.ndarray, np.ndarray, tuple] | None = None):
     """Run the fused tail on the exact sums `acc` (..., C). Returns (codes, pre-ReLU codes or None).
 
     Args:
@@ -180,13 +171,21 @@ def fused_tail(acc: np.ndarray, bias_acc: np.ndarray | None, *, acc_bits: int, a
         relu: None, or the dict `qsim.kernels.eltwise.relu_spec` builds (``fmt``, ``cap_in``,
             ``cap_out``, ``rounding``, ``overflow``).
         keep_pre: also return the requantized codes before the fused ReLU.
+        direct: instead of `acc`, ``(x2d, w, shape)``: float64 (rows, K) codes and (K, C)
+            weights whose row products are the sums (exact below 2**53, proved by the caller).
     """
-    shape = acc.shape
-    if acc.size == 0:
+    if direct is not None:
+        x2d, wmat, shape = direct
+        nrows, nch = x2d.shape[0], wmat.shape[1]
+    else:
+        shape = acc.shape
+        nch = shape[-1] if len(shape) else 1
+        nrows = acc.size // max(nch, 1)
+    size = nrows * nch
+    if size == 0:
         empty = np.zeros(shape, code_dtype(out_fmt if relu is None else relu["fmt"]))
         return empty, (np.zeros(shape, code_dtype(out_fmt)) if keep_pre and relu is not None else None)
-    flat = acc.reshape(-1)
-    nch = shape[-1] if len(shape) else 1
+    flat = _NONE2D.reshape(-1) if direct is not None else acc.reshape(-1)
     bias = np.zeros(nch, np.int64) if bias_acc is None else np.ascontiguousarray(bias_acc, dtype=np.int64)
     acc_lo, acc_hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
     acc_mode = 0 if acc_overflow is None else (1 if acc_overflow is Overflow.SATURATE else 2)
@@ -194,32 +193,31 @@ def fused_tail(acc: np.ndarray, bias_acc: np.ndarray | None, *, acc_bits: int, a
         acc_lo, acc_hi = -(2**63), 2**63 - 1
     s1 = acc_frac - out_fmt.frac_bits
     final_fmt = out_fmt if relu is None else relu["fmt"]
-    out = np.empty(flat.size, dtype=code_dtype(final_fmt))
-    pre = np.empty(flat.size if (relu is not None and keep_pre) else 0, dtype=code_dtype(out_fmt))
-    r = relu or {}
-    act_fmt = r.get("fmt", out_fmt)
-    nchunk = int(min(64, max(1, flat.size // 32768), max(1, flat.size // max(nch, 1))))
+    out = np.empty(size, dtype=code_dtype(final_fmt))
+    pre = np.empty(size if (relu is not None and keep_pre) else 0, dtype=code_dtype(out_fmt))
+    r = relu or {"fmt": out_fmt, "cap_in": 0, "cap_out": 0, "rounding": rounding, "overflow": overflow}
+    act_fmt = r["fmt"]
+    s2 = out_fmt.frac_bits - act_fmt.frac_bits
+    nchunk = int(min(64, max(1, size // 32768), max(1, nrows)))
     stats = np.zeros((nchunk, 6), dtype=np.int64)
-    common = (flat, bias, nch, int(acc_mode), np.int64(acc_lo), np.int64(acc_hi), _mask(acc_bits),
-              s1, *map(np.int64, rounding_offsets(s1, rounding)), np.int64(out_fmt.min_code),
-              np.int64(out_fmt.max_code), bool(overflow is Overflow.SATURATE), _mask(out_fmt.word_bits))
-    if relu is None:
-        _tail_plain(*common, out, nchunk, stats)
-    else:
-        s2 = out_fmt.frac_bits - act_fmt.frac_bits
-        _TAIL_RELU[bool(keep_pre)](*common, np.int64(r["cap_in"]), s2, *map(np.int64, rounding_offsets(s2, r["rounding"])),
-                   np.int64(act_fmt.min_code), np.int64(act_fmt.max_code),
-                   bool(r["overflow"] is Overflow.SATURATE), _mask(act_fmt.word_bits),
-                   np.int64(r["cap_out"]), out, pre, nchunk, stats)
-    if counters and flat.size:
-        n = flat.size
+    x2d, wmat = (direct[0], direct[1]) if direct is not None else (_NONE2D, _NONE2D)
+    loop = _TAILS[(relu is not None, bool(keep_pre) and relu is not None, direct is not None)]
+    loop(flat, x2d, wmat, bias, nch, int(acc_mode), np.int64(acc_lo), np.int64(acc_hi), _mask(acc_bits),
+         s1, *map(np.int64, rounding_offsets(s1, rounding)), np.int64(out_fmt.min_code),
+         np.int64(out_fmt.max_code), bool(overflow is Overflow.SATURATE), _mask(out_fmt.word_bits),
+         np.int64(r["cap_in"]), s2, *map(np.int64, rounding_offsets(s2, r["rounding"])),
+         np.int64(act_fmt.min_code), np.int64(act_fmt.max_code),
+         bool(r["overflow"] is Overflow.SATURATE), _mask(act_fmt.word_bits),
+         np.int64(r["cap_out"]), out, pre, nchunk, stats)
+    if counters:
         if acc_mode and counters.get("acc") is not None:
-            counters["acc"].record(events=int(stats[:, 0].sum()), elements=n, peak=int(stats[:, 1].max()),
+            counters["acc"].record(events=int(stats[:, 0].sum()), elements=size, peak=int(stats[:, 1].max()),
                                    lo=acc_lo, hi=acc_hi)
         if counters.get("requant") is not None:
-            counters["requant"].record(events=int(stats[:, 2].sum()), elements=n, peak=int(stats[:, 3].max()),
+            counters["requant"].record(events=int(stats[:, 2].sum()), elements=size, peak=int(stats[:, 3].max()),
                                        lo=out_fmt.min_code, hi=out_fmt.max_code)
         if relu is not None and counters.get("act") is not None:
-            counters["act"].record(events=int(stats[:, 4].sum()), elements=n, peak=int(stats[:, 5].max()),
+            counters["act"].record(events=int(stats[:, 4].sum()), elements=size, peak=int(stats[:, 5].max()),
                                    lo=act_fmt.min_code, hi=act_fmt.max_code)
-    return out.reshape(shape), (pre.reshape(shape) if pre.size or (keep_pre and relu is not None) else None)
+    post = out.reshape(shape)
+    return post, (pre.reshape(shape) if relu is not None and keep_pre else None)
