@@ -181,3 +181,40 @@ def test_fused_relu_equals_conv_then_relu_references(case, act_fmt, act_rounding
     assert_tally(counters["acc"], tallies["acc"])
     assert_tally(counters["requant"], tallies["requant"])
     assert_tally(counters["act"], act_tally)
+
+
+@st.composite
+def pointwise_cases(draw):
+    """1x1 stride-1 unpadded convs: the direct (sums inside the tail, <= DIRECT_MAX_K input
+    channels) and BLAS paths, with and without a fused ReLU."""
+    x, w, bias, kwargs = draw(conv_cases())
+    cin = draw(st.sampled_from([1, 2, 5, conv_mod.DIRECT_MAX_K, conv_mod.DIRECT_MAX_K + 1]))
+    cout = draw(st.integers(1, 4))
+    in_fmt, w_fmt, b_fmt = kwargs["in_fmt"], kwargs["w_fmt"], kwargs["b_fmt"]
+    x = draw(codes(in_fmt, (draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3)), cin)))
+    w = draw(codes(w_fmt, (1, 1, cin, cout)))
+    bias = draw(st.one_of(st.none(), codes(b_fmt, (cout,))))
+    kwargs.update(strides=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), depthwise=False)
+    product = in_fmt.word_bits + w_fmt.word_bits + (cin - 1).bit_length()
+    kwargs["acc_bits"] = max(kwargs["acc_bits"], draw(st.integers(product - 4, product + 2)))
+    return x, w, bias, kwargs
+
+
+@settings(max_examples=100)
+@given(pointwise_cases(), st.booleans(), qformats(max_word=16), ROUNDINGS, OVERFLOWS)
+def test_pointwise_direct_and_blas_paths(case, with_relu, act_fmt, act_rounding, act_overflow):
+    from qsim.kernels.eltwise import relu_spec
+    from qsim.kernels.ref.eltwise import relu_ref
+
+    x, w, bias, kwargs = case
+    counters = {s: OverflowCounter(s) for s in ("acc", "requant", "act")}
+    spec = relu_spec(kwargs["out_fmt"], act_fmt, 6.0, act_rounding, act_overflow) if with_relu else None
+    got = conv2d(x, w, bias, counters=counters, relu=spec, **kwargs)
+    ref, tallies = conv2d_ref(x, w, bias, **kwargs)
+    if with_relu:
+        ref, act_tally = relu_ref(ref, in_fmt=kwargs["out_fmt"], out_fmt=act_fmt, max_value=6.0,
+                                  rounding=act_rounding, overflow=act_overflow)
+        assert_tally(counters["act"], act_tally)
+    np.testing.assert_array_equal(got, ref)
+    assert_tally(counters["acc"], tallies["acc"])
+    assert_tally(counters["requant"], tallies["requant"])

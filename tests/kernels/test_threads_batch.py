@@ -64,3 +64,25 @@ def test_bilinear_threads_and_batch():
         numba.set_num_threads(threads)
     np.testing.assert_array_equal(upsample_bilinear(x, (2, 2), **kw), one)
     np.testing.assert_array_equal(np.concatenate([upsample_bilinear(x[i:i + 1], (2, 2), **kw) for i in range(3)]), one)
+
+
+@pytest.mark.parametrize("cin", [16, 48])  # sums inside the tail pass / BLAS
+def test_pointwise_threads_and_batch(cin):
+    from qsim.kernels.eltwise import relu_spec
+
+    rng = np.random.default_rng(2)
+    x = rng.integers(F_IN.min_code, F_IN.max_code + 1, (3, 11, 13, cin))
+    w = rng.integers(F_W.min_code, F_W.max_code + 1, (1, 1, cin, 24))
+    kw = dict(in_fmt=F_IN, w_fmt=F_W, b_fmt=F_IN, out_fmt=F_OUT, acc_bits=36, rounding="half_even",
+              overflow="saturate", acc_overflow="wrap", relu=relu_spec(F_OUT, F_OUT, 6.0, "floor", "saturate"))
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        c1 = {"acc": OverflowCounter(), "requant": OverflowCounter(), "act": OverflowCounter()}
+        one = conv2d(x, w, None, counters=c1, **kw)
+    finally:
+        numba.set_num_threads(threads)
+    c2 = {"acc": OverflowCounter(), "requant": OverflowCounter(), "act": OverflowCounter()}
+    np.testing.assert_array_equal(conv2d(x, w, None, counters=c2, **kw), one)
+    assert c1 == c2 and c1["requant"].events > 0
+    np.testing.assert_array_equal(np.concatenate([conv2d(x[i:i + 1], w, None, **kw) for i in range(3)]), one)
