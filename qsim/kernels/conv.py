@@ -334,7 +334,24 @@ def conv2d(x, w, bias, *, in_fmt: QFormat, w_fmt: QFormat, b_fmt: QFormat, out_f
         post, pre = fused_tail(None, bias_acc, acc_bits=acc_bits, acc_overflow=acc_overflow, acc_frac=acc_frac,
                                out_fmt=out_fmt, rounding=rounding, overflow=overflow, relu=relu,
                                counters=counters, keep_pre=keep_pre,
-                               direct=(x2d, wmat, x.shape[:3] + (w.shape[3],)))
+                               direct=("pointwise", x2d, wmat, x.shape[:3] + (w.shape[3],)))
+        return (post, pre) if keep_pre else post
+    if depthwise and fusable and not per_step and w.size and x.size \
+            and proved_bound(x, w, True, in_fmt, bias_max) < FLOAT_EXACT_LIMIT:
+        kh, kw, c, mult = w.shape
+        (sh, sw), (dh, dw) = tuple(strides), tuple(dilation)
+        ho = out_size(x.shape[1], kh, sh, pads[0] + pads[1], dh)
+        wo = out_size(x.shape[2], kw, sw, pads[2] + pads[3], dw)
+        if ho <= 0 or wo <= 0:
+            raise InputError(f"conv output would be empty: input {x.shape[1]}x{x.shape[2]}, "
+                             f"kernel {kh}x{kw}, pads {pads}")
+        x4 = np.ascontiguousarray(x, dtype=np.float64)
+        w3 = np.ascontiguousarray(w.reshape(kh, kw, c * mult), dtype=np.float64)
+        geom = (sh, sw, pads[0], pads[2], dh, dw, ho, wo, mult)
+        post, pre = fused_tail(None, bias_acc, acc_bits=acc_bits, acc_overflow=acc_overflow, acc_frac=acc_frac,
+                               out_fmt=out_fmt, rounding=rounding, overflow=overflow, relu=relu,
+                               counters=counters, keep_pre=keep_pre,
+                               direct=("depthwise", x4, w3, (x.shape[0], ho, wo, c * mult), geom))
         return (post, pre) if keep_pre else post
     if per_step:
         acc = _per_step(x.astype(np.int64), w, bias_acc, acc_bits, strides, pads, dilation, depthwise,

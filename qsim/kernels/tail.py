@@ -75,23 +75,34 @@ def _acc_step(v, acc_mode, acc_lo, acc_hi, acc_mask):
     return _fit(v, acc_lo, acc_hi, acc_mode == 1, acc_mask)
 
 
-def _make_tail(relu: bool, keep_pre: bool, direct: bool):
+def _make_tail(relu: bool, keep_pre: bool, direct: int):
     """Compile one variant of the tail loop; the flags are compile-time constants (a run-time
     branch on them stops LLVM from vectorizing the loop: 3x slower).
 
     relu: apply the fused ReLU (stats 4, 5: act events / peak). keep_pre: also write the codes
-    before it into `pre`. direct: compute each row's sums here as ``x2d[row] @ w`` in float64
-    (a 1x1 convolution with few input channels, memory bound: the sums never go to memory)
-    instead of reading them from `acc`. Stats 0-3: acc events / peak, requant events / peak.
+    before it into `pre`. direct: where each row's sums come from (memory bound layers: the
+    sums never go to memory): 0 read them from `acc`; 1 ``x2d[row] @ w`` (a 1x1 convolution
+    with few input channels, x2d (rows, K), w (K, C)); 2 a depthwise window (x4 (N,H,W,C),
+    w (KH,KW,C*mult), ``geom`` = (sh, sw, pt, pl, dh, dw, ho, wo, mult); a row is an output
+    pixel). Sums run in float64, exact below 2**53 (the caller's proof).
+    Stats 0-3: acc events / peak, requant events / peak.
     """
 
     @njit(cache=True, parallel=True)
-    def tail(acc, x2d, w, bias, nch, acc_mode, acc_lo, acc_hi, acc_mask,
+    def tail(acc, x2d, x4, w, w3, geom, bias, nch, acc_mode, acc_lo, acc_hi, acc_mask,
              s1, b1, n1, p1, lo1, hi1, sat1, mask1,
              cap_in, s2, b2, n2, p2, lo2, hi2, sat2, mask2, cap_out,
              out, pre, nchunk, stats):
-        nrows = x2d.shape[0] if direct else acc.size // nch
+        sh, sw, pt, pl, dh, dwl, ho, wo, mult = geom
+        if direct == 1:
+            nrows = x2d.shape[0]
+        elif direct == 2:
+            nrows = x4.shape[0] * ho * wo
+        else:
+            nrows = acc.size // nch
         kdim = x2d.shape[1]
+        hin, win, cin = x4.shape[1], x4.shape[2], x4.shape[3]
+        kh, kw = w3.shape[0], w3.shape[1]
         for c in prange(nchunk):
             start = c * nrows // nchunk
             stop = (c + 1) * nrows // nchunk
@@ -106,15 +117,37 @@ def _make_tail(relu: bool, keep_pre: bool, direct: bool):
             mx_2 = 0
             for row in range(start, stop):
                 base = row * nch
-                if direct:  # exact: every partial sum is an integer below 2**53 (caller's proof)
+                if direct == 1:  # exact: every partial sum is an integer below 2**53 (caller's proof)
                     racc[:] = 0.0
                     for k in range(kdim):
                         xv = x2d[row, k]
                         if xv != 0.0:
                             for ch in range(nch):
                                 racc[ch] += xv * w[k, ch]
+                elif direct == 2:
+                    b = row // (ho * wo)
+                    oy = (row // wo) % ho
+                    ox = row % wo
+                    racc[:] = 0.0
+                    for ky in range(kh):
+                        iy = oy * sh - pt + ky * dh
+                        if iy < 0 or iy >= hin:
+                            continue
+                        for kx in range(kw):
+                            ix = ox * sw - pl + kx * dwl
+                            if ix < 0 or ix >= win:
+                                continue
+                            xs = x4[b, iy, ix]
+                            ws = w3[ky, kx]
+                            if mult == 1:
+                                for ci in range(cin):
+                                    racc[ci] += xs[ci] * ws[ci]
+                            else:
+                                for ci in range(cin):
+                                    for m in range(mult):
+                                        racc[ci * mult + m] += xs[ci] * ws[ci * mult + m]
                 for ch in range(nch):
-                    if direct:
+                    if direct != 0:
                         v = np.int64(racc[ch]) + bias[ch]
                     else:
                         v = np.int64(acc[base + ch]) + bias[ch]
@@ -147,8 +180,11 @@ def _make_tail(relu: bool, keep_pre: bool, direct: bool):
 
 # (relu, keep_pre, direct) -> compiled loop; keep_pre only matters with relu
 _TAILS = {(relu, keep, direct): _make_tail(relu, keep, direct)
-          for relu in (False, True) for keep in ((False, True) if relu else (False,)) for direct in (False, True)}
+          for relu in (False, True) for keep in ((False, True) if relu else (False,)) for direct in (0, 1, 2)}
 _NONE2D = np.zeros((1, 1), dtype=np.float64)
+_NONE3D = np.zeros((1, 1, 1), dtype=np.float64)
+_NONE4D = np.zeros((1, 1, 1, 1), dtype=np.float64)
+_NO_GEOM = (0, 0, 0, 0, 1, 1, 1, 1, 1)
 
 
 def _mask(bits: int) -> np.int64:
@@ -163,7 +199,7 @@ def code_dtype(fmt: QFormat):
 def fused_tail(acc: np.ndarray | None, bias_acc: np.ndarray | None, *, acc_bits: int,
                acc_overflow: Overflow | None, acc_frac: int, out_fmt: QFormat, rounding: Rounding,
                overflow: Overflow, relu: dict | None = None, counters: dict[str, OverflowCounter] | None = None,
-               keep_pre: bool = False, direct: tuple[np.ndarray, np.ndarray, tuple] | None = None):
+               keep_pre: bool = False, direct: tuple | None = None):
     """Run the fused tail on the exact sums `acc` (..., C). Returns (codes, pre-ReLU codes or None).
 
     Args:
@@ -171,12 +207,17 @@ def fused_tail(acc: np.ndarray | None, bias_acc: np.ndarray | None, *, acc_bits:
         relu: None, or the dict `qsim.kernels.eltwise.relu_spec` builds (``fmt``, ``cap_in``,
             ``cap_out``, ``rounding``, ``overflow``).
         keep_pre: also return the requantized codes before the fused ReLU.
-        direct: instead of `acc`, ``(x2d, w, shape)``: float64 (rows, K) codes and (K, C)
-            weights whose row products are the sums (exact below 2**53, proved by the caller).
+        direct: instead of `acc`, ``("pointwise", x2d, w, shape)`` (float64 (rows, K) codes and
+            (K, C) weights) or ``("depthwise", x4, w3, shape, geom)`` (see `_make_tail`): the
+            sums are computed in the pass (exact below 2**53, proved by the caller).
     """
-    if direct is not None:
-        x2d, wmat, shape = direct
-        nrows, nch = x2d.shape[0], wmat.shape[1]
+    x2d, x4, wmat, w3, geom, mode = _NONE2D, _NONE4D, _NONE2D, _NONE3D, _NO_GEOM, 0
+    if direct is not None and direct[0] == "pointwise":
+        _, x2d, wmat, shape = direct
+        nrows, nch, mode = x2d.shape[0], wmat.shape[1], 1
+    elif direct is not None:
+        _, x4, w3, shape, geom = direct
+        nrows, nch, mode = shape[0] * shape[1] * shape[2], shape[3], 2
     else:
         shape = acc.shape
         nch = shape[-1] if len(shape) else 1
@@ -200,9 +241,8 @@ def fused_tail(acc: np.ndarray | None, bias_acc: np.ndarray | None, *, acc_bits:
     s2 = out_fmt.frac_bits - act_fmt.frac_bits
     nchunk = int(min(64, max(1, size // 32768), max(1, nrows)))
     stats = np.zeros((nchunk, 6), dtype=np.int64)
-    x2d, wmat = (direct[0], direct[1]) if direct is not None else (_NONE2D, _NONE2D)
-    loop = _TAILS[(relu is not None, bool(keep_pre) and relu is not None, direct is not None)]
-    loop(flat, x2d, wmat, bias, nch, int(acc_mode), np.int64(acc_lo), np.int64(acc_hi), _mask(acc_bits),
+    loop = _TAILS[(relu is not None, bool(keep_pre) and relu is not None, mode)]
+    loop(flat, x2d, x4, wmat, w3, tuple(int(g) for g in geom), bias, nch, int(acc_mode), np.int64(acc_lo), np.int64(acc_hi), _mask(acc_bits),
          s1, *map(np.int64, rounding_offsets(s1, rounding)), np.int64(out_fmt.min_code),
          np.int64(out_fmt.max_code), bool(overflow is Overflow.SATURATE), _mask(out_fmt.word_bits),
          np.int64(r["cap_in"]), s2, *map(np.int64, rounding_offsets(s2, r["rounding"])),
