@@ -9,19 +9,25 @@ Contract
 * Accumulator: signed ``acc_bits`` wide with ``acc_frac = in_frac + w_frac`` fraction
   bits. The bias is aligned by an exact left shift of ``acc_frac - b_frac`` bits (the plan
   guarantees ``b_frac <= acc_frac``).
-* Exact sum first: with ``bound = max|x| * max_co sum|w[..., co]|`` (computed from the
-  data, a rigorous bound on every partial sum), the sum runs in float64 BLAS when
-  ``bound < 2**53`` (every partial sum is then an exactly representable integer, so
-  any summation order gives the exact result), else in int64 (Numba) when
-  ``bound + |bias| < 2**62``, else a `PlanError` (narrow the formats).
+* Exact sum first: with ``bound = max|x| * max_co sum|w[..., co]|`` (``max|x|`` from
+  ``in_fmt``, or from the data when that is not enough: a rigorous bound on every partial
+  sum), the sum runs in float64 when ``bound < 2**53`` (every partial sum is then an
+  exactly representable integer, so any summation order gives the exact result), else in
+  int64 (Numba) when ``bound + |bias| < 2**62``, else a `PlanError` (narrow the formats).
+  Float64 sums are computed where memory traffic is least: inside the tail pass
+  (`qsim.kernels.tail`) for depthwise and for 1x1 convs with at most `DIRECT_MAX_K` input
+  channels, by BLAS (im2col for KxK) otherwise.
 * Accumulator width (site ``acc``): ``acc_saturation="final"`` applies
   `qsim.fixed.accumulate` to the exact sum (``wrap`` = modulo ``2**acc_bits`` = any
   running two's-complement sum; ``saturate`` = clamp the final sum).
   ``"per_step"`` with ``saturate`` clamps after every addition in the order bias, then
   kernel row, column, input channel (`qsim.kernels.ref.conv` spells it out); the counter
   then sees every partial sum, like `qsim.fixed.saturating_sum`.
-* Requantization (site ``requant``): one `qsim.fixed.rescale` from ``acc_frac`` to
-  ``out_fmt`` with the plan's rounding and overflow.
+* Requantization (site ``requant``): one rounding from ``acc_frac`` to ``out_fmt`` with the
+  plan's rounding and overflow: the compiled `qsim.kernels.tail` (which also applies the
+  accumulator width, the bias and an optional fused ReLU in the same pass), or
+  `qsim.fixed.accumulate` + `qsim.fixed.rescale` when the output has more fraction bits
+  than the accumulator.
 * Results do not depend on thread count or batch size: every path is exact integer
   arithmetic, and per-step saturation runs each output's sum sequentially.
 """
