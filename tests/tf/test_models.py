@@ -277,3 +277,41 @@ def test_sample_weights_hard_negatives_take_the_highest_logits():
     assert np.isin(all_neg[:126], neg_logits).all()
     cls_easy, _ = train.sample_weights(labels, np.random.default_rng(2), logits, hard_fraction=0.0)
     assert not np.isin(all_neg[:126], logits[(cls_easy > 0) & (labels == 0)]).all()
+
+
+# --- the committed trained detector ----------------------------------------------------------
+
+def test_committed_a98_model_loads_and_finds_faces(tf, data_dir):
+    import json
+
+    import keras
+
+    from qsim.datasets import REPO_ROOT
+    from qsim.facedet import coding
+    from qsim.facedet.boxes import iou_matrix
+    from qsim.facedet.fddb import load_fddb
+    from qsim.images import load_image, mobilenet_preprocess
+
+    path = REPO_ROOT / "qsim" / "assets" / "a98_alpha1.0.h5"
+    record = json.loads(path.with_suffix(".json").read_text())
+    assert record["architecture"]["head"] == "A" and record["architecture"]["frozen"] == 98
+    assert "reference.train" in record["command"] and len(record["git_commit"]) == 40
+    assert record["history"] and record["final"]["val_loss"] < record["history"][0]["val_loss"]
+
+    model = keras.models.load_model(path, compile=False)
+    names = [layer.name for layer in model.layers]
+    assert names[-2:] == ["block_13_expand_relu", "head"] and model.output.shape[-1] == 125
+    import qsim
+
+    graph = qsim.load_model(path)  # qsim's own h5py importer reads the same file
+    assert graph.name == model.name
+    # On a few FDDB images (never trained on), the top-scoring box lies on a face.
+    hits = 0
+    images = load_fddb().images[:5]
+    for im in images:
+        x = mobilenet_preprocess(load_image(im.path))[None].astype(np.float32)
+        out = model.predict(x, verbose=0)[0]
+        assert out.shape[:2] == (x.shape[1] // 16, x.shape[2] // 16)
+        boxes, scores = coding.decode(out, 16, score_threshold=0.0)
+        hits += iou_matrix(im.boxes, boxes[:1]).max() >= 0.3
+    assert hits >= 4, f"top box on a face in only {hits}/{len(images)} FDDB images"
