@@ -332,7 +332,9 @@ def conv2d(x, w, bias, *, in_fmt: QFormat, w_fmt: QFormat, b_fmt: QFormat, out_f
     per_step = acc_saturation == "per_step" and acc_overflow is Overflow.SATURATE
     pointwise = (not depthwise and w.shape[:2] == (1, 1) and tuple(strides) == (1, 1)
                  and pads == (0, 0, 0, 0) and w.shape[2] <= DIRECT_MAX_K)
-    fusable = acc_frac >= out_fmt.frac_bits and (relu is None or out_fmt.frac_bits >= relu["fmt"].frac_bits)
+    # the compiled tail takes right shifts of 0..62 bits; anything else goes step by step
+    fusable = 0 <= acc_frac - out_fmt.frac_bits <= 62 and (
+        relu is None or 0 <= out_fmt.frac_bits - relu["fmt"].frac_bits <= 62)
     if pointwise and fusable and not per_step and w.size and x.size \
             and proved_bound(x, w, False, in_fmt, bias_max) < FLOAT_EXACT_LIMIT:
         x2d = np.ascontiguousarray(x.reshape(-1, w.shape[2]), dtype=np.float64)

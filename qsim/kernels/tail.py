@@ -14,8 +14,8 @@ the tail reads the accumulator once and writes the codes once, in parallel chunk
 split does not depend on the thread count (integer results and integer counts are the
 same for any split anyway).
 
-Contract: both shifts (``acc_frac - out_frac`` and ``out_frac - act_frac``) are >= 0 (the
-callers use the step-by-step `qsim.fixed` path otherwise); ``|sum + bias| < 2**62``; the
+Contract: both shifts (``acc_frac - out_frac`` and ``out_frac - act_frac``) are in 0..62
+(the callers use the step-by-step `qsim.fixed` path otherwise); ``|sum + bias| < 2**62``; the
 accumulator ``acc`` is float64 holding integers (exact, proved by the caller) or int64.
 Codes are written as float64 (integer-valued, exact for words <= 53 bits, ready for the
 next layer's BLAS) or int64, per the ``out`` array's dtype.

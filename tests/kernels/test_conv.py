@@ -218,3 +218,17 @@ def test_pointwise_direct_and_blas_paths(case, with_relu, act_fmt, act_rounding,
     np.testing.assert_array_equal(got, ref)
     assert_tally(counters["acc"], tallies["acc"])
     assert_tally(counters["requant"], tallies["requant"])
+
+
+def test_extreme_shifts_take_the_step_by_step_path():
+    """A 40-bit-fraction accumulator into a 0-fraction output (shift 70 > 62) and an output with
+    more fraction bits than the accumulator (a left shift) both equal the reference."""
+    rng = np.random.default_rng(5)
+    for f_in, f_w, f_out in [(QFormat(0, 40), QFormat(0, 30), QFormat(15, 0)),  # shift 70: all round to ~0
+                             (QFormat(3, 2), QFormat(1, 2), QFormat(3, 12))]:
+        x = rng.integers(max(f_in.min_code, -(2**28)), min(f_in.max_code, 2**28) + 1, (1, 3, 3, 2))
+        w = rng.integers(max(f_w.min_code, -(2**28)), min(f_w.max_code, 2**28) + 1, (1, 1, 2, 3))
+        x[0, 0, 0, 0] = 0
+        kw = dict(in_fmt=f_in, w_fmt=f_w, b_fmt=f_w, out_fmt=f_out, acc_bits=64, rounding="half_even",
+                  overflow="saturate", acc_overflow="wrap")
+        np.testing.assert_array_equal(conv2d(x, w, None, **kw), conv2d_ref(x, w, None, **kw)[0])
