@@ -28,6 +28,11 @@ Suggested plan (`Profile.suggest_plan`), per node:
 * ``weights``/``bias``: from the exact parameter min/max (known, so no margin); the bias
   keeps at most as many fraction bits as the accumulator has (input frac + weight frac),
   so it aligns exactly;
+* the accumulator (``acc_bits``, fraction bits = input frac + weight frac) must hold the
+  layer's output range (the exact sum saturates once, at the end: ``acc_saturation``
+  ``"final"``): when ``acc_bits - 1 - (input frac + weight frac)`` is fewer integer bits
+  than the suggested output format has, the weights give up fraction bits until it fits
+  (a note says so; if even 0 weight fraction bits do not fit, the note says that too);
 * ``pad``/``identity`` nodes get no entry (they pass their input's codes through).
 """
 from __future__ import annotations
@@ -258,9 +263,17 @@ class Profile:
         self.n_images += 1
         return self
 
-    def suggest(self, word_bits: int = 16, margin_bits: int = 1,
-                input_margin_bits: int = 0) -> dict[str, dict[str, str]]:
-        """Per-node formats ``{name: {"act": .., "weights": .., "bias": ..}}`` (module docstring)."""
+    def suggest(self, word_bits: int = 16, margin_bits: int = 1, input_margin_bits: int = 0,
+                acc_bits: int = 32, notes: list[str] | None = None) -> dict[str, dict[str, str]]:
+        """Per-node formats ``{name: {"act": .., "weights": .., "bias": ..}}`` (module docstring).
+
+        Args:
+            word_bits: word of every format (16 or 8).
+            margin_bits: extra integer bits on activations.
+            input_margin_bits: extra integer bits on ``input`` nodes.
+            acc_bits: accumulator width the plan will use.
+            notes: if given, a list that receives one line per adjustment made.
+        """
         if self.n_images == 0:
             raise QsimError("no calibration image was profiled; cannot suggest activation formats")
         if margin_bits < 0 or input_margin_bits < 0:
@@ -284,39 +297,56 @@ class Profile:
             act_fmt[node.name] = fmt
             entry["act"] = str(fmt)
             if layer.weights is not None:
+                in_fmt = act_fmt[node.inputs[0]]
                 w_fmt = format_for(layer.weights.min, layer.weights.max, word_bits)
+                # the accumulator must hold the output range: trade weight fraction bits
+                max_acc_frac = acc_bits - 1 - fmt.int_bits
+                if in_fmt.frac_bits + w_fmt.frac_bits > max_acc_frac:
+                    w_frac = min(max(max_acc_frac - in_fmt.frac_bits, 0), w_fmt.frac_bits)
+                    fitted = QFormat(word_bits - 1 - w_frac, w_frac)
+                    if notes is not None:
+                        fits = in_fmt.frac_bits + w_frac <= max_acc_frac
+                        notes.append(
+                            f"{node.name}: weights {w_fmt} -> {fitted} so the {acc_bits}-bit accumulator "
+                            f"({in_fmt.frac_bits + w_frac} fraction bits) holds the output range "
+                            f"({fmt.int_bits} integer bits)" + ("" if fits else
+                            f"; still {in_fmt.frac_bits + w_frac - max_acc_frac} bit(s) short: "
+                            "widen the accumulator or narrow the input's fraction"))
+                    w_fmt = fitted
                 entry["weights"] = str(w_fmt)
                 if layer.bias is not None:
-                    in_fmt = act_fmt[node.inputs[0]]
                     acc_frac = in_fmt.frac_bits + w_fmt.frac_bits
                     entry["bias"] = str(format_for(layer.bias.min, layer.bias.max, word_bits,
                                                    max_frac_bits=acc_frac))
             table[node.name] = entry
         return table
 
-    def suggest_plan(self, word_bits: int = 16, margin_bits: int = 1, **plan_kwargs: Any):
+    def suggest_plan(self, word_bits: int = 16, margin_bits: int = 1, notes: list[str] | None = None,
+                     **plan_kwargs: Any):
         """`suggest` as a `qsim.plan.Plan` (``Plan.per_layer``; kwargs: acc_bits, rounding, ...)."""
         from qsim.plan import Plan
 
-        table = self.suggest(word_bits, margin_bits)
+        table = self.suggest(word_bits, margin_bits, acc_bits=plan_kwargs.get("acc_bits", 32), notes=notes)
         widest = max((QFormat.parse(e["act"]) for e in table.values()), key=lambda f: f.int_bits)
         return Plan.per_layer(table, default=str(widest), **plan_kwargs)
 
-    def to_dict(self, word_bits: int = 16, margin_bits: int = 1) -> dict[str, Any]:
-        suggestion = self.suggest(word_bits, margin_bits) if self.n_images else {}
+    def to_dict(self, word_bits: int = 16, margin_bits: int = 1, acc_bits: int = 32) -> dict[str, Any]:
+        notes: list[str] = []
+        suggestion = self.suggest(word_bits, margin_bits, acc_bits=acc_bits, notes=notes) if self.n_images else {}
         layers = []
         for name, layer in self.layers.items():
             row = layer.to_dict(word_bits)
             row["suggested"] = suggestion.get(name)
             layers.append(row)
         return {"n_images": self.n_images, "word_bits": word_bits, "margin_bits": margin_bits,
-                "percentiles": list(PERCENTILES), "layers": layers}
+                "acc_bits": acc_bits, "percentiles": list(PERCENTILES), "notes": notes, "layers": layers}
 
-    def render(self, word_bits: int = 16, margin_bits: int = 1) -> str:
+    def render(self, word_bits: int = 16, margin_bits: int = 1, acc_bits: int = 32) -> str:
         """Markdown: per node, activation and weight ranges, integer bits, suggested formats."""
         from qsim.analysis.report import fmt_num, markdown_table
 
-        suggestion = self.suggest(word_bits, margin_bits) if self.n_images else {}
+        notes: list[str] = []
+        suggestion = self.suggest(word_bits, margin_bits, acc_bits=acc_bits, notes=notes) if self.n_images else {}
         rows = []
         for name, layer in self.layers.items():
             a, w = layer.act, layer.weights
@@ -330,9 +360,10 @@ class Profile:
                 str(int_bits_needed(w.min, w.max, word_bits)) if w is not None else "-",
                 sug.get("act", "-"), sug.get("weights", "-"),
             ])
-        return markdown_table(
+        table = markdown_table(
             ["layer", "op", "act min..max", "act p1..p99", "act int bits", "weights min..max",
              "w int bits", "suggested act", "suggested weights"], rows, align="llllrlrll")
+        return table + "".join(f"\n\nnote: {n}" if i == 0 else f"\nnote: {n}" for i, n in enumerate(notes))
 
 
 def profile_runs(graph: Any, inputs: Iterable[np.ndarray], run: Callable[[np.ndarray], Any],

@@ -12,7 +12,9 @@ JSON (``--json OUT``), schema version 1::
 
     {
       "qsim_profile": 1, "model": "m.h5", "images": [...], "input_hw": [H, W] | null,
-      "n_images": 100, "word_bits": 16, "margin_bits": 1, "percentiles": [0.1, 1, 50, 99, 99.9],
+      "n_images": 100, "word_bits": 16, "margin_bits": 1, "acc_bits": 32,
+      "percentiles": [0.1, 1, 50, 99, 99.9],
+      "notes": ["head: weights Q0.15 -> Q3.12 so the 32-bit accumulator ...", ...],
       "layers": [{"name": .., "op": ..,
                   "act": {"count", "min", "max", "mean", "std", "zeros",
                           "percentiles": {"p0.1": .., ...}, "int_bits": ..},
@@ -64,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     prof = profile_model(graph, inputs, progress=progress_bar(len(files)))
     print(f"{graph.name}: {prof.n_images} image(s), {args.word_bits}-bit words, "
           f"activation margin {args.margin_bits} bit(s)")
-    print(prof.render(args.word_bits, args.margin_bits))
+    print(prof.render(args.word_bits, args.margin_bits, args.acc_bits))
     if args.plan_out:
         plan = prof.suggest_plan(args.word_bits, args.margin_bits, acc_bits=args.acc_bits,
                                  rounding=args.rounding, overflow=args.overflow)
@@ -75,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         doc = {"qsim_profile": SCHEMA_VERSION, "model": str(args.model),
                "images": [str(f) for f in files], "input_hw": None if size is None else list(size)}
-        doc.update(prof.to_dict(args.word_bits, args.margin_bits))
+        doc.update(prof.to_dict(args.word_bits, args.margin_bits, args.acc_bits))
         write_json(doc, args.json)
         print(f"wrote {args.json}")
     if args.plot:

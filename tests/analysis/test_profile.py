@@ -107,7 +107,7 @@ def test_profile_and_suggested_plan():
     conv = prof.layers["conv"]
     assert (conv.act.min, conv.act.max) == (-40.0, 60.0)
     assert conv.weights.count == 54 and -3.5 <= conv.weights.min < -3
-    sug = prof.suggest(word_bits=16, margin_bits=1)
+    sug = prof.suggest(word_bits=16, margin_bits=1, acc_bits=40)
     assert sug["conv"]["act"] == "Q7.8"        # 60 needs 6 integer bits, +1 margin
     assert sug["conv"]["weights"] == "Q2.13"   # |w| < 4, known exactly: no margin
     # the bias never keeps more fraction bits than the accumulator (x.frac + w.frac)
@@ -133,3 +133,37 @@ def test_profile_errors():
         prof.suggest()
     with pytest.raises(QsimError, match="'nope'"):
         prof.update(Trace(executor="float", values={"nope": np.zeros(2)}))
+
+
+def test_weights_give_up_fraction_bits_so_the_accumulator_holds_the_output():
+    # the trained A98 head: ReLU6 input (Q3.12), |w| < 0.5 (Q0.15), output down to -38.9
+    # (Q7.8 with margin): 12 + 15 = 27 accumulator fraction bits leave 4 integer bits in 32
+    g = Graph([
+        Node("x", "input", attrs={"shape": (None, None, 3)}),
+        Node("r6", "relu", ["x"], attrs={"max_value": 6.0}),
+        Node("head", "conv2d", ["r6"], attrs={"strides": (1, 1), "pads": (0, 0, 0, 0)},
+             weights={"kernel": np.full((1, 1, 3, 2), 0.49, np.float32), "bias": np.array([0.01, -0.02], np.float32)}),
+    ], outputs=["head"])
+    prof = Profile(g).update(Trace("float", values={
+        "x": np.array([0.5]), "r6": np.array([0.0, 6.0]), "head": np.array([-38.9, 4.8])}))
+    notes: list[str] = []
+    sug = prof.suggest(16, margin_bits=1, acc_bits=32, notes=notes)
+    assert sug["r6"]["act"] == "Q3.12" and sug["head"]["act"] == "Q7.8"
+    # 32 - 1 - 7 = 24 fraction bits at most: weights keep 24 - 12 = 12
+    assert sug["head"]["weights"] == "Q3.12"
+    assert QFormat.parse(sug["head"]["bias"]).frac_bits <= 24
+    assert notes == ["head: weights Q0.15 -> Q3.12 so the 32-bit accumulator (24 fraction bits) "
+                     "holds the output range (7 integer bits)"]
+    # with a 40-bit accumulator nothing needs to change
+    notes.clear()
+    assert prof.suggest(16, 1, acc_bits=40, notes=notes)["head"]["weights"] == "Q0.15" and not notes
+    # 20 bits: integer weights (Q15.0) just fit; 18 bits cannot be fitted by the weights alone
+    prof.suggest(16, 1, acc_bits=20, notes=notes)
+    assert notes[-1].startswith("head: weights Q0.15 -> Q15.0 so the 20-bit") and "short" not in notes[-1]
+    prof.suggest(16, 1, acc_bits=18, notes=notes)
+    assert notes[-1].endswith("; still 2 bit(s) short: widen the accumulator or narrow the input's fraction")
+    # the plan passes validation and the accumulator holds the worst output
+    plan = prof.suggest_plan(16, 1, acc_bits=32).validate(g)
+    np_ = plan.for_node("head")
+    acc_frac = np_.acc_frac_bits(plan.for_node("r6").act)
+    assert 38.9 * 2 ** acc_frac < 2 ** (np_.acc_bits - 1)
