@@ -294,8 +294,15 @@ def compare_runs(graph: Any, inputs: Iterable[np.ndarray],
     return comparer.result()
 
 
-def render_comparison(comp: Comparison, sqnr_threshold_db: float | None = None) -> str:
-    """Markdown: one row per layer, then the first layer below the SQNR threshold."""
+def render_comparison(comp: Comparison, sqnr_threshold_db: float | None = None,
+                      overflow_events: dict[str, int] | None = None) -> str:
+    """Markdown: one row per layer, then the first layer below the SQNR threshold.
+
+    Args:
+        comp: the comparison.
+        sqnr_threshold_db: rows below it are marked ``<``; the first one is named.
+        overflow_events: optional node -> overflow events of the test runs (an extra column).
+    """
     from qsim.analysis.report import fmt_num, fmt_pct, markdown_table
 
     rows = []
@@ -304,12 +311,17 @@ def render_comparison(comp: Comparison, sqnr_threshold_db: float | None = None) 
         mark = ""
         if sqnr_threshold_db is not None and s.sqnr_db < sqnr_threshold_db:
             mark = " <"
-        rows.append([row.name, row.op, row.format or "-", fmt_num(s.max_abs), fmt_num(s.rms),
-                     fmt_num(s.sqnr_db) + mark, fmt_pct(s.over_1lsb)])
+        cells = [row.name, row.op, row.format or "-", fmt_num(s.max_abs), fmt_num(s.rms),
+                 fmt_num(s.sqnr_db) + mark, fmt_pct(s.over_1lsb)]
+        if overflow_events is not None:
+            cells.append(str(overflow_events.get(row.name, 0)))
+        rows.append(cells)
     title = (f"{comp.test} vs {comp.reference}, {comp.n_images} image(s), "
              f"{len(comp.layers)} layer(s)")
-    table = markdown_table(["layer", "op", "format", "max abs", "RMS", "SQNR dB", "> 1 LSB"], rows,
-                           align="lllrrrr")
+    headers = ["layer", "op", "format", "max abs", "RMS", "SQNR dB", "> 1 LSB"]
+    if overflow_events is not None:
+        headers.append("overflows")
+    table = markdown_table(headers, rows, align="lllrrrr" + "r" * (len(headers) - 7))
     lines = [title, "", table]
     if sqnr_threshold_db is not None:
         first = comp.first_below(sqnr_threshold_db)

@@ -4,7 +4,8 @@ Runs the quantized executor and the float executor on the same ``--n`` images of
 (a deterministic sample, ``--seed``) and prints, per node in graph order: format, max abs
 error, RMS error, SQNR in dB and the share of outputs more than one LSB of the node's
 format away from float (definitions in `qsim.analysis.compare`), then the first layer whose
-SQNR falls below ``--sqnr-threshold``. ``--format fp16`` and ``--format k210`` go through
+SQNR falls below ``--sqnr-threshold``, and the overflow events the quantized runs counted
+(per layer in the table, totals and first overflowing layer below it). ``--format fp16`` and ``--format k210`` go through
 the same comparison (no LSB column: their values have no Q format).
 
 JSON (``--json OUT``), schema version 1::
@@ -18,7 +19,8 @@ JSON (``--json OUT``), schema version 1::
       "layers": [{"name": .., "op": .., "shape": [..], "format": "Q6.9" | null,
                   "n": .., "max_abs": .., "rms": .., "signal_rms": ..,
                   "sqnr_db": .. | "inf", "lsb": .. | null, "over_1lsb": .. | null,
-                  "nonfinite": 0}, ...]
+                  "nonfinite": 0}, ...],
+      "overflow": {"n_images": 8, "total_events": N, "layers": [...]}  # OverflowReport, test runs
     }
 
 Exit code 0 whether or not a layer falls below the threshold (it is a measurement);
@@ -31,7 +33,7 @@ from pathlib import Path
 
 from qsim.cli.run import (
     add_number_arguments, add_size_argument, describe, executor_and_plan, input_size, load_graph, load_input,
-    progress_bar,
+    progress_bar, run_once,
 )
 
 SCHEMA_VERSION = 1
@@ -51,7 +53,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qsim.analysis.compare import compare_model, render_comparison
+    from qsim.analysis.compare import compare_runs, render_comparison
+    from qsim.analysis.overflow import OverflowReport
     from qsim.analysis.report import write_json
     from qsim.images import list_images
 
@@ -60,14 +63,27 @@ def run(args: argparse.Namespace) -> int:
     files = list_images(args.images, n=args.n, seed=args.seed)
     size = input_size(graph, args.size)
     inputs = (load_input(f, size)[0] for f in files)
-    comp = compare_model(graph, inputs, executor=executor, plan=plan, progress=progress_bar(len(files)))
+    overflow = OverflowReport(graph)
+
+    def test_run(x):  # the quantized run, its overflow counters merged on the way
+        trace = run_once(graph, x, executor, plan)
+        overflow.update(trace)
+        return trace
+
+    comp = compare_runs(graph, inputs, test=test_run, reference=lambda x: run_once(graph, x, "float"),
+                        progress=progress_bar(len(files)))
+    events = {name: layer.events for name, layer in overflow.layers.items()}
     print(f"{graph.name}: {describe(executor, plan)}")
-    print(render_comparison(comp, args.sqnr_threshold))
+    print(render_comparison(comp, args.sqnr_threshold, events))
+    first = overflow.first_overflow()
+    print(f"overflow events in the {comp.test} runs: {overflow.total_events}"
+          + (f" (first at {first.name}, site {first.worst_site})" if first else ""))
     if args.json:
         doc = {"qsim_compare": SCHEMA_VERSION, "model": str(args.model),
                "images": [str(f) for f in files], "input_hw": None if size is None else list(size),
                "executor": executor, "plan": None if plan is None else plan.to_dict()}
         doc.update(comp.to_dict(args.sqnr_threshold))
+        doc["overflow"] = overflow.to_dict()
         write_json(doc, args.json)
         print(f"wrote {args.json}")
     if args.plot:

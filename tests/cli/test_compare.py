@@ -18,7 +18,7 @@ def test_compare_fixed_vs_float_json_and_plot(tiny, capsys, tmp_path):
     out, err = capsys.readouterr()
     assert code == 0, err
     assert "fixed vs float, 2 image(s)" in out
-    assert "| layer | op | format | max abs | RMS | SQNR dB | > 1 LSB |" in out
+    assert "| layer | op | format | max abs | RMS | SQNR dB | > 1 LSB | overflows |" in out
     doc = json.loads(out_json.read_text())
     assert doc["qsim_compare"] == 1 and doc["reference"] == "float" and doc["test"] == "fixed"
     assert doc["n_images"] == 2 and len(doc["images"]) == 2 and doc["outputs"] == ["head"]
@@ -37,6 +37,23 @@ def test_compare_fixed_vs_float_json_and_plot(tiny, capsys, tmp_path):
     assert doc["first_below_threshold"] == layers[0]["name"]
     assert f"first layer below 200 dB: {layers[0]['name']}" in out
     assert out_png.read_bytes()[:4] == b"\x89PNG"
+    # the overflow counters of the quantized runs come along (none at Q5.10 on [-1, 1] inputs here)
+    assert doc["overflow"]["n_images"] == 2
+    assert f"overflow events in the fixed runs: {doc['overflow']['total_events']}" in out
+
+
+def test_compare_shows_overflow_per_layer(tiny, capsys, tmp_path):
+    path = tmp_path / "c.json"
+    assert main(["compare", str(tiny["fc"]), "--images", str(tiny["images"]), "--n", "1",
+                 "--format", "Q0.7", "--acc-bits", "16", "--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    doc = json.loads(path.read_text())
+    events = {row["name"]: row["events"] for row in doc["overflow"]["layers"]}
+    assert sum(events.values()) == doc["overflow"]["total_events"] > 0
+    first = next(name for name, n in events.items() if n)
+    assert f"(first at {first}, site " in out
+    row = next(line for line in out.splitlines() if line.startswith(f"| {first} |"))
+    assert row.rstrip(" |").endswith(str(events[first]))
 
 
 def test_wider_format_is_closer_to_float(tiny, capsys, tmp_path):
