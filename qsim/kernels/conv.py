@@ -15,8 +15,8 @@ Contract
   exactly representable integer, so any summation order gives the exact result), else in
   int64 (Numba) when ``bound + |bias| < 2**62``, else a `PlanError` (narrow the formats).
   Float64 sums are computed where memory traffic is least: inside the tail pass
-  (`qsim.kernels.tail`) for depthwise and for 1x1 convs with at most `DIRECT_MAX_K` input
-  channels, by BLAS (im2col for KxK) otherwise.
+  (`qsim.kernels.tail`) for depthwise and for convs with at most `DIRECT_MAX_K` taps x input
+  channels (1x1 narrow layers, the 3x3 RGB first layer), by BLAS (im2col for KxK) otherwise.
 * Accumulator width (site ``acc``): ``acc_saturation="final"`` applies
   `qsim.fixed.accumulate` to the exact sum (``wrap`` = modulo ``2**acc_bits`` = any
   running two's-complement sum; ``saturate`` = clamp the final sum).
@@ -344,9 +344,10 @@ def conv2d(x, w, bias, *, in_fmt: QFormat, w_fmt: QFormat, b_fmt: QFormat, out_f
                                counters=counters, keep_pre=keep_pre,
                                direct=("pointwise", x2d, wmat, x.shape[:3] + (w.shape[3],)))
         return (post, pre) if keep_pre else post
-    if depthwise and fusable and not per_step and w.size and x.size \
-            and proved_bound(x, w, True, in_fmt, bias_max) < FLOAT_EXACT_LIMIT:
-        kh, kw, c, mult = w.shape
+    windowed = depthwise or w.shape[0] * w.shape[1] * w.shape[2] <= DIRECT_MAX_K
+    if windowed and fusable and not per_step and w.size and x.size \
+            and proved_bound(x, w, depthwise, in_fmt, bias_max) < FLOAT_EXACT_LIMIT:
+        kh, kw, c, k4 = w.shape
         (sh, sw), (dh, dw) = tuple(strides), tuple(dilation)
         ho = out_size(x.shape[1], kh, sh, pads[0] + pads[1], dh)
         wo = out_size(x.shape[2], kw, sw, pads[2] + pads[3], dw)
@@ -354,12 +355,13 @@ def conv2d(x, w, bias, *, in_fmt: QFormat, w_fmt: QFormat, b_fmt: QFormat, out_f
             raise InputError(f"conv output would be empty: input {x.shape[1]}x{x.shape[2]}, "
                              f"kernel {kh}x{kw}, pads {pads}")
         x4 = np.ascontiguousarray(x, dtype=np.float64)
-        w3 = np.ascontiguousarray(w.reshape(kh, kw, c * mult), dtype=np.float64)
-        geom = (sh, sw, pads[0], pads[2], dh, dw, ho, wo, mult)
+        w3 = np.ascontiguousarray(w.reshape(kh, kw, c * k4), dtype=np.float64)
+        geom = (sh, sw, pads[0], pads[2], dh, dw, ho, wo, k4)
         post, pre = fused_tail(None, bias_acc, acc_bits=acc_bits, acc_overflow=acc_overflow, acc_frac=acc_frac,
                                out_fmt=out_fmt, rounding=rounding, overflow=overflow, relu=relu,
                                counters=counters, keep_pre=keep_pre,
-                               direct=("depthwise", x4, w3, (x.shape[0], ho, wo, c * mult), geom))
+                               direct=("depthwise" if depthwise else "conv", x4, w3,
+                                       (x.shape[0], ho, wo, cout), geom))
         return (post, pre) if keep_pre else post
     if per_step:
         acc = _per_step(x.astype(np.int64), w, bias_acc, acc_bits, strides, pads, dilation, depthwise,

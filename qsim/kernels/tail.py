@@ -84,7 +84,8 @@ def _make_tail(relu: bool, keep_pre: bool, direct: int):
     sums never go to memory): 0 read them from `acc`; 1 ``x2d[row] @ w`` (a 1x1 convolution
     with few input channels, x2d (rows, K), w (K, C)); 2 a depthwise window (x4 (N,H,W,C),
     w (KH,KW,C*mult), ``geom`` = (sh, sw, pt, pl, dh, dw, ho, wo, mult); a row is an output
-    pixel). Sums run in float64, exact below 2**53 (the caller's proof).
+    pixel); 3 a KxK convolution window (x4, w (KH,KW,Cin*Cout), geom as for 2). Sums run
+    in float64, exact below 2**53 (the caller's proof).
     Stats 0-3: acc events / peak, requant events / peak.
     """
 
@@ -96,7 +97,7 @@ def _make_tail(relu: bool, keep_pre: bool, direct: int):
         sh, sw, pt, pl, dh, dwl, ho, wo, mult = geom
         if direct == 1:
             nrows = x2d.shape[0]
-        elif direct == 2:
+        elif direct >= 2:
             nrows = x4.shape[0] * ho * wo
         else:
             nrows = acc.size // nch
@@ -124,6 +125,26 @@ def _make_tail(relu: bool, keep_pre: bool, direct: int):
                         if xv != 0.0:
                             for ch in range(nch):
                                 racc[ch] += xv * w[k, ch]
+                elif direct == 3:  # a KxK convolution with few taps x channels (the first layer)
+                    b = row // (ho * wo)
+                    oy = (row // wo) % ho
+                    ox = row % wo
+                    racc[:] = 0.0
+                    for ky in range(kh):
+                        iy = oy * sh - pt + ky * dh
+                        if iy < 0 or iy >= hin:
+                            continue
+                        for kx in range(kw):
+                            ix = ox * sw - pl + kx * dwl
+                            if ix < 0 or ix >= win:
+                                continue
+                            xs = x4[b, iy, ix]
+                            ws = w3[ky, kx]
+                            for ci in range(cin):
+                                xv = xs[ci]
+                                if xv != 0.0:
+                                    for ch in range(nch):
+                                        racc[ch] += xv * ws[ci * nch + ch]
                 elif direct == 2:
                     b = row // (ho * wo)
                     oy = (row // wo) % ho
@@ -180,7 +201,7 @@ def _make_tail(relu: bool, keep_pre: bool, direct: int):
 
 # (relu, keep_pre, direct) -> compiled loop; keep_pre only matters with relu
 _TAILS = {(relu, keep, direct): _make_tail(relu, keep, direct)
-          for relu in (False, True) for keep in ((False, True) if relu else (False,)) for direct in (0, 1, 2)}
+          for relu in (False, True) for keep in ((False, True) if relu else (False,)) for direct in (0, 1, 2, 3)}
 _NONE2D = np.zeros((1, 1), dtype=np.float64)
 _NONE3D = np.zeros((1, 1, 1), dtype=np.float64)
 _NONE4D = np.zeros((1, 1, 1, 1), dtype=np.float64)
@@ -208,7 +229,7 @@ def fused_tail(acc: np.ndarray | None, bias_acc: np.ndarray | None, *, acc_bits:
             ``cap_out``, ``rounding``, ``overflow``).
         keep_pre: also return the requantized codes before the fused ReLU.
         direct: instead of `acc`, ``("pointwise", x2d, w, shape)`` (float64 (rows, K) codes and
-            (K, C) weights) or ``("depthwise", x4, w3, shape, geom)`` (see `_make_tail`): the
+            (K, C) weights), ``("depthwise" | "conv", x4, w3, shape, geom)`` (see `_make_tail`): the
             sums are computed in the pass (exact below 2**53, proved by the caller).
     """
     x2d, x4, wmat, w3, geom, mode = _NONE2D, _NONE4D, _NONE2D, _NONE3D, _NO_GEOM, 0
@@ -216,8 +237,8 @@ def fused_tail(acc: np.ndarray | None, bias_acc: np.ndarray | None, *, acc_bits:
         _, x2d, wmat, shape = direct
         nrows, nch, mode = x2d.shape[0], wmat.shape[1], 1
     elif direct is not None:
-        _, x4, w3, shape, geom = direct
-        nrows, nch, mode = shape[0] * shape[1] * shape[2], shape[3], 2
+        kind, x4, w3, shape, geom = direct
+        nrows, nch, mode = shape[0] * shape[1] * shape[2], shape[3], (2 if kind == "depthwise" else 3)
     else:
         shape = acc.shape
         nch = shape[-1] if len(shape) else 1

@@ -232,3 +232,13 @@ def test_extreme_shifts_take_the_step_by_step_path():
         kw = dict(in_fmt=f_in, w_fmt=f_w, b_fmt=f_w, out_fmt=f_out, acc_bits=64, rounding="half_even",
                   overflow="saturate", acc_overflow="wrap")
         np.testing.assert_array_equal(conv2d(x, w, None, **kw), conv2d_ref(x, w, None, **kw)[0])
+
+
+@settings(max_examples=80)
+@given(conv_cases())
+def test_blas_im2col_path_matches_reference(case):
+    """With the in-pass sums switched off, every conv goes through im2col + BLAS + the tail."""
+    from unittest import mock
+
+    with mock.patch.object(conv_mod, "DIRECT_MAX_K", 0):
+        _run(*case)

@@ -86,3 +86,23 @@ def test_pointwise_threads_and_batch(cin):
     np.testing.assert_array_equal(conv2d(x, w, None, counters=c2, **kw), one)
     assert c1 == c2 and c1["requant"].events > 0
     np.testing.assert_array_equal(np.concatenate([conv2d(x[i:i + 1], w, None, **kw) for i in range(3)]), one)
+
+
+def test_first_layer_threads_and_batch():
+    """3x3 stride-2 conv on 3 channels (27 taps: sums inside the tail pass), like Conv1."""
+    rng = np.random.default_rng(3)
+    x = rng.integers(F_IN.min_code, F_IN.max_code + 1, (3, 17, 14, 3))
+    w = rng.integers(F_W.min_code, F_W.max_code + 1, (3, 3, 3, 32))
+    kw = dict(in_fmt=F_IN, w_fmt=F_W, b_fmt=F_IN, out_fmt=F_OUT, acc_bits=33, rounding="half_away",
+              overflow="saturate", acc_overflow="saturate", strides=(2, 2), pads="same")
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        c1 = {"acc": OverflowCounter(), "requant": OverflowCounter()}
+        one = conv2d(x, w, None, counters=c1, **kw)
+    finally:
+        numba.set_num_threads(threads)
+    c2 = {"acc": OverflowCounter(), "requant": OverflowCounter()}
+    np.testing.assert_array_equal(conv2d(x, w, None, counters=c2, **kw), one)
+    assert c1 == c2 and c1["acc"].events > 0
+    np.testing.assert_array_equal(np.concatenate([conv2d(x[i:i + 1], w, None, **kw) for i in range(3)]), one)
