@@ -278,12 +278,12 @@ def main(argv=None) -> int:
     optimizer = keras.optimizers.Adam(learning_rate=lr)
     trainable = tail.trainable_weights
 
-    @tf.function(reduce_retracing=True)
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)  # no Python control flow inside
+    @tf.function(reduce_retracing=True, autograph=False)  # no Python control flow inside
     def score_logits(x):
         return tail(x, training=False)[..., :NUM_TEMPLATES]
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)  # no Python control flow inside
     def train_step(x, labels, deltas, cls_w, pos_w):
         with tf.GradientTape() as tape:
             out = tail(x, training=False)  # BN in inference mode, see module docstring
@@ -293,7 +293,7 @@ def main(argv=None) -> int:
         optimizer.apply_gradients(zip(grads, trainable))
         return l_cls, l_reg
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)  # no Python control flow inside
     def eval_step(x, labels, deltas, cls_w, pos_w):
         return loss_fn(tail(x, training=False), labels, deltas, cls_w, pos_w)
 
