@@ -279,7 +279,6 @@ def main(argv=None) -> int:
     trainable = tail.trainable_weights
 
     @tf.function(reduce_retracing=True, autograph=False)  # no Python control flow inside
-    @tf.function(reduce_retracing=True, autograph=False)  # no Python control flow inside
     def score_logits(x):
         return tail(x, training=False)[..., :NUM_TEMPLATES]
 
