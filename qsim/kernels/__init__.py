@@ -16,7 +16,7 @@ most 53 bits (exact, and what BLAS reads); the executor stores int64 codes in th
 Threads: the compiled kernels run on Numba's OpenMP workers between NumPy BLAS calls.
 By default libgomp workers spin-wait after every parallel region and steal the cores
 OpenBLAS's threads need (and the reverse): on the 2-core dev machine the A98 integer run
-took 2.7x longer. So, unless the user chose otherwise, ``OMP_WAIT_POLICY=PASSIVE`` is set
+took 2.6x longer. So, unless the user chose otherwise, ``OMP_WAIT_POLICY=PASSIVE`` is set
 here, before Numba loads its OpenMP layer (it only changes how idle workers wait, never a
 result).
 """
