@@ -45,6 +45,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, metavar="N", help="first N images only (annotation order)")
     p.add_argument("--folds", default="present",
                    help="FDDB: 'present' (images on disk), 'all', or fold numbers like 1,2 (present)")
+    p.add_argument("--fddb-alpha", type=float, default=1.3,
+                   help="FDDB box side / ellipse width (the paper's eq. 1: 1.3)")
+    p.add_argument("--fddb-beta", type=float, default=0.26,
+                   help="FDDB box centre shift down / ellipse width (the paper's eq. 2: 0.26)")
     p.add_argument("--wider-invalid", choices=("ignore", "drop", "keep"), default="ignore",
                    help="WIDER faces flagged invalid (ignore)")
     p.add_argument("--wider-min-size", type=float, default=0.0,
@@ -70,7 +74,7 @@ def load_dataset(args: argparse.Namespace):
                 folds = [int(v) for v in folds.split(",")]
             except ValueError:
                 raise InputError(f"--folds must be present, all or numbers like 1,2; got {args.folds!r}") from None
-        ds = load_fddb(args.data, folds=folds)
+        ds = load_fddb(args.data, folds=folds, alpha=args.fddb_alpha, beta=args.fddb_beta)
     else:
         from qsim.facedet.wider import load_wider
 
