@@ -157,6 +157,12 @@ def test_sweep_cli(tf, data_dir, tmp_path, capsys):
     doc = json.loads((tmp_path / "s.json").read_text())
     assert doc["n_images"] == 2 and [r["format"] for r in doc["rows"]] == ["fp32", "q9"]
     assert (tmp_path / "s.png").stat().st_size > 0
+    # another FDDB box rule: same cached detections, other ground truth
+    assert main(["sweep", str(path), "--data", str(data_dir / "fddb"), "--formats", "fp32", "--limit", "2",
+                 "--scales", "1", "--cache", str(tmp_path / "c"), "--fddb-alpha", "1.0", "--fddb-beta", "0",
+                 "--json", str(tmp_path / "s2.json")]) == 0
+    doc2 = json.loads((tmp_path / "s2.json").read_text())
+    assert doc2["rows"][0]["cached_images"] == 2
     assert main(["sweep", str(tmp_path / "missing.h5"), "--formats", "fp32"]) == 1
     assert main(["sweep", str(path), "--formats", "q99", "--data", str(data_dir / "fddb")]) == 1
     assert "q99" in capsys.readouterr().err
