@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from qsim.errors import QsimError
@@ -52,6 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     except QsimError as exc:
         print(f"qsim {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # `qsim ... | head` closed the pipe: not an error. Point stdout at devnull so the
+        # interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,51 @@
+"""The `qsim` entry point: registry, help, errors, closed pipes."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from qsim.cli import COMMANDS, build_parser, main
+
+
+def test_every_registered_verb_has_a_module_with_the_cli_contract():
+    import importlib
+
+    for verb, (module_name, _help) in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        assert callable(module.add_arguments) and callable(module.run), verb
+
+
+def test_no_command_prints_help_and_returns_2(capsys):
+    assert main([]) == 2
+    assert "COMMAND" in capsys.readouterr().out
+
+
+def test_help_lists_every_verb():
+    text = build_parser().format_help()
+    for verb in COMMANDS:
+        assert verb in text
+
+
+def test_qsim_error_is_one_line_and_exit_1(tmp_path):
+    bad = tmp_path / "model.h5"
+    bad.write_bytes(b"not an hdf5 file")
+    proc = subprocess.run([sys.executable, "-m", "qsim", "inspect", str(bad)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("qsim inspect: error:") and str(bad) in proc.stderr
+
+
+def test_closed_pipe_is_not_a_traceback():
+    # `qsim --help`-sized output is too small to fill a pipe; `inspect` of the bundled model is not.
+    from pathlib import Path
+
+    import qsim
+
+    model = Path(qsim.__file__).parent / "assets" / "a98_alpha1.0.h5"
+    proc = subprocess.run(
+        f"{sys.executable} -m qsim inspect {model} --size 64x64 | head -n 1",
+        shell=True, capture_output=True, text=True,
+    )
+    assert proc.returncode == 0
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
