@@ -42,6 +42,7 @@ from qsim.fixed.counters import OverflowCounter
 from qsim.fixed.format import QFormat
 from qsim.fixed.modes import Overflow, Rounding
 from qsim.graph.ir import resolve_pads
+from qsim.kernels.blas import gemm
 
 FLOAT_EXACT_LIMIT = 2**53  # every integer of magnitude <= 2**53 is a float64
 INT64_SAFE_LIMIT = 2**62  # partial sums and rounding offsets stay inside int64
@@ -279,7 +280,7 @@ def exact_sums(x: np.ndarray, w: np.ndarray, *, strides, pads, dilation, depthwi
         _im2col(x, kh, kw, sh, sw, pt, pl, dh, dw, ho, wo, cols)
     wmat = np.ascontiguousarray(w.reshape(kh * kw * cin, k4).astype(dtype))
     if use_float:
-        acc = cols @ wmat  # exact: all partial sums are integers < 2**53
+        acc = gemm(cols, wmat)  # exact: all partial sums are integers < 2**53
     else:
         acc = np.empty((cols.shape[0], k4), dtype=np.int64)
         _matmul_i64(cols, wmat, acc)

@@ -19,6 +19,7 @@ import numpy as np
 
 from qsim.errors import InputError
 from qsim.graph.ir import resolve_pads
+from qsim.kernels.blas import gemm
 
 
 def pad(x: np.ndarray, pads: tuple[int, int, int, int]) -> np.ndarray:
@@ -75,7 +76,7 @@ def conv2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None = None,
             for i, j, view in _taps(xp[b:b + 1], kh, kw, strides, dilation, (oh, ow)):
                 cols6[:, :, :, i, j, :] = view
             cols = cols6.reshape(oh * ow, kh * kw * cin)
-        np.matmul(cols, w2d, out=out[b])
+        gemm(cols, w2d, out=out[b])
     out = out.reshape(n, oh, ow, cout)
     if bias is not None:
         out += bias.astype(x.dtype, copy=False)
