@@ -30,7 +30,26 @@ import numpy as np
 from qsim.errors import FormatError
 
 
-class Rounding(str, Enum):
+class _Mode(str, Enum):
+    """A mode named by a string; `parse` also accepts the foreign names of `FOREIGN_NAMES`."""
+
+    @classmethod
+    def parse(cls, value):
+        """The member named `value` (a member, our name, or a foreign name such as ``AP_RND``)."""
+        if isinstance(value, cls):
+            return value
+        key = str(value).strip()
+        key = FOREIGN_NAMES.get(key, key)
+        try:
+            return cls(key)
+        except ValueError:
+            names = ", ".join(m.value for m in cls)
+            raise FormatError(
+                f"unknown {cls.__name__.lower()} mode {value!r}; expected one of {names}"
+            ) from None
+
+
+class Rounding(_Mode):
     """How low-order bits are dropped."""
 
     FLOOR = "floor"
@@ -44,38 +63,14 @@ class Rounding(str, Enum):
     HALF_AWAY = "half_away"
     """Round to nearest, ties away from zero."""
 
-    @classmethod
-    def parse(cls, value: "Rounding | str") -> "Rounding":
-        if isinstance(value, Rounding):
-            return value
-        key = str(value).strip()
-        key = FOREIGN_NAMES.get(key, key)
-        try:
-            return cls(key)
-        except ValueError:
-            names = ", ".join(m.value for m in cls)
-            raise FormatError(f"unknown rounding mode {value!r}; expected one of {names}") from None
 
-
-class Overflow(str, Enum):
+class Overflow(_Mode):
     """What happens to a value outside a format's range."""
 
     SATURATE = "saturate"
     """Clamp to the nearest representable code."""
     WRAP = "wrap"
     """Keep the low word bits (two's complement modulo 2**word_bits)."""
-
-    @classmethod
-    def parse(cls, value: "Overflow | str") -> "Overflow":
-        if isinstance(value, Overflow):
-            return value
-        key = str(value).strip()
-        key = FOREIGN_NAMES.get(key, key)
-        try:
-            return cls(key)
-        except ValueError:
-            names = ", ".join(m.value for m in cls)
-            raise FormatError(f"unknown overflow mode {value!r}; expected one of {names}") from None
 
 
 # Other tools' names for our modes. hls4ml/Vivado HLS: ap_fixed<W,I,Q,O>.
