@@ -30,6 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from qsim.kernels import workspace
+
 ROWS_PER_BLOCK = 2048  # rows per task: enough work to amortize a hand-off (~20 us)
 
 _lock = threading.Lock()
@@ -98,7 +100,7 @@ def gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndar
     _single_threaded_blas()
     m = a.shape[0]
     if out is None:
-        out = np.empty((m, b.shape[1]), dtype=np.result_type(a, b))
+        out = workspace.empty((m, b.shape[1]), np.result_type(a, b))
     nblocks = -(-m // ROWS_PER_BLOCK)
     bounds = [(i * ROWS_PER_BLOCK, min(m, (i + 1) * ROWS_PER_BLOCK)) for i in range(nblocks)]
     if _threads == 1 or nblocks <= 1:  # the same blocks in the caller: the same float bits

@@ -42,6 +42,7 @@ from qsim.fixed.counters import OverflowCounter
 from qsim.fixed.format import QFormat
 from qsim.fixed.modes import Overflow, Rounding
 from qsim.graph.ir import resolve_pads
+from qsim.kernels import workspace
 from qsim.kernels.blas import gemm
 
 FLOAT_EXACT_LIMIT = 2**53  # every integer of magnitude <= 2**53 is a float64
@@ -276,7 +277,7 @@ def exact_sums(x: np.ndarray, w: np.ndarray, *, strides, pads, dilation, depthwi
     if kh == kw == 1 and sh == sw == 1 and pads == (0, 0, 0, 0):
         cols = x.reshape(-1, cin)  # pointwise: the input is the patch matrix
     else:
-        cols = np.empty((n * ho * wo, kh * kw * cin), dtype=dtype)
+        cols = workspace.empty((n * ho * wo, kh * kw * cin), dtype)
         _im2col(x, kh, kw, sh, sw, pt, pl, dh, dw, ho, wo, cols)
     wmat = np.ascontiguousarray(w.reshape(kh * kw * cin, k4).astype(dtype))
     if use_float:

@@ -28,6 +28,7 @@ from numba import njit, prange
 from qsim.fixed.counters import OverflowCounter
 from qsim.fixed.format import QFormat
 from qsim.fixed.modes import Overflow, Rounding
+from qsim.kernels import workspace
 
 NO_CAP = np.int64(2**62)
 
@@ -167,11 +168,13 @@ def _make_tail(relu: bool, keep_pre: bool, direct: int):
                                 for ci in range(cin):
                                     for m in range(mult):
                                         racc[ci * mult + m] += xs[ci] * ws[ci * mult + m]
+                # 1-D row views indexed from 0: the element loop then vectorizes (flat
+                # ``base + ch`` indexing kept it scalar: 4.7 vs 1.4 ns per element)
+                src = racc if direct != 0 else acc[base:base + nch]
+                dst = out[base:base + nch]
+                dpre = pre[base:base + nch] if keep_pre else pre
                 for ch in range(nch):
-                    if direct != 0:
-                        v = np.int64(racc[ch]) + bias[ch]
-                    else:
-                        v = np.int64(acc[base + ch]) + bias[ch]
+                    v = np.int64(src[ch]) + bias[ch]
                     mn_a = min(mn_a, v)
                     mx_a = max(mx_a, v)
                     ev_a += (v < acc_lo) | (v > acc_hi)
@@ -182,13 +185,13 @@ def _make_tail(relu: bool, keep_pre: bool, direct: int):
                     r = _fit(r, lo1, hi1, sat1, mask1)
                     if relu:
                         if keep_pre:
-                            pre[base + ch] = r
+                            dpre[ch] = r
                         y = _rshift(min(max(r, 0), cap_in), s2, b2, n2, p2)  # y >= 0
                         mx_2 = max(mx_2, y)
                         ev_2 += (y < lo2) | (y > hi2)
-                        out[base + ch] = min(_fit(y, lo2, hi2, sat2, mask2), cap_out)
+                        dst[ch] = min(_fit(y, lo2, hi2, sat2, mask2), cap_out)
                     else:
-                        out[base + ch] = r
+                        dst[ch] = r
             stats[c, 0] = ev_a
             stats[c, 1] = max(abs(mn_a), abs(mx_a))
             stats[c, 2] = ev_1
@@ -255,8 +258,8 @@ def fused_tail(acc: np.ndarray | None, bias_acc: np.ndarray | None, *, acc_bits:
         acc_lo, acc_hi = -(2**63), 2**63 - 1
     s1 = acc_frac - out_fmt.frac_bits
     final_fmt = out_fmt if relu is None else relu["fmt"]
-    out = np.empty(size, dtype=code_dtype(final_fmt))
-    pre = np.empty(size if (relu is not None and keep_pre) else 0, dtype=code_dtype(out_fmt))
+    out = workspace.empty(size, code_dtype(final_fmt))  # recycled: no page faults (see workspace)
+    pre = workspace.empty(size if (relu is not None and keep_pre) else 0, code_dtype(out_fmt))
     r = relu or {"fmt": out_fmt, "cap_in": 0, "cap_out": 0, "rounding": rounding, "overflow": overflow}
     act_fmt = r["fmt"]
     s2 = out_fmt.frac_bits - act_fmt.frac_bits
