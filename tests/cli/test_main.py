@@ -49,3 +49,18 @@ def test_closed_pipe_is_not_a_traceback():
     )
     assert proc.returncode == 0
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
+
+
+def test_python_api_has_the_cli_verbs():
+    import qsim
+    from qsim.analysis import compare_model, profile_model, sweep
+    from qsim.executors import run
+    from qsim.plan import Plan
+
+    assert qsim.run is run and qsim.Plan is Plan
+    assert qsim.compare is compare_model and qsim.profile is profile_model and qsim.sweep is sweep
+    assert set(qsim._LAZY) <= set(qsim.__all__)
+    import pytest
+
+    with pytest.raises(AttributeError):
+        qsim.no_such_verb  # noqa: B018
