@@ -52,6 +52,7 @@ class QuantizedParams:
         self.counters = {"weights": OverflowCounter(f"{node.name}/weights")}
         self.kernel = quantize(kernel, np_.weights, rounding=np_.rounding_at("weights"),
                                overflow=np_.overflow_at("weights"), counter=self.counters["weights"])
+        self.kernel.setflags(write=False)  # read-only: the kernels may cache forms of it (conv.derived)
         self.bias = None
         if bias is not None:
             self.counters["bias"] = OverflowCounter(f"{node.name}/bias")

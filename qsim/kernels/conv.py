@@ -33,6 +33,8 @@ Contract
 """
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 from numba import njit, prange
 
@@ -212,13 +214,42 @@ def _check(x: np.ndarray, w: np.ndarray, bias, depthwise: bool) -> None:
         raise InputError(f"conv bias has shape {np.shape(bias)}, expected ({cout},)")
 
 
+_DERIVED: dict[int, tuple] = {}  # id(read-only weights) -> (weakref, {what: derived array or number})
+
+
+def derived(w: np.ndarray, what, make):
+    """``make(w)``, remembered per read-only array `w` (the executor's cached weight codes).
+
+    Writeable arrays are recomputed on every call: they could change between calls.
+    """
+    if w.flags.writeable:
+        return make(w)
+    entry = _DERIVED.get(id(w))
+    if entry is None or entry[0]() is not w:
+        entry = _DERIVED[id(w)] = (weakref.ref(w), {})
+        weakref.finalize(w, _DERIVED.pop, id(w), None)
+    if what not in entry[1]:
+        entry[1][what] = make(w)
+    return entry[1][what]
+
+
 def weight_abs_sums(w: np.ndarray, depthwise: bool) -> int:
     """max over output channels of sum |w| (exact int)."""
     if w.size == 0:
         return 0
-    absw = np.abs(w.astype(np.int64))
-    per_out = absw.sum(axis=(0, 1)) if depthwise else absw.sum(axis=(0, 1, 2))
-    return int(per_out.max())
+
+    def make(w):
+        absw = np.abs(w.astype(np.int64))
+        per_out = absw.sum(axis=(0, 1)) if depthwise else absw.sum(axis=(0, 1, 2))
+        return int(per_out.max())
+
+    return derived(w, ("abs_sums", depthwise), make)
+
+
+def float_matrix(w: np.ndarray, shape: tuple[int, ...], dtype=np.float64) -> np.ndarray:
+    """`w` reshaped to `shape` as a C-contiguous `dtype` array (exact for |codes| < 2**53); cached."""
+    return derived(w, ("matrix", shape, np.dtype(dtype).str),
+                   lambda w: np.ascontiguousarray(w.reshape(shape), dtype=dtype))
 
 
 def proved_bound(x: np.ndarray, w: np.ndarray, depthwise: bool, in_fmt: QFormat | None, headroom: int) -> int:
@@ -271,7 +302,7 @@ def exact_sums(x: np.ndarray, w: np.ndarray, *, strides, pads, dilation, depthwi
     x = np.ascontiguousarray(x)
     if depthwise:
         out = np.empty((n, ho, wo, cin * k4), dtype=dtype)
-        _depthwise(x, np.ascontiguousarray(w.reshape(kh, kw, cin * k4), dtype=dtype), k4,
+        _depthwise(x, float_matrix(w, (kh, kw, cin * k4), dtype), k4,
                    sh, sw, pt, pl, dh, dw, ho, wo, out)
         return out
     if kh == kw == 1 and sh == sw == 1 and pads == (0, 0, 0, 0):
@@ -279,7 +310,7 @@ def exact_sums(x: np.ndarray, w: np.ndarray, *, strides, pads, dilation, depthwi
     else:
         cols = workspace.empty((n * ho * wo, kh * kw * cin), dtype)
         _im2col(x, kh, kw, sh, sw, pt, pl, dh, dw, ho, wo, cols)
-    wmat = np.ascontiguousarray(w.reshape(kh * kw * cin, k4).astype(dtype))
+    wmat = float_matrix(w, (kh * kw * cin, k4), dtype)
     if use_float:
         acc = gemm(cols, wmat)  # exact: all partial sums are integers < 2**53
     else:
@@ -340,7 +371,7 @@ def conv2d(x, w, bias, *, in_fmt: QFormat, w_fmt: QFormat, b_fmt: QFormat, out_f
     if pointwise and fusable and not per_step and w.size and x.size \
             and proved_bound(x, w, False, in_fmt, bias_max) < FLOAT_EXACT_LIMIT:
         x2d = np.ascontiguousarray(x.reshape(-1, w.shape[2]), dtype=np.float64)
-        wmat = np.ascontiguousarray(w.reshape(w.shape[2], w.shape[3]), dtype=np.float64)
+        wmat = float_matrix(w, (w.shape[2], w.shape[3]))
         post, pre = fused_tail(None, bias_acc, acc_bits=acc_bits, acc_overflow=acc_overflow, acc_frac=acc_frac,
                                out_fmt=out_fmt, rounding=rounding, overflow=overflow, relu=relu,
                                counters=counters, keep_pre=keep_pre,
@@ -357,7 +388,7 @@ def conv2d(x, w, bias, *, in_fmt: QFormat, w_fmt: QFormat, b_fmt: QFormat, out_f
             raise InputError(f"conv output would be empty: input {x.shape[1]}x{x.shape[2]}, "
                              f"kernel {kh}x{kw}, pads {pads}")
         x4 = np.ascontiguousarray(x, dtype=np.float64)
-        w3 = np.ascontiguousarray(w.reshape(kh, kw, c * k4), dtype=np.float64)
+        w3 = float_matrix(w, (kh, kw, c * k4))
         geom = (sh, sw, pads[0], pads[2], dh, dw, ho, wo, k4)
         post, pre = fused_tail(None, bias_acc, acc_bits=acc_bits, acc_overflow=acc_overflow, acc_frac=acc_frac,
                                out_fmt=out_fmt, rounding=rounding, overflow=overflow, relu=relu,

@@ -121,11 +121,21 @@ def _make_tail(relu: bool, keep_pre: bool, direct: int):
                 base = row * nch
                 if direct == 1:  # exact: every partial sum is an integer below 2**53 (caller's proof)
                     racc[:] = 0.0
-                    for k in range(kdim):
-                        xv = x2d[row, k]
-                        if xv != 0.0:
+                    xr = x2d[row]
+                    k = 0
+                    while k + 4 <= kdim:  # four input channels per pass over racc (a quarter of the loads/stores)
+                        x0, x1, x2, x3 = xr[k], xr[k + 1], xr[k + 2], xr[k + 3]
+                        if x0 != 0.0 or x1 != 0.0 or x2 != 0.0 or x3 != 0.0:
+                            w0, w1, w2, w3_ = w[k], w[k + 1], w[k + 2], w[k + 3]
                             for ch in range(nch):
-                                racc[ch] += xv * w[k, ch]
+                                racc[ch] += (x0 * w0[ch] + x1 * w1[ch]) + (x2 * w2[ch] + x3 * w3_[ch])
+                        k += 4
+                    for k in range(k, kdim):
+                        xv = xr[k]
+                        if xv != 0.0:
+                            wk = w[k]
+                            for ch in range(nch):
+                                racc[ch] += xv * wk[ch]
                 elif direct == 3:  # a KxK convolution with few taps x channels (the first layer)
                     b = row // (ho * wo)
                     oy = (row // wo) % ho
@@ -151,12 +161,20 @@ def _make_tail(relu: bool, keep_pre: bool, direct: int):
                     oy = (row // wo) % ho
                     ox = row % wo
                     racc[:] = 0.0
+                    ix0 = ox * sw - pl
+                    full_row = mult == 1 and kw == 3 and ix0 >= 0 and ix0 + 2 * dwl < win
                     for ky in range(kh):
                         iy = oy * sh - pt + ky * dh
                         if iy < 0 or iy >= hin:
                             continue
+                        if full_row:  # the three taps of a kernel row in one pass over racc
+                            xa, xb, xc = x4[b, iy, ix0], x4[b, iy, ix0 + dwl], x4[b, iy, ix0 + 2 * dwl]
+                            wa, wb, wc = w3[ky, 0], w3[ky, 1], w3[ky, 2]
+                            for ci in range(cin):
+                                racc[ci] += (xa[ci] * wa[ci] + xb[ci] * wb[ci]) + xc[ci] * wc[ci]
+                            continue
                         for kx in range(kw):
-                            ix = ox * sw - pl + kx * dwl
+                            ix = ix0 + kx * dwl
                             if ix < 0 or ix >= win:
                                 continue
                             xs = x4[b, iy, ix]

@@ -1,0 +1,83 @@
+"""The fast paths' special cases against the Python-int reference: the three-tap rows of
+depthwise 3x3 windows, the four-channel steps (and zero skips) of direct 1x1 sums, and the
+cached weight forms (`conv.derived`)."""
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings, strategies as st
+
+from qsim.fixed import QFormat
+from qsim.fixed.counters import OverflowCounter
+from qsim.kernels import conv as conv_mod
+from qsim.kernels.conv import conv2d
+from qsim.kernels.ref.conv import conv2d_ref
+
+from kstrategies import OVERFLOWS, ROUNDINGS, assert_tally, codes
+
+F_IN, F_W, F_B, F_OUT = QFormat(6, 9), QFormat(3, 12), QFormat(6, 9), QFormat(5, 10)
+
+
+def _check(x, w, bias, **kw):
+    kw = dict(in_fmt=F_IN, w_fmt=F_W, b_fmt=F_B, out_fmt=F_OUT, acc_bits=34, **kw)
+    counters = {"acc": OverflowCounter("acc"), "requant": OverflowCounter("requant")}
+    got = conv2d(x, w, bias, counters=counters, **kw)
+    ref, tallies = conv2d_ref(x, w, bias, **kw)
+    np.testing.assert_array_equal(got, ref)
+    assert_tally(counters["acc"], tallies["acc"])
+    assert_tally(counters["requant"], tallies["requant"])
+
+
+@settings(max_examples=60)
+@given(st.data(), st.integers(1, 3), st.integers(3, 11), st.integers(1, 4), st.integers(1, 2), st.integers(1, 2),
+       st.sampled_from([(1, 1, 1, 1), (0, 0, 0, 0), (1, 0, 2, 1), (2, 2, 2, 2)]), ROUNDINGS, OVERFLOWS)
+def test_depthwise_3x3_rows(data, h, w, c, stride, dil, pads, rounding, overflow):
+    """Wide rows: interior pixels take the three-taps-at-once pass, edges the tap-by-tap one."""
+    span = 2 * dil + 1
+    if h + pads[0] + pads[1] < span or w + pads[2] + pads[3] < span:
+        pads = (dil, dil, dil, dil)
+    x = data.draw(codes(F_IN, (1, h, w, c)))
+    wt = data.draw(codes(F_W, (3, 3, c, 1)))
+    bias = data.draw(codes(F_B, (c,)))
+    _check(x, wt, bias, strides=(stride, stride), pads=pads, dilation=(dil, dil), depthwise=True,
+           rounding=rounding, overflow=overflow, acc_overflow="saturate")
+
+
+@settings(max_examples=60)
+@given(st.data(), st.integers(4, 9), st.integers(1, 5), ROUNDINGS, OVERFLOWS)
+def test_pointwise_four_channel_steps_and_zero_runs(data, cin, cout, rounding, overflow):
+    """Direct 1x1 sums: channel counts around multiples of 4, inputs with runs of zeros."""
+    elem = st.sampled_from([0, 0, 0, F_IN.min_code, F_IN.max_code, 1, -1])
+    x = np.array(data.draw(st.lists(elem, min_size=6 * cin, max_size=6 * cin)), dtype=np.int64).reshape(1, 2, 3, cin)
+    wt = data.draw(codes(F_W, (1, 1, cin, cout)))
+    assert cin <= conv_mod.DIRECT_MAX_K
+    _check(x, wt, None, rounding=rounding, overflow=overflow, acc_overflow="wrap")
+
+
+def test_derived_forms_are_cached_for_read_only_weights_only():
+    calls = []
+
+    def make(w):
+        calls.append(1)
+        return w.astype(np.float64)
+
+    w = np.arange(12, dtype=np.int64).reshape(3, 4)
+    conv_mod.derived(w, "f", make)
+    conv_mod.derived(w, "f", make)
+    assert len(calls) == 2  # writeable: recomputed each time (it may have changed)
+    w.setflags(write=False)
+    a = conv_mod.derived(w, "f", make)
+    b = conv_mod.derived(w, "f", make)
+    assert len(calls) == 3 and a is b
+    np.testing.assert_array_equal(conv_mod.float_matrix(w, (4, 3)), w.reshape(4, 3))
+
+
+def test_read_only_weights_give_the_same_codes():
+    rng = np.random.default_rng(5)
+    x = rng.integers(F_IN.min_code, F_IN.max_code + 1, (1, 6, 7, 5))
+    w = rng.integers(F_W.min_code, F_W.max_code + 1, (3, 3, 5, 4))
+    kw = dict(in_fmt=F_IN, w_fmt=F_W, b_fmt=F_B, out_fmt=F_OUT, acc_bits=32, rounding="half_even",
+              overflow="saturate", acc_overflow="saturate", pads="same")
+    first = conv2d(x, w, None, **kw)
+    w.setflags(write=False)
+    np.testing.assert_array_equal(conv2d(x, w, None, **kw), first)
+    np.testing.assert_array_equal(conv2d(x, w, None, **kw), first)  # from the cache
