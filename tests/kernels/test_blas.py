@@ -66,3 +66,26 @@ def test_gemm_writes_into_out(threads, monkeypatch):
     out = np.full((20, 2), np.nan)
     assert blas.gemm(a, b, out=out) is out
     np.testing.assert_array_equal(out, a @ b)
+
+
+def test_conv_blas_path_independent_of_gemm_threads_blocks_and_batch(threads, monkeypatch):
+    """A 1x1 conv wide enough for the BLAS path: same codes for 1 or 2 pool threads, any
+    block size, batch of 3 or one image at a time; equal to the Python-int reference."""
+    from qsim.fixed import QFormat
+    from qsim.kernels import conv as conv_mod
+    from qsim.kernels.ref.conv import conv2d_ref
+
+    f_in, f_w, f_out = QFormat(6, 9), QFormat(2, 13), QFormat(4, 11)
+    rng = np.random.default_rng(7)
+    cin = conv_mod.DIRECT_MAX_K + 8
+    x = rng.integers(f_in.min_code, f_in.max_code + 1, (3, 5, 6, cin))
+    w = rng.integers(f_w.min_code, f_w.max_code + 1, (1, 1, cin, 5))
+    kw = dict(in_fmt=f_in, w_fmt=f_w, b_fmt=f_in, out_fmt=f_out, acc_bits=36, rounding="half_even",
+              overflow="saturate", acc_overflow="saturate")
+    ref, _ = conv2d_ref(x, w, None, **kw)
+    for n, rows in [(1, 4096), (2, 7), (2, 1)]:
+        threads(n)
+        monkeypatch.setattr(blas, "ROWS_PER_BLOCK", rows)
+        np.testing.assert_array_equal(conv_mod.conv2d(x, w, None, **kw), ref)
+        singles = [conv_mod.conv2d(x[i:i + 1], w, None, **kw) for i in range(3)]
+        np.testing.assert_array_equal(np.concatenate(singles), ref)
