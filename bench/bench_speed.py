@@ -14,6 +14,9 @@ median is reported. Then one more fixed run with every node's kernel wrapped in 
 GMAC/s, summed per kernel kind (conv kxk / 1x1, depthwise kxk). The fixed outputs with and
 without counting are checked bit-identical (counting must not change a result).
 
+Threads: Numba's (``NUMBA_NUM_THREADS``) and the GEMM pool's (``QSIM_GEMM_THREADS``,
+`qsim.kernels.blas`) default to the CPU count (at most 2); TensorFlow uses its defaults.
+
 Prints Markdown (paste into RESULTS.md) and optionally writes JSON. Run it only on a quiet
 machine (``uptime``), and say what the load was: it is printed with the figures.
 
@@ -92,6 +95,7 @@ def main(argv=None) -> int:
     from qsim.cli.run import load_input
     from qsim.executors import fixed_exec, float_exec
     from qsim.graph.shapes import count_macs, infer_shapes
+    from qsim.kernels import blas
     from qsim.plan import Plan
 
     facts_before = machine_facts()
@@ -153,7 +157,7 @@ def main(argv=None) -> int:
                      for k, v in sorted(kinds.items(), key=lambda kv: -kv[1][0])},
         "slowest_nodes": [{"name": n, "seconds": s, "gmac_per_s": (macs[n] / 1e9 / s) if macs[n] else None}
                           for s, n in slowest],
-        "machine_before": facts_before, "machine_after": facts_after,
+        "machine_before": facts_before, "machine_after": facts_after, "gemm_threads": blas.get_threads(),
     }
     print(render(summary))
     if args.json:
@@ -192,7 +196,8 @@ def render(s: dict) -> str:
         "",
         f"machine: {s['machine_before']['nproc']} x {s['machine_before']['cpu']}, load average before "
         f"{s['machine_before']['loadavg']}, after {s['machine_after']['loadavg']}; numba threads "
-        f"{s['machine_before']['numba_threads']}; TF {s['machine_after'].get('tensorflow')}",
+        f"{s['machine_before']['numba_threads']}, GEMM pool threads {s.get('gemm_threads')} "
+        f"(OpenBLAS pinned to 1); TF {s['machine_after'].get('tensorflow')}",
     ]
     return "\n".join(lines)
 
