@@ -6,8 +6,9 @@ They follow Keras/TensorFlow semantics exactly where the definition is discrete:
 
 * `conv2d`: im2col (one strided view per kernel tap) + one BLAS matmul per image (so the
   batch size cannot change any result bit); a 1×1 conv is a plain matmul. Pads are explicit (top, bottom, left, right) or ``"same"`` (TF rule).
-* `depthwise_conv2d`: shifted multiply-add, one tap at a time, channel multiplier last
-  (output channel ``c * mult + m`` as in Keras).
+* `depthwise_conv2d`: multiply-add one tap at a time (row-major taps), channel multiplier
+  last (output channel ``c * mult + m`` as in Keras); compiled with Numba, one output row
+  per task.
 * `upsample_bilinear`: ``tf.image.resize`` half-pixel sampling, no antialias (what Keras 3's
   ``UpSampling2D(interpolation="bilinear")`` calls): source coordinate
   ``(i + 0.5) / f - 0.5``, neighbours clamped to the edge, weights ``frac`` and ``1 - frac``.
@@ -16,6 +17,7 @@ They follow Keras/TensorFlow semantics exactly where the definition is discrete:
 from __future__ import annotations
 
 import numpy as np
+from numba import njit, prange
 
 from qsim.errors import InputError
 from qsim.graph.ir import resolve_pads
@@ -83,18 +85,47 @@ def conv2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None = None,
     return out
 
 
+@njit(cache=True, parallel=True)
+def _depthwise_rows(xp, kernel, sh, sw, dh, dw, oh, ow, out):
+    """out[b, oy, ox, c*mult+m] = sum over taps (row-major) of xp[...] * kernel[ky, kx, c, m].
+
+    `xp` is padded; one output row per task, each output summed by one thread in tap
+    order (the order of the tap-by-tap NumPy formulation), so thread count and batch size
+    change no bit.
+    """
+    n = xp.shape[0]
+    kh, kw, c, mult = kernel.shape
+    for r in prange(n * oh):
+        b = r // oh
+        oy = r % oh
+        for ox in range(ow):
+            acc = out[b, oy, ox]  # (c * mult,), zeroed by the caller
+            for ky in range(kh):
+                xrow = xp[b, oy * sh + ky * dh]
+                for kx in range(kw):
+                    xs = xrow[ox * sw + kx * dw]
+                    ws = kernel[ky, kx]
+                    if mult == 1:
+                        for ci in range(c):
+                            acc[ci] += xs[ci] * ws[ci, 0]
+                    else:
+                        for ci in range(c):
+                            for m in range(mult):
+                                acc[ci * mult + m] += xs[ci] * ws[ci, m]
+
+
 def depthwise_conv2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None = None,
                      strides=(1, 1), pads="same", dilation=(1, 1)) -> np.ndarray:
-    """Keras DepthwiseConv2D: kernel (KH,KW,C,mult) → (N,OH,OW,C*mult)."""
-    kernel = kernel.astype(x.dtype, copy=False)
+    """Keras DepthwiseConv2D: kernel (KH,KW,C,mult) → (N,OH,OW,C*mult).
+
+    Compiled (`_depthwise_rows`): taps in row-major order, then the bias.
+    """
+    kernel = np.ascontiguousarray(kernel.astype(x.dtype, copy=False))
     kh, kw, c, mult = kernel.shape
     xp, oh, ow = _prepare(x, kernel, strides, pads, dilation)
-    out = np.zeros((x.shape[0], oh, ow, c, mult), dtype=x.dtype)
-    tmp = np.empty_like(out)  # one product buffer, reused by every tap
-    for i, j, view in _taps(xp, kh, kw, strides, dilation, (oh, ow)):
-        np.multiply(view[..., None], kernel[i, j], out=tmp)
-        out += tmp
-    out = out.reshape(x.shape[0], oh, ow, c * mult)
+    out = np.zeros((x.shape[0], oh, ow, c * mult), dtype=x.dtype)
+    _depthwise_rows(np.ascontiguousarray(xp), kernel, int(strides[0]), int(strides[1]), int(dilation[0]),
+                    int(dilation[1]), oh, ow, out)
     if bias is not None:
         out += bias.astype(x.dtype, copy=False)
     return out
