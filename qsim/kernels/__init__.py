@@ -13,6 +13,10 @@ or its fused compiled twin `qsim.kernels.tail` (tested code for code against the
 references). Codes travel between MAC layers as integer-valued float64 when the word has at
 most 53 bits (exact, and what BLAS reads); the executor stores int64 codes in the trace.
 
+Support modules: `blas` (matrix products in row blocks on a small thread pool, NumPy's
+OpenBLAS pinned to one thread), `workspace` (large output buffers recycled once nothing
+refers to them: no page faults per layer).
+
 Threads: the compiled kernels run on Numba's OpenMP workers between NumPy BLAS calls.
 By default libgomp workers spin-wait after every parallel region and steal the cores
 OpenBLAS's threads need (and the reverse): on the 2-core dev machine the A98 integer run
