@@ -89,3 +89,25 @@ def test_conv_blas_path_independent_of_gemm_threads_blocks_and_batch(threads, mo
         np.testing.assert_array_equal(conv_mod.conv2d(x, w, None, **kw), ref)
         singles = [conv_mod.conv2d(x[i:i + 1], w, None, **kw) for i in range(3)]
         np.testing.assert_array_equal(np.concatenate(singles), ref)
+
+
+def test_gemm_works_in_a_forked_child(threads, monkeypatch):
+    """The pool's threads do not survive fork(): the child must start its own, not hang."""
+    import multiprocessing as mp
+
+    monkeypatch.setattr(blas, "ROWS_PER_BLOCK", 4)
+    threads(2)
+    a = np.arange(40.0).reshape(20, 2)
+    b = np.ones((2, 3))
+    blas.gemm(a, b)  # the parent's pool exists now
+    ctx = mp.get_context("fork")
+    with ctx.Pool(1) as pool:
+        got = pool.apply_async(_child_gemm, (a, b)).get(timeout=60)
+    np.testing.assert_array_equal(got, a @ b)
+
+
+def _child_gemm(a, b):
+    from qsim.kernels import blas as child_blas
+
+    child_blas.ROWS_PER_BLOCK = 4
+    return child_blas.gemm(a, b)
