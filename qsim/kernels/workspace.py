@@ -16,6 +16,7 @@ Arrays below `MIN_BYTES` come from `numpy.empty` (its own small-block cache is f
 """
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from collections import OrderedDict
@@ -75,6 +76,18 @@ def empty(shape, dtype) -> np.ndarray:
                 continue
             _total -= sum(b.nbytes for b in _pool.pop(old_key))
     return buf[:count].reshape(shape)
+
+
+def _reset_in_child() -> None:
+    """After fork(): a fresh lock (another thread may have held ours) and an empty pool."""
+    global _lock, _total
+    _lock = threading.Lock()
+    _pool.clear()
+    _total = 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_in_child)
 
 
 def clear() -> None:
