@@ -70,7 +70,13 @@ def parse_args(argv=None):
     p.add_argument("--time-budget", type=float, default=0.0,
                    help="stop after the epoch that passes this many minutes of training (0 = none)")
     p.add_argument("--cache-dir", default=".qsim-cache/train")
-    p.add_argument("--out", required=True, help="output .h5 (full model, legacy HDF5)")
+    p.add_argument("--out", help="output .h5 (full model, legacy HDF5)")
+    p.add_argument("--check", metavar="MODEL_H5",
+                   help="instead of training: sanity AP of a trained model on the first "
+                        "--check-images present FDDB images (pyramid 0.5/1/2, NMS 0.3)")
+    p.add_argument("--check-images", type=int, default=40)
+    p.add_argument("--check-box", default="1.3,0.26",
+                   help="FDDB ellipse-to-box 'alpha,beta' (paper: 1.3,0.26)")
     p.add_argument("--record", default=None, help="training record JSON (default: --out with .json)")
     return p.parse_args(argv)
 
@@ -204,6 +210,13 @@ def make_loss_fn(lam: float):
     return loss_fn
 
 
+def models_stride(model_path) -> int:
+    """Head stride from a saved model's file name (``a98_...`` → 16, ``b133_...`` → 32)."""
+    from reference.models import HEAD_STRIDES
+
+    return HEAD_STRIDES[Path(model_path).name[0].upper()]
+
+
 def git_commit() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
@@ -212,8 +225,37 @@ def git_commit() -> str:
         return "unknown"
 
 
+def fddb_sanity(model_path, n_images: int, stride: int, box_alpha: float, box_beta: float) -> dict:
+    """AP@0.5 of a Keras model on the first ``n_images`` present FDDB images (a sanity check).
+
+    Uses ``qsim.facedet`` (pyramid 0.5/1/2, score >= 0.05, NMS 0.3); the evaluation proper
+    lives there. FDDB boxes from ellipses by ``w = box_alpha * ellipse width``, centre moved
+    down by ``box_beta * ellipse width``.
+    """
+    import keras
+
+    from qsim.facedet.detector import detect
+    from qsim.facedet.fddb import load_fddb
+    from qsim.facedet.metrics import evaluate
+    from qsim.images import load_image
+
+    model = keras.models.load_model(model_path, compile=False)
+    per_image = []
+    for im in load_fddb(alpha=box_alpha, beta=box_beta).images[:n_images]:
+        det = detect(load_image(im.path), model.predict_on_batch, stride=stride, score_threshold=0.05)
+        per_image.append((det.boxes, det.scores, im.boxes, im.ignore))
+    return evaluate(per_image).to_dict()
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.check:
+        box_alpha, box_beta = (float(v) for v in args.check_box.split(","))
+        result = fddb_sanity(args.check, args.check_images, models_stride(args.check), box_alpha, box_beta)
+        print(json.dumps({k: result[k] for k in ("ap", "n_gt", "n_images", "n_detections", "max_recall")}))
+        return 0
+    if not args.out:
+        raise SystemExit("--out is required when training")
     t_start = time.time()
     commit = git_commit()  # the code that runs, even if the tree moves on meanwhile
     import keras
