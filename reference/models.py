@@ -16,9 +16,12 @@ Contract (see DESIGN.md §6 and the paper, Sec. III):
   with ``trainable=False``).
 * Heads (125 linear channels = 25 templates × (1 logit + 4 deltas), no sigmoid):
   OutA = Conv2D on A, OutB = Conv2D on B, OutC = Conv2D on Concatenate([A, bilinear 2×
-  upsample of B]). Head C needs the stride-16 map to be exactly twice the stride-32 map,
-  which holds when the input height and width are multiples of 32 (e.g. 224, 320, 480) or
-  when ceil(n/16) is even (e.g. 500 → 32 and 16); other sizes raise a shape error in Keras.
+  upsample of B]). Head C needs the stride-16 map to be exactly twice the stride-32 map.
+  With a ``None`` input size Keras pads every stride-2 conv by (0, 1), so each halving
+  floors (500 → 250 → 125 → 62 → 31 → 15) and head C works only for sides that are
+  multiples of 32 (224, 320, 512); with a fixed input size odd maps are padded (1, 1) and
+  each halving rounds up (500 → ... → 32 → 16 works). Mismatched sizes raise a Keras shape
+  error.
 * The model is one flat functional graph over the backbone's own layers (not a nested
   sub-model), so layer names are the MobileNetV2 names plus ``head`` (and, for head C,
   ``head_upsample`` and ``head_concat``). Head A's model stops at ``block_13_expand_relu``
