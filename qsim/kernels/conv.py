@@ -16,7 +16,8 @@ Contract
   int64 (Numba) when ``bound + |bias| < 2**62``, else a `PlanError` (narrow the formats).
   Float64 sums are computed where memory traffic is least: inside the tail pass
   (`qsim.kernels.tail`) for depthwise and for convs with at most `DIRECT_MAX_K` taps x input
-  channels (1x1 narrow layers, the 3x3 RGB first layer), by BLAS (im2col for KxK) otherwise.
+  channels (1x1 narrow layers), by BLAS (im2col for KxK, e.g. the 27-tap RGB first layer)
+  otherwise.
 * Accumulator width (site ``acc``): ``acc_saturation="final"`` applies
   `qsim.fixed.accumulate` to the exact sum (``wrap`` = modulo ``2**acc_bits`` = any
   running two's-complement sum; ``saturate`` = clamp the final sum).
@@ -269,11 +270,12 @@ def proved_bound(x: np.ndarray, w: np.ndarray, depthwise: bool, in_fmt: QFormat 
     return bound
 
 
-# 1x1 convolutions with at most this many input channels run their sums inside the tail
-# pass (memory bound: the accumulator never goes to memory); wider ones use BLAS. Measured
-# on A98 500x500 (2 cores): all-BLAS 0.95 s, direct up to K=16..64 0.67-0.72 s; by the
-# arithmetic (a K x N row costs ~K*N/4 cycles here, ~K*N/12 + 4*N in BLAS) the crossover is ~K=30
-DIRECT_MAX_K = 32
+# 1x1 convolutions with at most this many input channels (KxK convs: taps x channels) run
+# their sums inside the tail pass (the accumulator never goes to memory); wider ones use
+# BLAS. Measured on A98 500x500, one thread, CPU time per run after the GEMM pool and buffer
+# recycling: 32 -> 0.180 s, 24 -> 0.167 s, 20 -> 0.169 s, 16 -> 0.167 s, 8 -> 0.173 s (the
+# K=32 layers and the 27-tap RGB stem are now as fast or faster through BLAS)
+DIRECT_MAX_K = 24
 
 
 def exact_sums(x: np.ndarray, w: np.ndarray, *, strides, pads, dilation, depthwise: bool,
