@@ -160,10 +160,30 @@ def _make_tail(relu: bool, keep_pre: bool, direct: int):
                     b = row // (ho * wo)
                     oy = (row // wo) % ho
                     ox = row % wo
-                    racc[:] = 0.0
                     ix0 = ox * sw - pl
                     full_row = mult == 1 and kw == 3 and ix0 >= 0 and ix0 + 2 * dwl < win
-                    for ky in range(kh):
+                    iy0 = oy * sh - pt
+                    if full_row and kh == 3 and iy0 >= 0 and iy0 + 2 * dh < hin:
+                        # interior 3x3 window: all nine taps in one pass, racc written once
+                        # (no zeroing, no read-modify-write per kernel row); any summation
+                        # order is exact (integer partial sums < 2**53, the caller's proof)
+                        ia, ib, ic = ix0, ix0 + dwl, ix0 + 2 * dwl
+                        iy1, iy2 = iy0 + dh, iy0 + 2 * dh
+                        x00, x01, x02 = x4[b, iy0, ia], x4[b, iy0, ib], x4[b, iy0, ic]
+                        x10, x11, x12 = x4[b, iy1, ia], x4[b, iy1, ib], x4[b, iy1, ic]
+                        x20, x21, x22 = x4[b, iy2, ia], x4[b, iy2, ib], x4[b, iy2, ic]
+                        w00, w01, w02 = w3[0, 0], w3[0, 1], w3[0, 2]
+                        w10, w11, w12 = w3[1, 0], w3[1, 1], w3[1, 2]
+                        w20, w21, w22 = w3[2, 0], w3[2, 1], w3[2, 2]
+                        for ci in range(cin):
+                            racc[ci] = ((x00[ci] * w00[ci] + x01[ci] * w01[ci] + x02[ci] * w02[ci])
+                                        + (x10[ci] * w10[ci] + x11[ci] * w11[ci] + x12[ci] * w12[ci])
+                                        + (x20[ci] * w20[ci] + x21[ci] * w21[ci] + x22[ci] * w22[ci]))
+                        kh_todo = 0
+                    else:
+                        racc[:] = 0.0
+                        kh_todo = kh
+                    for ky in range(kh_todo):
                         iy = oy * sh - pt + ky * dh
                         if iy < 0 or iy >= hin:
                             continue

@@ -42,6 +42,21 @@ def test_depthwise_3x3_rows(data, h, w, c, stride, dil, pads, rounding, overflow
            rounding=rounding, overflow=overflow, acc_overflow="saturate")
 
 
+@settings(max_examples=40)
+@given(st.data(), st.integers(5, 9), st.integers(5, 9), st.integers(1, 5), st.integers(1, 2), st.integers(1, 2),
+       st.sampled_from([(1, 1, 1, 1), (0, 0, 0, 0), (2, 0, 0, 2)]), ROUNDINGS, OVERFLOWS)
+def test_depthwise_3x3_interior_nine_taps(data, h, w, c, stride, dil, pads, rounding, overflow):
+    """Maps tall enough for interior windows (all nine taps in one pass) beside edge ones,
+    with extreme codes (min/max products) mixed in."""
+    elem = st.sampled_from([F_IN.min_code, F_IN.max_code, 0, 1, -1]) | st.integers(F_IN.min_code, F_IN.max_code)
+    x = np.array(data.draw(st.lists(elem, min_size=h * w * c, max_size=h * w * c)), dtype=np.int64).reshape(1, h, w, c)
+    welem = st.sampled_from([F_W.min_code, F_W.max_code]) | st.integers(F_W.min_code, F_W.max_code)
+    wt = np.array(data.draw(st.lists(welem, min_size=9 * c, max_size=9 * c)), dtype=np.int64).reshape(3, 3, c, 1)
+    bias = data.draw(codes(F_B, (c,)))
+    _check(x, wt, bias, strides=(stride, stride), pads=pads, dilation=(dil, dil), depthwise=True,
+           rounding=rounding, overflow=overflow, acc_overflow=data.draw(OVERFLOWS))
+
+
 @settings(max_examples=60)
 @given(st.data(), st.integers(4, 9), st.integers(1, 5), ROUNDINGS, OVERFLOWS)
 def test_pointwise_four_channel_steps_and_zero_runs(data, cin, cout, rounding, overflow):
