@@ -23,7 +23,31 @@ OpenBLAS's threads need (and the reverse): on the 2-core dev machine the A98 int
 took 2.6x longer. So, unless the user chose otherwise, ``OMP_WAIT_POLICY=PASSIVE`` is set
 here, before Numba loads its OpenMP layer (it only changes how idle workers wait, never a
 result).
+
+Vector width: on AVX-512 hosts LLVM's tuning for recent Intel cores prefers 256-bit vectors;
+the kernels here are loops over int64/float64 lanes that gain from 512-bit ones (one-thread
+CPU of the A98 500x500 integer run: ~140 -> ~129 ms, `bench/RESULTS.md`). So, unless the
+user set ``NUMBA_CPU_FEATURES`` or ``QSIM_NUMBA_512=0``, Numba's feature string becomes the
+host's plus ``-prefer-256-bit``, before anything is compiled. This applies to all Numba code
+compiled afterwards in the process; it never changes a result: integer lanes are exact,
+and without ``fastmath`` LLVM does not reorder float operations, whatever the width.
 """
 import os as _os
 
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def _prefer_512_bit_vectors() -> None:
+    if "NUMBA_CPU_FEATURES" in _os.environ or _os.environ.get("QSIM_NUMBA_512", "1") == "0":
+        return
+    import numba
+    from llvmlite import binding
+
+    if numba.config.CPU_FEATURES is not None:
+        return
+    features = binding.get_host_cpu_features()
+    if features.get("avx512f"):
+        numba.config.CPU_FEATURES = features.flatten() + ",-prefer-256-bit"
+
+
+_prefer_512_bit_vectors()
