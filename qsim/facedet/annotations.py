@@ -11,6 +11,19 @@ from pathlib import Path
 
 import numpy as np
 
+from qsim.errors import InputError
+
+
+def read_annotation_lines(path, what: str) -> list[str]:
+    """The lines of an annotation text file; `InputError` naming `what` and the file otherwise."""
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError as exc:
+        raise InputError(f"{what} {path} not found") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {what} {path}: {exc}") from exc
+
 
 @dataclass(frozen=True)
 class FaceImage:

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from qsim.errors import InputError
-from qsim.facedet.annotations import FaceDataset, FaceImage
+from qsim.facedet.annotations import FaceDataset, FaceImage, read_annotation_lines
 
 ALPHA = 1.3  # box side / ellipse width (eq. 1)
 BETA = 0.26  # downward shift of the centre / ellipse width (eq. 2)
@@ -42,12 +42,7 @@ def read_ellipse_list(path) -> list[tuple[str, np.ndarray]]:
         InputError: missing file or malformed line, naming the file and line number.
     """
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError as exc:
-        raise InputError(f"FDDB ellipse list {path} not found") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read FDDB ellipse list {path}: {exc}") from exc
+    lines = read_annotation_lines(path, "FDDB ellipse list")
     out: list[tuple[str, np.ndarray]] = []
     i = 0
     n_lines = len(lines)

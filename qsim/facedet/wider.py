@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from qsim.errors import InputError
-from qsim.facedet.annotations import FaceDataset, FaceImage
+from qsim.facedet.annotations import FaceDataset, FaceImage, read_annotation_lines
 
 ATTRIBUTES = ("blur", "expression", "illumination", "invalid", "occlusion", "pose")
 INVALID_MODES = ("ignore", "drop", "keep")
@@ -31,12 +31,7 @@ def read_wider_gt(path) -> list[tuple[str, np.ndarray]]:
         InputError: missing file or malformed line, naming the file and line number.
     """
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError as exc:
-        raise InputError(f"WIDER ground truth {path} not found") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read WIDER ground truth {path}: {exc}") from exc
+    lines = read_annotation_lines(path, "WIDER ground truth")
     out: list[tuple[str, np.ndarray]] = []
     i = 0
 
