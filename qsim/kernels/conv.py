@@ -128,6 +128,19 @@ def _depthwise(x, w, mult, sh, sw, pt, pl, dh, dw, ho, wo, out):
             out[b, oy, ox, :] = row
 
 
+@njit(cache=True, inline="always")
+def _saturating_step(s, t, lo, hi, events, peak):
+    """One addition of a saturating accumulator: (clamped sum, events, peak of |partial sum|)."""
+    s += t
+    if abs(s) > peak:
+        peak = abs(s)
+    if s > hi:
+        return hi, events + 1, peak
+    if s < lo:
+        return lo, events + 1, peak
+    return s, events, peak
+
+
 @njit(cache=True, parallel=True)
 def _conv_per_step(x, w, bias, depthwise, sh, sw, pt, pl, dh, dw, ho, wo, lo, hi, out, stats):
     """Saturating accumulator clamped after each term: bias, then (ky, kx, ci) in order.
@@ -145,15 +158,8 @@ def _conv_per_step(x, w, bias, depthwise, sh, sw, pt, pl, dh, dw, ho, wo, lo, hi
         peak = 0
         for ox in range(wo):
             for co in range(cout):
-                s = bias[co]
-                if abs(s) > peak:
-                    peak = abs(s)
-                if s > hi:
-                    s = hi
-                    events += 1
-                elif s < lo:
-                    s = lo
-                    events += 1
+                # The bias enters as the first addition to an empty accumulator.
+                s, events, peak = _saturating_step(0, bias[co], lo, hi, events, peak)
                 for ky in range(kh):
                     iy = oy * sh - pt + ky * dh
                     for kx in range(kw):
@@ -162,27 +168,11 @@ def _conv_per_step(x, w, bias, depthwise, sh, sw, pt, pl, dh, dw, ho, wo, lo, hi
                         if depthwise:
                             ci = co // k4
                             t = x[b, iy, ix, ci] * w[ky, kx, ci, co % k4] if inside else 0
-                            s += t
-                            if abs(s) > peak:
-                                peak = abs(s)
-                            if s > hi:
-                                s = hi
-                                events += 1
-                            elif s < lo:
-                                s = lo
-                                events += 1
+                            s, events, peak = _saturating_step(s, t, lo, hi, events, peak)
                         else:
                             for ci in range(cw):
                                 t = x[b, iy, ix, ci] * w[ky, kx, ci, co] if inside else 0
-                                s += t
-                                if abs(s) > peak:
-                                    peak = abs(s)
-                                if s > hi:
-                                    s = hi
-                                    events += 1
-                                elif s < lo:
-                                    s = lo
-                                    events += 1
+                                s, events, peak = _saturating_step(s, t, lo, hi, events, peak)
                 out[b, oy, ox, co] = s
         stats[r, 0] = events
         stats[r, 1] = peak
