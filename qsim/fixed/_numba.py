@@ -47,6 +47,18 @@ if njit is not None:
             return hi if saturate else _wrap_one(r, signed, bits, hi)
         return r
 
+    @njit(cache=True, inline="always")
+    def _observe_narrow(r, i, signed, bits, lo, hi, saturate, events, mn, mx):
+        # The shared end of every element loop: track the exact min/max and the events
+        # (values outside [lo, hi]) for the counter, then narrow r to the word.
+        if i == 0 or r < mn:
+            mn = r
+        if i == 0 or r > mx:
+            mx = r
+        if r < lo or r > hi:
+            events += 1
+        return _narrow_one(r, signed, bits, lo, hi, saturate), events, mn, mx
+
     @njit(cache=True)
     def _wrap_one(r, signed, bits, hi):
         if bits == 64:
@@ -84,13 +96,7 @@ if njit is not None:
             elif mode == 4:
                 if d > 0.5 or (d == 0.5 and v >= 0.0):
                     r += 1
-            if i == 0 or r < mn:
-                mn = r
-            if i == 0 or r > mx:
-                mx = r
-            if r < lo or r > hi:
-                events += 1
-            out[i] = _narrow_one(r, signed, bits, lo, hi, saturate)
+            out[i], events, mn, mx = _observe_narrow(r, i, signed, bits, lo, hi, saturate, events, mn, mx)
         return -1, events, mn, mx
 
     @njit(cache=True)
@@ -122,13 +128,7 @@ if njit is not None:
                 elif mode == 4:
                     if rem > half or (rem == half and x >= 0):
                         r += 1
-            if i == 0 or r < mn:
-                mn = r
-            if i == 0 or r > mx:
-                mx = r
-            if r < lo or r > hi:
-                events += 1
-            out[i] = _narrow_one(r, signed, bits, lo, hi, saturate)
+            out[i], events, mn, mx = _observe_narrow(r, i, signed, bits, lo, hi, saturate, events, mn, mx)
         return events, mn, mx
 
     @njit(cache=True)
