@@ -93,8 +93,9 @@ def main(argv=None) -> int:
                 print(f"acc {width}, {fmt}: rejected ({exc})", file=sys.stderr)
                 continue
             report = OverflowReport(graph)
+            program = fixed_exec.prepare(graph, plan)
             for x in inputs:
-                report.update(fixed_exec.run(graph, x, plan, counters=True, keep_values=False))
+                report.update(program.run(x, counters=True, keep_values=False))
             cells[width][fmt] = report
             first = report.first_overflow()
             print(f"acc {width}, {fmt}: {report.total_events} events"

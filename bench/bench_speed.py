@@ -11,7 +11,7 @@ One process, one image, one model (default: A98 alpha 1.0 at 500x500, see `commo
 Each is warmed up (Numba compilation, TF tracing) then timed ``--repeats`` times; the
 median is reported. Then three more fixed runs with every node's kernel wrapped in a timer
 (wall or, ``--clock cpu``, process CPU time; the fastest of the three per node)
-(`qsim.executors.fixed_exec.OP_KERNELS`, restored afterwards) gives per-node seconds and
+(the op table of one prepared program, wrapped) gives per-node seconds and
 GMAC/s, summed per kernel kind (conv kxk / 1x1, depthwise kxk). The fixed outputs with and
 without counting are checked bit-identical (counting must not change a result).
 
@@ -66,22 +66,18 @@ def per_node_times(graph, x, plan, clock=time.perf_counter) -> dict[str, float]:
     from qsim.executors import fixed_exec
 
     spent: dict[str, float] = {}
-    original = dict(fixed_exec.OP_KERNELS)
+    program = fixed_exec.prepare(graph, plan)
 
     def timed(fn):
-        def wrapper(node, *args, **kwargs):
+        def wrapper(prog, node, *args, **kwargs):
             t0 = clock()
-            out = fn(node, *args, **kwargs)
+            out = fn(prog, node, *args, **kwargs)
             spent[node.name] = spent.get(node.name, 0.0) + clock() - t0
             return out
         return wrapper
 
-    try:
-        for op, fn in original.items():
-            fixed_exec.OP_KERNELS[op] = timed(fn)
-        fixed_exec.run(graph, x, plan, counters=True, keep_values=False)
-    finally:
-        fixed_exec.OP_KERNELS.update(original)
+    program.ops = {op: timed(fn) for op, fn in fixed_exec.OP_KERNELS.items()}  # this program only
+    program.run(x, counters=True, keep_values=False)
     return spent
 
 
@@ -124,18 +120,19 @@ def main(argv=None) -> int:
     x_tf = tf.constant(x)
     results = {}
     results["tf_float32"], _ = _median_time(lambda: tf_fn(x_tf).numpy(), args.repeats, warmup=2)
-    results["qsim_float32"], _ = _median_time(
-        lambda: float_exec.run(graph, x, keep_values=False), args.repeats)
+    fprog = float_exec.prepare(graph)  # programs prepared once: the runs time the kernels only
+    xprog = fixed_exec.prepare(graph, plan)
+    results["qsim_float32"], _ = _median_time(lambda: fprog.run(x, keep_values=False), args.repeats)
     results["qsim_fixed_counting"], _ = _median_time(
-        lambda: fixed_exec.run(graph, x, plan, counters=True, keep_values=False), args.repeats)
+        lambda: xprog.run(x, counters=True, keep_values=False), args.repeats)
     results["qsim_fixed_no_counting"], _ = _median_time(
-        lambda: fixed_exec.run(graph, x, plan, counters=False, keep_values=False), args.repeats)
+        lambda: xprog.run(x, counters=False, keep_values=False), args.repeats)
 
-    with_c = fixed_exec.run(graph, x, plan, counters=True, keep_values=False)
-    without_c = fixed_exec.run(graph, x, plan, counters=False, keep_values=False)
+    with_c = xprog.run(x, counters=True, keep_values=False)
+    without_c = xprog.run(x, counters=False, keep_values=False)
     identical = all(np.array_equal(with_c.codes[o], without_c.codes[o]) for o in graph.outputs)
     tf_out = tf_fn(x_tf).numpy()
-    fl_out = float_exec.run(graph, x, keep_values=False).output(0)
+    fl_out = fprog.run(x, keep_values=False).output(0)
     float_vs_tf = float(np.max(np.abs(fl_out - tf_out)) / max(np.max(np.abs(tf_out)), 1e-30))
 
     clock = time.process_time if args.clock == "cpu" else time.perf_counter

@@ -5,7 +5,7 @@ IoU >= 0.5 (all-point interpolation, `qsim.facedet.metrics.evaluate`) of both mo
 FDDB images present in the data folder. Pictures are resized to 320x240 (half-pixel
 bilinear, rounded to uint8); the float model gets (p - 127)/128, the kmodel the same bytes.
 Detections: face score > --threshold (default 0.7; AP uses --ap-threshold 0.05 so the PR
-curve spans low scores), NMS IoU 0.3, priors of `qsim.k210.ultraface`.
+curve spans low scores), NMS IoU 0.3, priors of `qsim.facedet.ultraface`.
 
     PYTHONPATH=. python bench/k210_slim320_fddb.py [--limit N] [--json OUT]
 """
@@ -27,7 +27,7 @@ def main(argv=None) -> int:
     from qsim.facedet.metrics import evaluate
     from qsim.images import load_image
     from qsim.k210 import KmodelExecutor
-    from qsim.k210 import ultraface as uf
+    from qsim.facedet import ultraface as uf
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", type=int, default=None)

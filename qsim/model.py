@@ -3,7 +3,7 @@
 Usage (see README "Importing models")::
 
     graph = qsim.load_model("A98_alpha1.0.h5")      # BN folded, pads explicit where known
-    trace = qsim.executors.run(graph, image)        # float32 Trace, every layer by name
+    trace = qsim.run(graph, image)        # float32 Trace, every layer by name
 """
 from __future__ import annotations
 

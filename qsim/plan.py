@@ -72,6 +72,7 @@ from typing import Any, Mapping
 from qsim.errors import PlanError, QsimError
 from qsim.fixed.format import QFormat
 from qsim.fixed.modes import Overflow, Rounding
+from qsim.graph.ops import MAC_OPS, PASSTHROUGH_OPS
 
 SCHEMA_VERSION = 1
 
@@ -79,10 +80,6 @@ SITES = ("weights", "bias", "input", "acc", "requant", "add", "upsample", "conca
 FORMAT_KEYS = ("weights", "bias", "act")
 NODE_KEYS = FORMAT_KEYS + ("acc_bits", "acc_saturation", "rounding", "overflow", "sites")
 ACC_SATURATION = ("final", "per_step")
-# ops whose output codes are their input's codes (the plan's act is not used)
-PASSTHROUGH_OPS = ("pad", "identity")
-# ops with a weight tensor and an accumulator
-MAC_OPS = ("conv2d", "depthwise_conv2d", "batch_norm")
 MAX_ACC_BITS = 64
 
 

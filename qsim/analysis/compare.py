@@ -334,21 +334,21 @@ def render_comparison(comp: Comparison, sqnr_threshold_db: float | None = None,
     return "\n".join(lines)
 
 
-def compare_model(graph: Any, inputs: Iterable[np.ndarray], executor: str = "fixed", plan: Any = None,
-                  reference: str = "float",
-                  progress: Callable[[Iterable], Iterable] | None = None) -> Comparison:
-    """Per-layer error of `executor` (with `plan`) against the `reference` executor.
+def compare_model(graph: Any, inputs: Iterable[np.ndarray], executor: str | None = None, plan: Any = None,
+                  reference: str = "float", progress: Callable[[Iterable], Iterable] | None = None,
+                  **options: Any) -> Comparison:
+    """Per-layer error of the test run (`plan`, or a plan-less `executor`) against `reference`.
 
     Args:
         graph: the `Graph`.
         inputs: network inputs, ``(1, H, W, C)`` float arrays (one per image).
-        executor: ``"fixed"``, ``"fp16"``, ``"k210"``, ... (`qsim.executors.run`).
-        plan: the `qsim.plan.Plan` of the test executor (None for executors without one).
-        reference: the executor taken as truth (``"float"``).
+        executor, plan, options: what `qsim.runtime.prepare` takes (the plan's mode picks the
+            backend; ``executor="k210"`` with ``calibration=``).
+        reference: the plan-less backend taken as truth (``"float"``).
         progress: optional wrapper of the input iterable (e.g. ``tqdm``).
     """
-    from qsim.executors import run
+    from qsim.runtime import prepare
 
-    kwargs = {} if plan is None else {"plan": plan}
-    return compare_runs(graph, inputs, test=lambda x: run(graph, x, executor=executor, **kwargs),
-                        reference=lambda x: run(graph, x, executor=reference), progress=progress)
+    test = prepare(graph, plan, executor=executor, **options)
+    ref = prepare(graph, executor=reference)
+    return compare_runs(graph, inputs, test=test.run, reference=ref.run, progress=progress)

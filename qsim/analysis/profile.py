@@ -45,12 +45,12 @@ import numpy as np
 
 from qsim.errors import InputError, QsimError
 from qsim.fixed.format import QFormat
+from qsim.graph.ops import PASSTHROUGH_OPS
 
 BINS_PER_OCTAVE = 8
 MIN_EXP, MAX_EXP = -48, 48
 N_BINS = (MAX_EXP - MIN_EXP) * BINS_PER_OCTAVE
 PERCENTILES = (0.1, 1.0, 50.0, 99.0, 99.9)
-PASSTHROUGH_OPS = ("pad", "identity")
 
 
 def _bin_index(mag: np.ndarray) -> np.ndarray:
@@ -378,6 +378,6 @@ def profile_runs(graph: Any, inputs: Iterable[np.ndarray], run: Callable[[np.nda
 def profile_model(graph: Any, inputs: Iterable[np.ndarray],
                   progress: Callable[[Iterable], Iterable] | None = None) -> Profile:
     """Profile `graph` with the float executor over `inputs` (``(1, H, W, C)`` arrays)."""
-    from qsim.executors import run
+    from qsim.runtime import prepare
 
-    return profile_runs(graph, inputs, lambda x: run(graph, x, executor="float"), progress=progress)
+    return profile_runs(graph, inputs, prepare(graph).run, progress=progress)

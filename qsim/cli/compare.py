@@ -33,7 +33,7 @@ from pathlib import Path
 
 from qsim.cli.run import (
     add_number_arguments, add_size_argument, describe, executor_and_plan, input_size, load_graph, load_input,
-    progress_bar, run_once,
+    prepare_program, progress_bar,
 )
 
 SCHEMA_VERSION = 1
@@ -64,14 +64,15 @@ def run(args: argparse.Namespace) -> int:
     size = input_size(graph, args.size)
     inputs = (load_input(f, size)[0] for f in files)
     overflow = OverflowReport(graph)
+    program = prepare_program(graph, executor, plan, args, size)
+    reference = prepare_program(graph, "float", None)
 
     def test_run(x):  # the quantized run, its overflow counters merged on the way
-        trace = run_once(graph, x, executor, plan)
+        trace = program.run(x)
         overflow.update(trace)
         return trace
 
-    comp = compare_runs(graph, inputs, test=test_run, reference=lambda x: run_once(graph, x, "float"),
-                        progress=progress_bar(len(files)))
+    comp = compare_runs(graph, inputs, test=test_run, reference=reference.run, progress=progress_bar(len(files)))
     events = {name: layer.events for name, layer in overflow.layers.items()}
     print(f"{graph.name}: {describe(executor, plan)}")
     print(render_comparison(comp, args.sqnr_threshold, events))

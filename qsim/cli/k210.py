@@ -50,7 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--alu-overflow", default="exact", choices=("exact", "wrap"))
     # Keras models
     p.add_argument("--size", metavar="HxW", help="Keras model: input size (default: the model's, else 224x224)")
-    p.add_argument("--calib", metavar="DIR", help="Keras model: calibration images (default: FDDB pictures)")
+    p.add_argument("--calib", metavar="DIR", help="Keras model: calibration images (required for a Keras model)")
     p.add_argument("--calib-count", type=int, default=8, help="Keras model: number of calibration images")
     p.add_argument("--keep-pads", action="store_true",
                    help="Keras model: keep TensorFlow's asymmetric stride-2 pads (default: the K210's symmetric pads)")
@@ -158,9 +158,9 @@ def run(args) -> int:
         magic = fh.read(4)
     if path.suffix == ".kmodel" or magic == b"LDMK":
         return run_kmodel_cli(args)
-    from qsim.k210.keras_cli import run_keras_cli
+    from qsim.cli.k210_keras import run_keras_cli
 
-    return run_keras_cli(args)
+    return run_keras_cli(args, _switches(args))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,8 +6,10 @@ values seen, overflow events (count, worst site and its rate) and headroom bits.
 
 Number formats (``--format``): any `QFormat.parse` spelling (``Q6.9``, the paper's ``q9``,
 ``ap_fixed<16,7>``) builds ``Plan.uniform(fmt, acc_bits, rounding, overflow, mode)`` for the
-fixed-point executor; ``fp16`` runs the fp16 executor, ``k210`` the KPU simulator,
-``fp32``/``float`` the float executor. ``--plan`` reads a plan JSON (`qsim.plan`).
+fixed-point backend (``--mode weights``: the weights-only backend); ``fp16`` runs the fp16
+backend, ``k210`` the KPU simulator (it needs ``--calibration``: a folder of images, a range
+table or a preprocessed ``.npy`` batch), ``fp32``/``float`` the float backend. ``--plan``
+reads a plan JSON (`qsim.plan`); its mode picks the backend.
 
 Input: JPEG/PNG images are read as RGB, resized (half-pixel bilinear) to the model's input
 size when the model fixes it (``--size HxW`` overrides; fully convolutional models take the
@@ -20,16 +22,16 @@ JSON (``--json OUT``), schema version 1::
       "model": "m.h5", "image": "img.jpg",
       "image_hw": [H0, W0],              # size of the image file
       "input_shape": [1, H, W, 3],       # network input after resizing
-      "executor": "fixed",               # float | fixed | fp16 | k210
+      "executor": "fixed",               # float | fixed | weights | fp16 | k210
       "plan": {...} | null,              # the plan's own JSON (qsim.plan schema)
       "outputs": [{"name": .., "shape": [..], "min": .., "max": .., "mean": .., "std": ..}],
       "detections": [{"box": [x1, y1, x2, y2], "score": s}] | null,   # image-file pixels
       "overflow": {"n_images": 1, "total_events": N, "layers": [...]}   # OverflowReport
     }
 
-The helpers here (`add_model_arguments`, `add_number_arguments`, `executor_and_plan`,
-`load_graph`, `input_size`, `load_input`, `run_once`) are shared by ``qsim compare`` and
-``qsim profile``.
+The helpers here (`add_number_arguments`, `executor_and_plan`, `calibration_input`,
+`prepare_program`, `load_graph`, `input_size`, `load_input`) are shared by ``qsim compare``,
+``qsim profile`` and ``qsim demo``.
 """
 from __future__ import annotations
 
@@ -65,6 +67,38 @@ def add_number_arguments(p: argparse.ArgumentParser, formats_help: str = "") -> 
     p.add_argument("--mode", default="full", choices=("full", "weights"),
                    help="full: integer everything; weights: quantized weights, float activations "
                         "(the paper's Table II)")
+    add_calibration_arguments(p)
+
+
+def add_calibration_arguments(p: argparse.ArgumentParser) -> None:
+    """``--calibration`` / ``--calibration-count``: the K210 quantizer's explicit calibration."""
+    p.add_argument("--calibration", metavar="DIR|RANGES.json|X.npy",
+                   help="k210 only (required there): a folder of images (--calibration-count of them, "
+                        "a fixed sample), a range table (qsim.k210.executor.save_ranges) or a "
+                        "preprocessed NHWC float .npy batch")
+    p.add_argument("--calibration-count", type=int, default=8, metavar="N",
+                   help="images taken from a --calibration folder (8)")
+
+
+def calibration_input(args: argparse.Namespace, graph: Any, size: tuple[int, int] | None = None) -> Any:
+    """What ``--calibration`` names, as the k210 backend's ``calibration=`` (`qsim.k210.calibration`)."""
+    from qsim.k210.calibration import calibration_hw, load_calibration
+
+    path = getattr(args, "calibration", None)
+    if not path:
+        raise PlanError("k210 needs --calibration DIR|RANGES.json|X.npy (the KPU quantizer's ranges come "
+                        "from explicit calibration data, never from files found on the machine)")
+    return load_calibration(path, int(getattr(args, "calibration_count", 8)), calibration_hw(graph, size))
+
+
+def prepare_program(graph: Any, executor: str, plan: Any, args: argparse.Namespace | None = None,
+                    size: tuple[int, int] | None = None) -> Any:
+    """The `qsim.runtime` program for (executor, plan) of `executor_and_plan`."""
+    from qsim.runtime import prepare
+
+    if executor == "k210":
+        return prepare(graph, executor="k210", calibration=calibration_input(args, graph, size))
+    return prepare(graph, plan, executor=executor)
 
 
 def add_size_argument(p: argparse.ArgumentParser) -> None:
@@ -89,11 +123,13 @@ def parse_size(text: str) -> tuple[int, int]:
 def executor_and_plan(args: argparse.Namespace, graph: Any) -> tuple[str, Any]:
     """(executor name, validated plan or None) from ``--format``/``--plan`` and friends."""
     from qsim.fixed.format import QFormat
-    from qsim.plan import Mode, Plan
+    from qsim.plan import Plan
+
+    from qsim.runtime import backend_for
 
     if getattr(args, "plan", None):
         plan = Plan.load(args.plan).validate(graph)
-        return ("fp16" if plan.mode is Mode.FP16 else "fixed"), plan
+        return backend_for(plan), plan
     fmt = args.format.strip()
     low = fmt.lower()
     if low in FLOAT_NAMES:
@@ -108,7 +144,7 @@ def executor_and_plan(args: argparse.Namespace, graph: Any) -> tuple[str, Any]:
         raise PlanError(f"--format {fmt!r}: {exc}; or use fp16, k210, fp32") from None
     plan = Plan.uniform(fmt, acc_bits=args.acc_bits, rounding=args.rounding,
                         overflow=args.overflow, mode=args.mode)
-    return "fixed", plan.validate(graph)
+    return backend_for(plan), plan.validate(graph)
 
 
 def describe(executor: str, plan: Any) -> str:
@@ -160,15 +196,6 @@ def load_input(path: str | Path, size: tuple[int, int] | None) -> tuple[np.ndarr
     if size is not None and tuple(size) != hw:
         img = resize_bilinear(img, size)
     return mobilenet_preprocess(img)[None], hw
-
-
-def run_once(graph: Any, x: np.ndarray, executor: str, plan: Any = None) -> Any:
-    """One run of `graph` on `x` with `executor` (`qsim.executors.run`)."""
-    from qsim.executors import run
-
-    if plan is None:
-        return run(graph, x, executor=executor)
-    return run(graph, x, executor=executor, plan=plan)
 
 
 def progress_bar(total: int):
@@ -248,7 +275,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"image file {args.image} not found")
     size = input_size(graph, args.size)
     x, image_hw = load_input(args.image, size)
-    trace = run_once(graph, x, executor, plan)
+    trace = prepare_program(graph, executor, plan, args, args.size).run(x)
     report = overflow_report(trace, graph)
     outputs = output_summaries(trace)
     dets = detections(trace.output(0), x.shape[1:3], image_hw, top=args.top)

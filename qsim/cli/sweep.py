@@ -3,7 +3,7 @@
 The paper's Table II: the face detector's average precision on FDDB (IoU >= 0.5, all-point
 interpolation) for each number format, with parameters and storage size, next to the
 paper's figures; ``--mode full`` runs integer activations too and adds overflow counts.
-``vj`` adds the OpenCV Viola-Jones baseline row (Table IV). See `qsim.analysis.sweep`.
+``vj`` adds the OpenCV Viola-Jones baseline row (Table IV). See `qsim.facedet.sweep`.
 
 Results per (model, format, image) are cached (``--cache``, default ``~/.cache/qsim``), so a
 rerun or a larger ``--limit`` only computes what is new.
@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from qsim.errors import InputError
+from qsim.cli.run import add_calibration_arguments
 
 
 def _scales(text: str) -> tuple[float, ...]:
@@ -42,6 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rounding", default="half_up",
                    choices=("floor", "toward_zero", "half_up", "half_even", "half_away"))
     p.add_argument("--overflow", default="saturate", choices=("saturate", "wrap"))
+    add_calibration_arguments(p)
     p.add_argument("--limit", type=int, metavar="N", help="first N images only (annotation order)")
     p.add_argument("--folds", default="present",
                    help="FDDB: 'present' (images on disk), 'all', or fold numbers like 1,2 (present)")
@@ -88,10 +90,11 @@ def load_dataset(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from qsim.analysis.report import write_json
-    from qsim.analysis.sweep import parse_formats, sweep
+    from qsim.facedet.sweep import parse_formats, sweep
 
     formats = parse_formats(args.formats, mode=args.mode, acc_bits=args.acc_bits, rounding=args.rounding,
-                            overflow=args.overflow)
+                            overflow=args.overflow, calibration=args.calibration,
+                            calibration_count=args.calibration_count)
     if args.model is None and any(f.executor != "viola_jones" for f in formats):
         raise InputError("a MODEL is needed unless --formats is only vj")
     if args.model is not None and not Path(args.model).is_file():

@@ -1,15 +1,16 @@
-"""The IEEE half-precision executor (plan mode ``fp16``).
+"""The IEEE half-precision backend (plan mode ``fp16``).
 
 Contract:
 
 * Weights and biases are rounded to binary16 (round to nearest, ties to even: NumPy's
-  ``astype(np.float16)``), once per call; an unfolded ``batch_norm`` is first folded into a
-  per-channel scale and bias in float64.
+  ``astype(np.float16)``), once in ``prepare``; an unfolded ``batch_norm`` is first folded
+  into a per-channel scale and bias in float64.
 * With ``plan.fp16_activations`` (default) the input and every node's output are rounded
   to binary16 too (storage in half precision); arithmetic inside a node runs in float32
   on those half values (a half-storage, single-precision-accumulate device, like most fp16
   NPUs and GPUs). Without it only the parameters are half (the paper's Table II "FP16":
-  parameters converted to FP16 and back to float32).
+  parameters converted to FP16 and back to float32): the float backend runs the
+  half-parameter graph.
 * Overflow: a finite value beyond the largest half (65504) that rounds to ``inf`` is an
   event, counted at ``weights``/``bias`` (parameters), ``input`` and ``act`` (node outputs,
   whatever the op). Gradual underflow to subnormals/zero is not counted.
@@ -24,11 +25,13 @@ from typing import Any
 import numpy as np
 
 from qsim.errors import node_context
-from qsim.executors import float_exec
-from qsim.executors.fixed_exec import _readers, float_params
+from qsim.executors.float_exec import OP_KERNELS as FLOAT_KERNELS
+from qsim.executors.float_exec import FloatProgram
 from qsim.fixed.counters import OverflowCounter
 from qsim.graph.ir import Graph, Node
-from qsim.plan import MAC_OPS, Plan
+from qsim.graph.ops import MAC_OPS, Op
+from qsim.graph.passes.quantize_weights import mac_params
+from qsim.plan import Plan
 from qsim.trace import Trace
 
 HALF_MAX = 65504
@@ -53,59 +56,53 @@ def to_half(x: np.ndarray, counter: OverflowCounter | None = None) -> np.ndarray
     return h.astype(np.float32)
 
 
-def run(graph: Graph, x: Any, plan: Plan | None = None, *, counters: bool = True,
-        keep_values: bool = True) -> Trace:
-    """Run `graph` with half-precision parameters (and activations); see module doc.
-
-    Args:
-        plan: only ``plan.fp16_activations`` is read (formats are irrelevant); None means
-            half parameters and half activations.
-    """
-    fp16_activations = True if plan is None else plan.fp16_activations
-    trace = Trace("fp16")
+def half_parameter_graph(graph: Graph) -> tuple[Graph, dict[str, dict[str, OverflowCounter]]]:
+    """`graph` with every MAC's kernel and bias rounded to binary16, and the counters of doing so."""
+    counters: dict[str, dict[str, OverflowCounter]] = {}
     nodes = []
     for node in graph:
         if node.op in MAC_OPS:
             with node_context(node.name, node.op):
-                kernel, bias, depthwise = float_params(node)
-                cs = {"weights": OverflowCounter(f"{node.name}/weights")} if counters else {}
-                weights = {"kernel": to_half(kernel, cs.get("weights"))}
+                kernel, bias, depthwise = mac_params(node)
+                cs = counters[node.name] = {"weights": OverflowCounter(f"{node.name}/weights")}
+                weights = {"kernel": to_half(kernel, cs["weights"])}
                 if bias is not None:
-                    if counters:
-                        cs["bias"] = OverflowCounter(f"{node.name}/bias")
-                    weights["bias"] = to_half(bias, cs.get("bias"))
-                if counters:
-                    trace.counters[node.name] = cs
-            attrs = dict(node.attrs) if node.op != "batch_norm" else {"strides": (1, 1), "pads": (0, 0, 0, 0)}
-            op = "depthwise_conv2d" if depthwise else "conv2d"
+                    cs["bias"] = OverflowCounter(f"{node.name}/bias")
+                    weights["bias"] = to_half(bias, cs["bias"])
+            attrs = dict(node.attrs) if node.op != Op.BATCH_NORM else {"strides": (1, 1), "pads": (0, 0, 0, 0)}
+            op = Op.DEPTHWISE_CONV2D.value if depthwise else Op.CONV2D.value
             node = Node(node.name, op, list(node.inputs), attrs, weights, node.source_class)
         nodes.append(node)
-    hgraph = Graph(nodes, list(graph.outputs), name=graph.name, source=graph.source)
+    return Graph(nodes, list(graph.outputs), name=graph.name, source=graph.source), counters
+
+
+def _half(kernel):
+    def run_half(prog, node, xs, ctx):
+        return to_half(kernel(prog, node, xs, ctx), ctx.counter("act"))
+
+    return run_half
+
+
+class HalfProgram(FloatProgram):
+    """Half-precision parameters and activations (float32 arithmetic inside a node)."""
+
+    ops = {op: _half(kernel) for op, kernel in FLOAT_KERNELS.items()}
+    counts_every_node = True
+
+    def feed(self, node: Node, x: np.ndarray, ctx) -> np.ndarray:
+        return to_half(x, ctx.counter("input"))
+
+
+def prepare(graph: Graph, plan: Plan | None = None) -> FloatProgram:
+    """The fp16 program of `graph`; only ``plan.fp16_activations`` is read (None: True)."""
+    fp16_activations = True if plan is None else plan.fp16_activations
+    hgraph, counters = half_parameter_graph(graph)
     if not fp16_activations:
-        ftrace = float_exec.run(hgraph, x, dtype=np.float32, keep_values=keep_values)
-        trace.outputs, trace.values = ftrace.outputs, ftrace.values
-        return trace
-    feeds = float_exec.bind_inputs(hgraph, x)
-    values: dict[str, np.ndarray] = {}
-    remaining = _readers(hgraph)
-    for node in hgraph:
-        site = "input" if node.op == "input" else "act"
-        c = OverflowCounter(f"{node.name}/{site}") if counters else None
-        with node_context(node.name, node.op):
-            if node.op == "input":
-                out = float_exec.check_input(node, feeds[node.name], np.float32)
-            else:
-                out = float_exec.OP_KERNELS[node.op](node, [values[i] for i in node.inputs])
-            values[node.name] = to_half(out, c)
-        if counters:
-            trace.counters.setdefault(node.name, {})[site] = c
-        if keep_values:
-            trace.values[node.name] = values[node.name]
-        else:  # free tensors nobody reads any more
-            for src in node.inputs:
-                remaining[src] -= 1
-                if remaining[src] == 0:
-                    del values[src]
-    for name in graph.outputs:
-        trace.outputs[name] = values[name]
-    return trace
+        return FloatProgram(hgraph, np.float32, executor="fp16", static_counters=counters)
+    return HalfProgram(hgraph, np.float32, executor="fp16", static_counters=counters)
+
+
+def run(graph: Graph, x: Any, plan: Plan | None = None, *, counters: bool = True,
+        keep_values: bool = True) -> Trace:
+    """Run `graph` with half-precision parameters (and activations); see module doc."""
+    return prepare(graph, plan).run(x, keep_values=keep_values, counters=counters)

@@ -162,18 +162,17 @@ def _peak(mn, mx) -> int:
 
 
 def quantize(x: np.ndarray, fmt: QFormat, rounding: Rounding, overflow: Overflow,
-             counter: OverflowCounter | None) -> np.ndarray:
-    """Compiled `qsim.fixed.cast.quantize` for finite-checked float64 `x`."""
-    from qsim.fixed.cast import quantize_numpy
-
+             counter: OverflowCounter | None) -> np.ndarray | None:
+    """Compiled `qsim.fixed.cast.quantize` for finite-checked float64 `x`; None when it cannot
+    (infinities, codes beyond int64): the caller then takes the exact NumPy/Python-int path."""
     flat = np.ascontiguousarray(x).reshape(-1)
     out = np.empty(flat.size, dtype=np.int64)
     bad, events, mn, mx = _quantize_kernel(
         flat, fmt.frac_bits, _MODE[rounding], overflow is Overflow.SATURATE, fmt.signed,
         fmt.word_bits, fmt.min_code, fmt.max_code, out,
     )
-    if bad >= 0:  # infinities or codes beyond int64: the exact NumPy/Python-int path
-        return quantize_numpy(x, fmt, rounding, overflow, counter)
+    if bad >= 0:  # nothing was counted yet: the caller redoes it exactly
+        return None
     if counter is not None and flat.size:
         counter.record(events=events, elements=flat.size, peak=_peak(mn, mx), lo=fmt.min_code, hi=fmt.max_code)
     return out.reshape(x.shape)

@@ -217,7 +217,9 @@ def quantize(x, fmt: "QFormat | str", *, rounding, overflow, counter: OverflowCo
         from qsim.fixed import _numba
 
         if _numba.available():
-            return _numba.quantize(x, fmt, rounding, overflow, counter)
+            out = _numba.quantize(x, fmt, rounding, overflow, counter)
+            if out is not None:
+                return out
     return quantize_numpy(x, fmt, rounding, overflow, counter)
 
 

@@ -103,6 +103,10 @@ class OverflowCounter:
             self.peak, self.limit = other.peak, other.limit
         return self
 
+    def copy(self) -> "OverflowCounter":
+        """An independent counter with the same statistics."""
+        return OverflowCounter(self.site).merge(self)
+
     # --- results ------------------------------------------------------------------
     @property
     def rate(self) -> float:

@@ -40,11 +40,8 @@ from typing import Any, Iterator
 import numpy as np
 
 from qsim.errors import ModelError
+from qsim.graph.ops import OPS
 
-OPS = (
-    "input", "conv2d", "depthwise_conv2d", "batch_norm", "relu", "sigmoid",
-    "pad", "add", "concat", "upsample", "identity",
-)
 
 
 @dataclass
@@ -98,6 +95,12 @@ class Graph:
 
     def consumers(self, name: str) -> list[Node]:
         return [n for n in self.nodes if name in n.inputs]
+
+    def copy(self) -> "Graph":
+        """A graph of copied nodes (lists and dicts copied, weight arrays shared)."""
+        nodes = [Node(n.name, n.op, list(n.inputs), dict(n.attrs), dict(n.weights), n.source_class)
+                 for n in self.nodes]
+        return Graph(nodes, list(self.outputs), name=self.name, source=self.source, notes=list(self.notes))
 
     def replace_nodes(self, nodes: list[Node], outputs: list[str] | None = None) -> None:
         """Swap in a new node list (used by passes), re-checking the order."""

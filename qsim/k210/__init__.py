@@ -4,8 +4,8 @@ Modules: `fields` (register words), `layout` (KPU RAM layout), `kpu` (one KPU la
 `ref` (slow Python-int references), `kmodel` (v4 reader), `cpu_ops` + `kmodel_exec` (run a
 kmodel), `quantize` (qsim Graph -> KPU layers, nncase 1.x recipe), `memory` (planner),
 `lowering` (Graph -> KPU/CPU steps), `perf` (latency model), `executor` (the ``"k210"``
-executor for qsim Graphs), `ultraface` (slim-320 priors/decoding), `keras_cli` (``qsim k210
-MODEL.h5``).
+backend for qsim Graphs), `calibration` (explicit calibration data); slim-320's decoding is
+`qsim.facedet.ultraface`. ``qsim k210 MODEL.h5`` is `qsim.cli.k210_keras`.
 """
 from qsim.k210.kmodel import Kmodel, read_kmodel
 from qsim.k210.kmodel_exec import KmodelExecutor, KmodelRun, run_kmodel

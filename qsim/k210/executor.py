@@ -1,92 +1,70 @@
-"""The ``"k210"`` executor for qsim Graphs: quantize the nncase 1.x way, run the KPU layers bit-exactly.
+"""The ``"k210"`` backend for qsim Graphs: quantize the nncase 1.x way, run the KPU layers bit-exactly.
 
-``run(graph, x, calibration=None, ...)`` quantizes `graph` (`qsim.k210.quantize.quantize_graph`)
-and simulates it image by image: KPU layers through `KpuLayer.run` (exact integer pipeline),
-CPU ops as described in `qsim.k210.quantize`. The returned `Trace` has, per graph node
-name, the dequantized float value (``values``, NHWC) and the uint8 codes (``codes``); a
-conv followed by a fused activation has no entry of its own (the KPU never materialises the
-pre-activation tensor): its value is the activation's. ``formats[node]`` is the node's
-`QParam` (uint8 affine: ``scale``, ``zero_point``). ``counters[node]`` holds the KPU
-layer's `OverflowCounter`s (``acc``/``bn``: 36-bit ALU, ``act``: uint8 clamp) and, for the
-input, the quantization clamp (``input``).
+``prepare(graph, calibration=...)`` fixes the per-node ranges (`qsim.k210.quantize`);
+running it on an input builds (once per input size, kept by the program) the KPU program
+for that size (`quantize_graph`) and lowers it to a graph of its steps: ``kpu_conv`` (a KPU
+layer: conv, BN, activation, pool; `KpuLayer.run`, exact integer pipeline), ``kpu_add``
+(a residual add as a 1x1 KPU conv over the concatenation) and CPU ops (float, then
+quantized back to uint8). The `Trace` has, per step, the dequantized float value
+(``values``, NHWC) and the uint8 codes (``codes``); a conv followed by a fused activation
+has no entry of its own (the KPU never materialises the pre-activation tensor): its value
+is the activation's. ``formats[node]`` is the node's `QParam` (uint8 affine: ``scale``,
+``zero_point``). ``counters[node]`` holds the KPU layer's `OverflowCounter`s (``acc``/``bn``:
+36-bit ALU, ``act``: uint8 clamp) and, for the input, the quantization clamp (``input``).
 
-Quantizing needs calibration: pass ``calibration=`` an NHWC batch (or list of batches)
-preprocessed like `x`, a ``{node: (min, max)}`` dict, or a `KpuProgram` from an earlier
-`quantize_graph` (re-used as is). Without it (``qsim sweep``, ``qsim run --format k210``) the
-ranges come from `default_calibration`: 8 FDDB pictures of the data folder at the model's
-fixed input size (224x224 if free), scaled ``x / 127.5 - 1`` like every qsim face model; they
-are computed once per graph and re-used for every input size (a program per size is built
-from the same ranges, cheaply). Without the data folder the input calibrates itself (the
-program's notes say so).
+Calibration is an explicit input, never read from disk behind the caller's back:
+
+* an NHWC float batch (or a list of batches) preprocessed like the inputs: ranges are
+  measured on it once (`qsim.k210.quantize.calibrate`);
+* a ``{node: (min, max)}`` range table, or the path of one saved by `save_ranges`;
+* a `KpuProgram` from an earlier `quantize_graph` (used as is; its input size only).
+
+Without one, ``prepare`` raises a `PlanError` saying so.
 """
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from qsim.errors import InputError, PlanError, node_context
-from qsim.executors.float_exec import OP_KERNELS, bind_inputs, check_input
+from qsim.errors import InputError, PlanError
+from qsim.executors.float_exec import float_op
+from qsim.fixed.counters import OverflowCounter
+from qsim.graph.ir import Graph, Node
+from qsim.graph.ops import Op
+from qsim.graph.shapes import infer_shapes
 from qsim.k210.kpu import KpuSwitches
-from qsim.k210.quantize import KpuProgram, QParam, quantize_graph
+from qsim.k210.quantize import ADD_MODES, KpuProgram, QParam, QStep, calibrate, quantize_graph
+from qsim.runtime.walker import bind_inputs, execute
 from qsim.trace import Trace
 
-_CACHE: dict[tuple, KpuProgram] = {}
-_RANGES: dict[int, tuple] = {}  # id(graph) -> (graph, ranges)
-DEFAULT_CALIBRATION_IMAGES = 8
+RANGES_SCHEMA = 1
 
 
-def default_calibration(graph) -> dict | None:
-    """Per-node ranges on 8 FDDB pictures (x / 127.5 - 1); None without the data folder."""
-    hit = _RANGES.get(id(graph))
-    if hit is not None and hit[0] is graph:
-        return hit[1]
-    from qsim.datasets import data_root
-    from qsim.images import list_images, load_image, mobilenet_preprocess, resize_bilinear
-    from qsim.k210.quantize import calibrate
+def save_ranges(ranges: dict[str, tuple[float, float]], path: "str | Path") -> Path:
+    """Write a calibration range table (JSON) that ``calibration=path`` reads back."""
+    path = Path(path)
+    doc = {"qsim_k210_ranges": RANGES_SCHEMA, "ranges": {k: [float(lo), float(hi)] for k, (lo, hi) in ranges.items()}}
+    path.write_text(json.dumps(doc, indent=1) + "\n")
+    return path
 
-    root = data_root(required=False)
-    if root is None or not (root / "fddb" / "originalPics").is_dir():
-        return None
-    h, w, _ = graph.inputs[0].attrs["shape"]
-    hw = (int(h), int(w)) if h and w else (224, 224)
-    paths = list_images(root / "fddb" / "originalPics", n=DEFAULT_CALIBRATION_IMAGES)
-    cal = np.stack([mobilenet_preprocess(resize_bilinear(load_image(p), hw)) for p in paths]).astype(np.float32)
-    ranges = calibrate(graph, cal)
-    _RANGES[id(graph)] = (graph, ranges)
+
+def load_ranges(path: "str | Path") -> dict[str, tuple[float, float]]:
+    """Read a range table written by `save_ranges`; `PlanError` naming the file otherwise."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+        if doc.get("qsim_k210_ranges") != RANGES_SCHEMA:
+            raise ValueError(f"not a qsim K210 range table (schema {RANGES_SCHEMA})")
+        ranges = {str(k): (float(v[0]), float(v[1])) for k, v in doc["ranges"].items()}
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+        raise PlanError(f"calibration file {path}: {exc}") from None
+    bad = [k for k, (lo, hi) in ranges.items() if not (np.isfinite(lo) and np.isfinite(hi) and lo <= hi)]
+    if bad:
+        raise PlanError(f"calibration file {path}: invalid range for node(s) {bad[:5]}")
     return ranges
-
-
-def _counter(site: str):
-    from qsim.fixed.counters import OverflowCounter
-
-    return OverflowCounter(site)
-
-
-def prepare(graph, x, calibration=None, add_mode: str = "kpu") -> KpuProgram:
-    """The `KpuProgram` for `graph` (cached per graph object and calibration object)."""
-    if isinstance(calibration, KpuProgram):
-        if calibration.graph is not graph:
-            raise PlanError("the KpuProgram passed as calibration was built for another graph")
-        return calibration
-    h, w = np.asarray(next(iter(bind_inputs(graph, x).values()))).shape[-3:-1]
-    key = (id(graph), id(calibration), add_mode, (h, w))
-    prog = _CACHE.get(key)
-    if prog is None or prog.graph is not graph:
-        if calibration is None:
-            ranges = default_calibration(graph)
-            if ranges is None:
-                prog = quantize_graph(graph, x, (h, w), add_mode)
-                prog.notes.append("calibrated on the input itself (no data folder; pass calibration=)")
-            else:
-                prog = quantize_graph(graph, ranges, (h, w), add_mode)
-                prog.notes.append(f"calibrated on {DEFAULT_CALIBRATION_IMAGES} FDDB pictures (x / 127.5 - 1)")
-        else:
-            prog = quantize_graph(graph, calibration, (h, w), add_mode)
-        if len(_CACHE) > 16:
-            _CACHE.clear()
-        _CACHE[key] = prog
-    return prog
 
 
 def _to_chw(x_hwc: np.ndarray) -> np.ndarray:
@@ -97,66 +75,161 @@ def _requant(q: np.ndarray, src: QParam, dst: QParam) -> np.ndarray:
     return dst.quantize(src.dequantize(q))[0]
 
 
+# --- kernels on uint8 (N, C, H, W) codes -------------------------------------------------
+def _kpu_conv(prog: "KpuStepsProgram", node: Node, xs, ctx) -> np.ndarray:
+    step = prog.steps[node.name]
+    counters = ctx.counters if ctx.counting else None
+    out = []
+    for x in xs[0]:
+        y = step.layer.run(x, prog.switches, counters=counters)
+        if step.subsample is not None:
+            s, oy, ox = step.subsample
+            oh, ow = prog.shapes[step.node.name][:2]
+            y = np.ascontiguousarray(y[:, oy::s, ox::s][:, :oh, :ow])
+        out.append(y)
+    return np.stack(out)
+
+
+def _kpu_add(prog: "KpuStepsProgram", node: Node, xs, ctx) -> np.ndarray:
+    step = prog.steps[node.name]
+    a, b = step.inputs
+    counters = ctx.counters if ctx.counting else None
+    out = []
+    for qa, qb in zip(*xs):
+        xin = np.concatenate([_requant(qa, prog.params[a], step.concat_q), _requant(qb, prog.params[b], step.concat_q)])
+        out.append(step.layer.run(xin, prog.switches, counters=counters))
+    return np.stack(out)
+
+
+def _cpu(prog: "KpuStepsProgram", node: Node, xs, ctx) -> np.ndarray:
+    """A CPU op: dequantize the inputs, the float op, quantize to the step's uint8 param."""
+    step = prog.steps[node.name]
+    out = []
+    for i in range(len(xs[0])):
+        fx = [prog.params[src].dequantize(x[i]).transpose(1, 2, 0)[None] for src, x in zip(node.inputs, xs)]
+        out.append(step.out_q.quantize(_to_chw(float_op(node, fx)[0]))[0])
+    return np.stack(out)
+
+
+OP_KERNELS = {Op.KPU_CONV: _kpu_conv, Op.KPU_ADD: _kpu_add}
+CPU_OPS = (Op.BATCH_NORM, Op.CONV2D, Op.DEPTHWISE_CONV2D, Op.RELU, Op.SIGMOID, Op.PAD, Op.ADD, Op.CONCAT,
+           Op.UPSAMPLE, Op.IDENTITY)
+
+
+class KpuStepsProgram:
+    """One `KpuProgram` (one input size) as a lowered graph the walker runs."""
+
+    executor = "k210"
+    ops = {**{op: _cpu for op in CPU_OPS}, **OP_KERNELS}
+    counts_every_node = False
+    input_dtype = np.dtype(np.float32)
+    static_counters: dict = {}
+
+    def __init__(self, kprog: KpuProgram, switches: KpuSwitches):
+        self.kpu_program, self.switches, self.params = kprog, switches, kprog.params
+        self.steps: dict[str, QStep] = {s.name: s for s in kprog.steps}
+        self.shapes = infer_shapes(kprog.graph, tuple(kprog.input_hw))
+        nodes = []
+        for s in kprog.steps:
+            if s.kind in ("kpu", "add_kpu"):
+                op = Op.KPU_CONV if s.kind == "kpu" else Op.KPU_ADD
+                nodes.append(Node(s.name, op.value, list(s.inputs), {}, {}, "KPU"))
+            else:
+                nodes.append(s.node)
+        g = kprog.graph
+        self.graph = Graph(nodes, list(g.outputs), name=g.name, source=g.source)
+
+    def feed(self, node: Node, x: np.ndarray, ctx) -> np.ndarray:
+        if tuple(x.shape[1:3]) != tuple(self.kpu_program.input_hw):
+            raise InputError(f"input '{node.name}' is {x.shape[1]}x{x.shape[2]}; the K210 program was "
+                             f"quantized for {self.kpu_program.input_hw[0]}x{self.kpu_program.input_hw[1]}")
+        out_q = self.steps[node.name].out_q
+        codes = []
+        for img in x:
+            q, raw = out_q.quantize(_to_chw(img))
+            if ctx.counting:
+                ctx.counters.setdefault("input", OverflowCounter("input")).observe(raw, 0, 255)
+            codes.append(q)
+        return np.stack(codes)
+
+    def record(self, trace: Trace, node: Node, codes: np.ndarray, keep: bool) -> None:
+        if keep:
+            q = codes.transpose(0, 2, 3, 1)
+            out_q = self.steps[node.name].out_q
+            trace.values[node.name] = out_q.dequantize(q)
+            trace.codes[node.name] = q.astype(np.int64)
+            trace.formats[node.name] = out_q  # affine uint8: .scale is the LSB
+
+    def run(self, x: Any, *, counters: bool = True, keep_values: bool = True) -> Trace:
+        return execute(self, x, keep_values=keep_values, counters=counters)
+
+
+class K210Program:
+    """A graph with its calibration: builds (and keeps) a `KpuStepsProgram` per input size."""
+
+    executor = "k210"
+
+    def __init__(self, graph: Graph, ranges: dict | None, fixed: KpuProgram | None, switches: KpuSwitches,
+                 add_mode: str):
+        self.graph, self.ranges, self.switches, self.add_mode = graph, ranges, switches, add_mode
+        self._by_size: dict[tuple[int, int], KpuStepsProgram] = {}
+        if fixed is not None:
+            self._by_size[tuple(fixed.input_hw)] = KpuStepsProgram(fixed, switches)
+
+    def for_input(self, feeds: dict[str, Any]) -> KpuStepsProgram:
+        """The program for the size of `feeds` (the walker calls this first)."""
+        first = np.asarray(next(iter(feeds.values())))
+        hw = tuple(int(v) for v in first.shape[-3:-1])
+        prog = self._by_size.get(hw)
+        if prog is None:
+            if self.ranges is None:  # a fixed KpuProgram: one size only
+                only = next(iter(self._by_size))
+                raise InputError(f"input is {hw[0]}x{hw[1]}; the K210 program was quantized for "
+                                 f"{only[0]}x{only[1]}")
+            prog = self._by_size[hw] = KpuStepsProgram(quantize_graph(self.graph, self.ranges, hw, self.add_mode),
+                                                       self.switches)
+        return prog
+
+    def kpu_program(self, hw: tuple[int, int]) -> KpuProgram:
+        """The quantized `KpuProgram` for input size `hw` (notes, layers, params)."""
+        return self.for_input({"x": np.zeros((1, *hw, 1))}).kpu_program
+
+    def run(self, x: Any, *, counters: bool = True, keep_values: bool = True) -> Trace:
+        return execute(self, x, keep_values=keep_values, counters=counters)
+
+
+def prepare(graph: Graph, plan: Any = None, *, calibration: Any = None, switches: KpuSwitches = KpuSwitches(),
+            add_mode: str = "kpu") -> K210Program:
+    """The K210 program of `graph` under an explicit `calibration` (see the module doc)."""
+    if plan is not None:
+        raise PlanError("the k210 backend quantizes the model itself (uint8 affine, nncase 1.x rules): "
+                        "it takes calibration=, not a plan")
+    if add_mode not in ADD_MODES:
+        raise PlanError(f"add_mode must be one of {ADD_MODES}, got {add_mode!r}")
+    if calibration is None:
+        raise PlanError("the k210 backend needs calibration=: images (an NHWC batch preprocessed like the "
+                        "inputs), a {node: (min, max)} range table, or a range file (qsim.k210.executor.save_ranges)")
+    if isinstance(calibration, KpuProgram):
+        if calibration.graph is not graph:
+            raise PlanError("the KpuProgram passed as calibration was built for another graph")
+        return K210Program(graph, None, calibration, switches, add_mode)
+    if isinstance(calibration, (str, Path)):
+        ranges = load_ranges(calibration)
+    elif isinstance(calibration, dict):
+        ranges = dict(calibration)
+    else:
+        ranges = calibrate(graph, calibration)
+    missing = [n.name for n in graph if n.name not in ranges]
+    if missing:
+        raise PlanError(f"calibration has no range for node(s) {missing[:5]} of {graph.name!r}")
+    return K210Program(graph, ranges, None, switches, add_mode)
+
+
 def run(graph, x: Any, calibration: Any = None, switches: KpuSwitches = KpuSwitches(),
-        add_mode: str = "kpu", keep_values: bool = True, **_ignored: Any) -> Trace:
-    """Simulate `graph` on the K210 (see the module docstring). `x`: NHWC float batch or HWC image."""
-    prog = prepare(graph, x, calibration, add_mode)
-    feeds = bind_inputs(graph, x)
-    trace = Trace("k210")
-    batch_vals: dict[str, list[np.ndarray]] = {}
-    batch_codes: dict[str, list[np.ndarray]] = {}
-    first = next(iter(feeds.values()))
-    n_images = np.asarray(first).shape[0] if np.asarray(first).ndim == 4 else 1
-    arrays = {name: check_input(graph[name], arr, np.float32) for name, arr in feeds.items()}
-    for name, arr in arrays.items():
-        if tuple(arr.shape[1:3]) != tuple(prog.input_hw):
-            raise InputError(f"input '{name}' is {arr.shape[1]}x{arr.shape[2]}; the K210 program was "
-                             f"quantized for {prog.input_hw[0]}x{prog.input_hw[1]}")
-    for i in range(n_images):
-        codes: dict[str, np.ndarray] = {}  # name -> uint8 (C, H, W)
-        for step in prog.steps:
-            with node_context(step.name, step.kind):
-                if step.kind == "input":
-                    q, raw = step.out_q.quantize(_to_chw(arrays[step.name][i]))
-                    trace.counters.setdefault(step.name, {}).setdefault("input", _counter("input")).observe(raw, 0, 255)
-                    codes[step.name] = q
-                elif step.kind in ("kpu", "add_kpu"):
-                    if step.kind == "add_kpu":
-                        a, b = step.inputs
-                        xin = np.concatenate([_requant(codes[a], prog.params[a], step.concat_q),
-                                              _requant(codes[b], prog.params[b], step.concat_q)])
-                    else:
-                        xin = codes[step.inputs[0]]
-                    ctr = trace.counters.setdefault(step.name, {})
-                    y = step.layer.run(xin, switches, counters=ctr)
-                    if step.subsample is not None:
-                        s, oy, ox = step.subsample
-                        oh, ow = graph_shape(prog, step.node.name)
-                        y = np.ascontiguousarray(y[:, oy::s, ox::s][:, :oh, :ow])
-                    codes[step.name] = y
-                else:
-                    node = step.node
-                    xs = [prog.params[src].dequantize(codes[src]).transpose(1, 2, 0)[None] for src in node.inputs]
-                    out = OP_KERNELS[node.op](node, xs)[0]
-                    codes[step.name] = step.out_q.quantize(_to_chw(out))[0]
-            batch_codes.setdefault(step.name, []).append(codes[step.name])
-    for step in prog.steps:
-        if keep_values or step.name in graph.outputs:
-            q = np.stack(batch_codes[step.name]).transpose(0, 2, 3, 1)
-            trace.values[step.name] = step.out_q.dequantize(q)
-            trace.codes[step.name] = q.astype(np.int64)
-            trace.formats[step.name] = step.out_q  # affine uint8: .scale is the LSB
-    for out in graph.outputs:
-        trace.outputs[out] = trace.values[out]
-    return trace
+        add_mode: str = "kpu", keep_values: bool = True, counters: bool = True) -> Trace:
+    """Simulate `graph` on the K210 (prepare + execute; see the module doc)."""
+    return prepare(graph, calibration=calibration, switches=switches, add_mode=add_mode).run(
+        x, counters=counters, keep_values=keep_values)
 
 
-def graph_shape(prog: KpuProgram, name: str) -> tuple[int, int]:
-    from qsim.graph.shapes import infer_shapes
-
-    shapes = getattr(prog, "_shapes", None)
-    if shapes is None:
-        shapes = infer_shapes(prog.graph, prog.input_hw)
-        prog._shapes = shapes  # type: ignore[attr-defined]
-    h, w, _ = shapes[name]
-    return int(h), int(w)
+__all__ = ["prepare", "run", "save_ranges", "load_ranges", "K210Program", "KpuStepsProgram", "bind_inputs"]

@@ -34,8 +34,6 @@ Contract
 """
 from __future__ import annotations
 
-import weakref
-
 import numpy as np
 from numba import njit, prange
 
@@ -205,26 +203,22 @@ def _check(x: np.ndarray, w: np.ndarray, bias, depthwise: bool) -> None:
         raise InputError(f"conv bias has shape {np.shape(bias)}, expected ({cout},)")
 
 
-_DERIVED: dict[int, tuple] = {}  # id(read-only weights) -> (weakref, {what: derived array or number})
+def derived(w: np.ndarray, what, make, cache: dict | None):
+    """``make(w)``, remembered in `cache` (owned by the caller, e.g. a backend's program)
+    for a read-only array `w` (weight codes that cannot change between calls).
 
-
-def derived(w: np.ndarray, what, make):
-    """``make(w)``, remembered per read-only array `w` (the executor's cached weight codes).
-
-    Writeable arrays are recomputed on every call: they could change between calls.
+    Without a cache, or for a writeable array, it is recomputed on every call.
     """
-    if w.flags.writeable:
+    if cache is None or w.flags.writeable:
         return make(w)
-    entry = _DERIVED.get(id(w))
-    if entry is None or entry[0]() is not w:
-        entry = _DERIVED[id(w)] = (weakref.ref(w), {})
-        weakref.finalize(w, _DERIVED.pop, id(w), None)
-    if what not in entry[1]:
-        entry[1][what] = make(w)
-    return entry[1][what]
+    key = (id(w), what)
+    entry = cache.get(key)
+    if entry is None or entry[0] is not w:  # the array itself is kept: its id cannot be reused
+        entry = cache[key] = (w, make(w))
+    return entry[1]
 
 
-def weight_abs_sums(w: np.ndarray, depthwise: bool) -> int:
+def weight_abs_sums(w: np.ndarray, depthwise: bool, cache: dict | None = None) -> int:
     """max over output channels of sum |w| (exact int)."""
     if w.size == 0:
         return 0
@@ -234,18 +228,19 @@ def weight_abs_sums(w: np.ndarray, depthwise: bool) -> int:
         per_out = absw.sum(axis=(0, 1)) if depthwise else absw.sum(axis=(0, 1, 2))
         return int(per_out.max())
 
-    return derived(w, ("abs_sums", depthwise), make)
+    return derived(w, ("abs_sums", depthwise), make, cache)
 
 
-def float_matrix(w: np.ndarray, shape: tuple[int, ...], dtype=np.float64) -> np.ndarray:
-    """`w` reshaped to `shape` as a C-contiguous `dtype` array (exact for |codes| < 2**53); cached."""
+def float_matrix(w: np.ndarray, shape: tuple[int, ...], dtype=np.float64, cache: dict | None = None) -> np.ndarray:
+    """`w` reshaped to `shape` as a C-contiguous `dtype` array (exact for |codes| < 2**53)."""
     return derived(w, ("matrix", shape, np.dtype(dtype).str),
-                   lambda w: np.ascontiguousarray(w.reshape(shape), dtype=dtype))
+                   lambda w: np.ascontiguousarray(w.reshape(shape), dtype=dtype), cache)
 
 
-def proved_bound(x: np.ndarray, w: np.ndarray, depthwise: bool, in_fmt: QFormat | None, headroom: int) -> int:
+def proved_bound(x: np.ndarray, w: np.ndarray, depthwise: bool, in_fmt: QFormat | None, headroom: int,
+                 cache: dict | None = None) -> int:
     """A proved bound on |any partial sum of products| (PlanError when it reaches 2**62 - headroom)."""
-    wsum = weight_abs_sums(w, depthwise)
+    wsum = weight_abs_sums(w, depthwise, cache)
     bound = None
     if in_fmt is not None:
         bound = max(abs(in_fmt.min_code), in_fmt.max_code) * wsum
@@ -269,7 +264,7 @@ DIRECT_MAX_K = 24
 
 
 def exact_sums(x: np.ndarray, w: np.ndarray, *, strides, pads, dilation, depthwise: bool,
-               headroom: int = 0, in_fmt: QFormat | None = None) -> np.ndarray:
+               headroom: int = 0, in_fmt: QFormat | None = None, cache: dict | None = None) -> np.ndarray:
     """Exact sums of products (no bias), (N,Ho,Wo,Cout): float64 (integer-valued) when
     ``|sum| < 2**53`` is proved, else int64.
 
@@ -287,14 +282,14 @@ def exact_sums(x: np.ndarray, w: np.ndarray, *, strides, pads, dilation, depthwi
     wo = out_size(wid, kw, sw, pl + pr, dw)
     if ho <= 0 or wo <= 0:
         raise InputError(f"conv output would be empty: input {h}x{wid}, kernel {kh}x{kw}, pads {pads}")
-    use_float = proved_bound(x, w, depthwise, in_fmt, headroom) < FLOAT_EXACT_LIMIT
+    use_float = proved_bound(x, w, depthwise, in_fmt, headroom, cache) < FLOAT_EXACT_LIMIT
     dtype = np.float64 if use_float else np.int64
     if x.dtype != dtype:
         x = x.astype(dtype)
     x = np.ascontiguousarray(x)
     if depthwise:
         out = np.empty((n, ho, wo, cin * k4), dtype=dtype)
-        _depthwise(x, float_matrix(w, (kh, kw, cin * k4), dtype), k4,
+        _depthwise(x, float_matrix(w, (kh, kw, cin * k4), dtype, cache), k4,
                    sh, sw, pt, pl, dh, dw, ho, wo, out)
         return out
     if kh == kw == 1 and sh == sw == 1 and pads == (0, 0, 0, 0):
@@ -302,7 +297,7 @@ def exact_sums(x: np.ndarray, w: np.ndarray, *, strides, pads, dilation, depthwi
     else:
         cols = workspace.empty((n * ho * wo, kh * kw * cin), dtype)
         _im2col(x, kh, kw, sh, sw, pt, pl, dh, dw, ho, wo, cols)
-    wmat = float_matrix(w, (kh * kw * cin, k4), dtype)
+    wmat = float_matrix(w, (kh * kw * cin, k4), dtype, cache)
     if use_float:
         acc = gemm(cols, wmat)  # exact: all partial sums are integers < 2**53
     else:
@@ -315,8 +310,8 @@ def exact_sums(x: np.ndarray, w: np.ndarray, *, strides, pads, dilation, depthwi
 def conv2d(x, w, bias, *, in_fmt: QFormat, w_fmt: QFormat, b_fmt: QFormat, out_fmt: QFormat,
            acc_bits: int, rounding, overflow, acc_overflow, acc_saturation: str = "final",
            strides=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), depthwise: bool = False,
-           counters: dict[str, OverflowCounter] | None = None, relu: dict | None = None,
-           keep_pre: bool = False):
+           counters: dict[str, OverflowCounter] | None = None, relu=None,
+           keep_pre: bool = False, derived: dict | None = None):
     """Integer (depthwise) convolution: codes of `in_fmt` -> codes of `out_fmt` (see module doc).
 
     Args:
@@ -328,6 +323,8 @@ def conv2d(x, w, bias, *, in_fmt: QFormat, w_fmt: QFormat, b_fmt: QFormat, out_f
         relu: a fused ReLU/ReLU6 applied to the codes (`qsim.kernels.eltwise.relu_spec`):
             identical to calling `qsim.kernels.eltwise.relu` on the result, in the same pass.
         keep_pre: with `relu`, also return the codes before it.
+        derived: a cache for derived forms of read-only weight codes (`derived`), owned
+            by the caller (a backend's program); None recomputes them.
 
     Returns:
         Codes (N,Ho,Wo,Cout) of `out_fmt` (of the ReLU's format with `relu`): float64 holding
@@ -337,6 +334,7 @@ def conv2d(x, w, bias, *, in_fmt: QFormat, w_fmt: QFormat, b_fmt: QFormat, out_f
     from qsim.kernels import eltwise
     from qsim.kernels.tail import fused_tail
 
+    cache = derived
     rounding, overflow, acc_overflow = Rounding.parse(rounding), Overflow.parse(overflow), Overflow.parse(acc_overflow)
     x = np.asarray(x)
     if x.dtype.kind not in "if":
@@ -359,11 +357,11 @@ def conv2d(x, w, bias, *, in_fmt: QFormat, w_fmt: QFormat, b_fmt: QFormat, out_f
                  and pads == (0, 0, 0, 0) and w.shape[2] <= DIRECT_MAX_K)
     # the compiled tail takes right shifts of 0..62 bits; anything else goes step by step
     fusable = 0 <= acc_frac - out_fmt.frac_bits <= 62 and (
-        relu is None or 0 <= out_fmt.frac_bits - relu["fmt"].frac_bits <= 62)
+        relu is None or 0 <= out_fmt.frac_bits - relu.fmt.frac_bits <= 62)
     if pointwise and fusable and not per_step and w.size and x.size \
-            and proved_bound(x, w, False, in_fmt, bias_max) < FLOAT_EXACT_LIMIT:
+            and proved_bound(x, w, False, in_fmt, bias_max, cache) < FLOAT_EXACT_LIMIT:
         x2d = np.ascontiguousarray(x.reshape(-1, w.shape[2]), dtype=np.float64)
-        wmat = float_matrix(w, (w.shape[2], w.shape[3]))
+        wmat = float_matrix(w, (w.shape[2], w.shape[3]), cache=cache)
         post, pre = fused_tail(None, bias_acc, acc_bits=acc_bits, acc_overflow=acc_overflow, acc_frac=acc_frac,
                                out_fmt=out_fmt, rounding=rounding, overflow=overflow, relu=relu,
                                counters=counters, keep_pre=keep_pre,
@@ -371,7 +369,7 @@ def conv2d(x, w, bias, *, in_fmt: QFormat, w_fmt: QFormat, b_fmt: QFormat, out_f
         return (post, pre) if keep_pre else post
     windowed = depthwise or w.shape[0] * w.shape[1] * w.shape[2] <= DIRECT_MAX_K
     if windowed and fusable and not per_step and w.size and x.size \
-            and proved_bound(x, w, depthwise, in_fmt, bias_max) < FLOAT_EXACT_LIMIT:
+            and proved_bound(x, w, depthwise, in_fmt, bias_max, cache) < FLOAT_EXACT_LIMIT:
         kh, kw, c, k4 = w.shape
         (sh, sw), (dh, dw) = tuple(strides), tuple(dilation)
         ho = out_size(x.shape[1], kh, sh, pads[0] + pads[1], dh)
@@ -380,7 +378,7 @@ def conv2d(x, w, bias, *, in_fmt: QFormat, w_fmt: QFormat, b_fmt: QFormat, out_f
             raise InputError(f"conv output would be empty: input {x.shape[1]}x{x.shape[2]}, "
                              f"kernel {kh}x{kw}, pads {pads}")
         x4 = np.ascontiguousarray(x, dtype=np.float64)
-        w3 = float_matrix(w, (kh, kw, c * k4))
+        w3 = float_matrix(w, (kh, kw, c * k4), cache=cache)
         geom = (sh, sw, pads[0], pads[2], dh, dw, ho, wo, k4)
         post, pre = fused_tail(None, bias_acc, acc_bits=acc_bits, acc_overflow=acc_overflow, acc_frac=acc_frac,
                                out_fmt=out_fmt, rounding=rounding, overflow=overflow, relu=relu,
@@ -393,7 +391,7 @@ def conv2d(x, w, bias, *, in_fmt: QFormat, w_fmt: QFormat, b_fmt: QFormat, out_f
                         counters.get("acc"))
     else:
         acc = exact_sums(x, w, strides=tuple(strides), pads=pads, dilation=tuple(dilation),
-                         depthwise=depthwise, headroom=bias_max, in_fmt=in_fmt)
+                         depthwise=depthwise, headroom=bias_max, in_fmt=in_fmt, cache=cache)
     if fusable:
         post, pre = fused_tail(acc, None if per_step else bias_acc, acc_bits=acc_bits,
                                acc_overflow=None if per_step else acc_overflow, acc_frac=acc_frac,
@@ -408,8 +406,8 @@ def conv2d(x, w, bias, *, in_fmt: QFormat, w_fmt: QFormat, b_fmt: QFormat, out_f
     pre = rescale(acc, acc_frac, out_fmt, rounding=rounding, overflow=overflow, counter=counters.get("requant"))
     if relu is None:
         return pre
-    post = eltwise.relu(pre, in_fmt=out_fmt, out_fmt=relu["fmt"], max_value=relu["max_value"],
-                        rounding=relu["rounding"], overflow=relu["overflow"], counter=counters.get("act"))
+    post = eltwise.relu(pre, in_fmt=out_fmt, out_fmt=relu.fmt, max_value=relu.max_value,
+                        rounding=relu.rounding, overflow=relu.overflow, counter=counters.get("act"))
     return (post, pre) if keep_pre else post
 
 

@@ -24,8 +24,9 @@ rounded value before narrowing):
 """
 from __future__ import annotations
 
-from fractions import Fraction
 import math
+from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
@@ -33,6 +34,7 @@ from qsim.errors import InputError, PlanError
 from qsim.fixed.cast import rescale
 from qsim.fixed.counters import OverflowCounter
 from qsim.fixed.format import QFormat
+from qsim.fixed.modes import Overflow, Rounding
 
 INT64_SAFE_LIMIT = 2**62
 
@@ -46,17 +48,30 @@ def cap_code(max_value: float, fmt: QFormat) -> int:
     return math.floor(Fraction(max_value) * 2**fmt.frac_bits)
 
 
-def relu_spec(in_fmt: QFormat, out_fmt: QFormat, max_value, rounding, overflow) -> dict:
-    """The parameters of `relu` for the fused tail of a MAC kernel (`qsim.kernels.tail`)."""
-    from qsim.fixed.modes import Overflow, Rounding
+@dataclass(frozen=True)
+class ReluSpec:
+    """A ReLU / ReLU6 fused into a MAC's tail: output format, modes and the caps as codes.
 
+    ``cap_in`` / ``cap_out``: ``max_value`` as a code of the MAC's output format / of `fmt`
+    (2**62: no cap).
+    """
+
+    fmt: QFormat
+    max_value: float | None
+    cap_in: int
+    cap_out: int
+    rounding: Rounding
+    overflow: Overflow
+
+
+def relu_spec(in_fmt: QFormat, out_fmt: QFormat, max_value, rounding, overflow) -> ReluSpec:
+    """The `ReluSpec` of `relu` for the fused tail of a MAC kernel (`qsim.kernels.tail`)."""
     if max_value is not None and not max_value > 0:
         raise PlanError(f"relu max_value must be > 0 for a fixed-point clip, got {max_value!r}")
     no_cap = 2**62
     cap_in = no_cap if max_value is None else min(cap_code(max_value, in_fmt), no_cap)
     cap_out = no_cap if max_value is None else min(cap_code(max_value, out_fmt), no_cap)
-    return {"fmt": out_fmt, "max_value": max_value, "cap_in": cap_in, "cap_out": cap_out,
-            "rounding": Rounding.parse(rounding), "overflow": Overflow.parse(overflow)}
+    return ReluSpec(out_fmt, max_value, cap_in, cap_out, Rounding.parse(rounding), Overflow.parse(overflow))
 
 
 def relu(x, *, in_fmt: QFormat, out_fmt: QFormat, max_value=None, rounding, overflow,

@@ -29,6 +29,7 @@ from qsim.fixed.counters import OverflowCounter
 from qsim.fixed.format import QFormat
 from qsim.fixed.modes import Overflow, Rounding
 from qsim.kernels import workspace
+from qsim.kernels.eltwise import ReluSpec
 
 NO_CAP = np.int64(2**62)
 
@@ -260,14 +261,13 @@ def code_dtype(fmt: QFormat):
 
 def fused_tail(acc: np.ndarray | None, bias_acc: np.ndarray | None, *, acc_bits: int,
                acc_overflow: Overflow | None, acc_frac: int, out_fmt: QFormat, rounding: Rounding,
-               overflow: Overflow, relu: dict | None = None, counters: dict[str, OverflowCounter] | None = None,
+               overflow: Overflow, relu: "ReluSpec | None" = None, counters: dict[str, OverflowCounter] | None = None,
                keep_pre: bool = False, direct: tuple | None = None):
     """Run the fused tail on the exact sums `acc` (..., C). Returns (codes, pre-ReLU codes or None).
 
     Args:
         acc_overflow: None means no accumulator model (the sum is already narrowed).
-        relu: None, or the dict `qsim.kernels.eltwise.relu_spec` builds (``fmt``, ``cap_in``,
-            ``cap_out``, ``rounding``, ``overflow``).
+        relu: None, or a `qsim.kernels.eltwise.ReluSpec`.
         keep_pre: also return the requantized codes before the fused ReLU.
         direct: instead of `acc`, ``("pointwise", x2d, w, shape)`` (float64 (rows, K) codes and
             (K, C) weights), ``("depthwise" | "conv", x4, w3, shape, geom)`` (see `_make_tail`): the
@@ -286,7 +286,7 @@ def fused_tail(acc: np.ndarray | None, bias_acc: np.ndarray | None, *, acc_bits:
         nrows = acc.size // max(nch, 1)
     size = nrows * nch
     if size == 0:
-        empty = np.zeros(shape, code_dtype(out_fmt if relu is None else relu["fmt"]))
+        empty = np.zeros(shape, code_dtype(out_fmt if relu is None else relu.fmt))
         return empty, (np.zeros(shape, code_dtype(out_fmt)) if keep_pre and relu is not None else None)
     flat = _NONE2D.reshape(-1) if direct is not None else acc.reshape(-1)
     bias = np.zeros(nch, np.int64) if bias_acc is None else np.ascontiguousarray(bias_acc, dtype=np.int64)
@@ -295,11 +295,11 @@ def fused_tail(acc: np.ndarray | None, bias_acc: np.ndarray | None, *, acc_bits:
     if acc_mode == 0:
         acc_lo, acc_hi = -(2**63), 2**63 - 1
     s1 = acc_frac - out_fmt.frac_bits
-    final_fmt = out_fmt if relu is None else relu["fmt"]
+    final_fmt = out_fmt if relu is None else relu.fmt
     out = workspace.empty(size, code_dtype(final_fmt))  # recycled: no page faults (see workspace)
     pre = workspace.empty(size if (relu is not None and keep_pre) else 0, code_dtype(out_fmt))
-    r = relu or {"fmt": out_fmt, "cap_in": 0, "cap_out": 0, "rounding": rounding, "overflow": overflow}
-    act_fmt = r["fmt"]
+    r = relu or ReluSpec(out_fmt, None, 0, 0, rounding, overflow)
+    act_fmt = r.fmt
     s2 = out_fmt.frac_bits - act_fmt.frac_bits
     nchunk = int(min(64, max(1, size // 32768), max(1, nrows)))
     stats = np.zeros((nchunk, 6), dtype=np.int64)
@@ -307,10 +307,10 @@ def fused_tail(acc: np.ndarray | None, bias_acc: np.ndarray | None, *, acc_bits:
     loop(flat, x2d, x4, wmat, w3, tuple(int(g) for g in geom), bias, nch, int(acc_mode), np.int64(acc_lo), np.int64(acc_hi), _mask(acc_bits),
          s1, *map(np.int64, rounding_offsets(s1, rounding)), np.int64(out_fmt.min_code),
          np.int64(out_fmt.max_code), bool(overflow is Overflow.SATURATE), _mask(out_fmt.word_bits),
-         np.int64(r["cap_in"]), s2, *map(np.int64, rounding_offsets(s2, r["rounding"])),
+         np.int64(r.cap_in), s2, *map(np.int64, rounding_offsets(s2, r.rounding)),
          np.int64(act_fmt.min_code), np.int64(act_fmt.max_code),
-         bool(r["overflow"] is Overflow.SATURATE), _mask(act_fmt.word_bits),
-         np.int64(r["cap_out"]), out, pre, nchunk, stats)
+         bool(r.overflow is Overflow.SATURATE), _mask(act_fmt.word_bits),
+         np.int64(r.cap_out), out, pre, nchunk, stats)
     if counters:
         if acc_mode and counters.get("acc") is not None:
             counters["acc"].record(events=int(stats[:, 0].sum()), elements=size, peak=int(stats[:, 1].max()),

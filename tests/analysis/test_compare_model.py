@@ -61,7 +61,7 @@ def test_trace_pairs_of_any_executor_and_weights_mode():
     half = compare_traces(ref, run(g, x, executor="fp16", plan=Plan.uniform("Q6.9", mode="fp16")), g)
     assert half.test == "fp16" and all(r.format is None for r in half.layers)
     assert 40 < half.layer("pw").stats.sqnr_db < 120
-    w_only = compare_traces(ref, run(g, x, executor="fixed", plan=Plan.uniform("Q2.13", mode="weights")), g)
+    w_only = compare_traces(ref, run(g, x, plan=Plan.uniform("Q2.13", mode="weights")), g)
     assert w_only.layer("x").stats.sqnr_db == math.inf          # activations stay float
     assert w_only.layer("pw").stats.sqnr_db < math.inf
 

@@ -60,15 +60,11 @@ def test_bundled_demo_model_runs(tmp_path, capsys):
 
 
 def test_demo_with_k210(tiny, tmp_path, capsys):  # noqa: F811
-    from qsim.executors import EXECUTORS
-
     code = main(["demo", "--model", str(tiny["fc"]), "--image", str(tiny["image"]), "--out", str(tmp_path),
                  "--score-threshold", "0.3"])
     assert code == 0
     printed = capsys.readouterr().out
     doc = json.loads((tmp_path / "demo.json").read_text())
-    if "k210" in EXECUTORS:
-        assert "## k210 (k210)" in printed and "overflow, k210" in printed
-        assert (tmp_path / "demo_k210.png").is_file() and "k210" in doc["runs"]
-    else:
-        assert set(doc["runs"]) == {"fp32", "q9"}
+    assert "## k210 (k210)" in printed and "overflow, k210" in printed
+    assert "k210 calibrated on the picture itself" in printed
+    assert (tmp_path / "demo_k210.png").is_file() and set(doc["runs"]) == {"fp32", "q9", "k210"}

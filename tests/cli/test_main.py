@@ -53,11 +53,12 @@ def test_closed_pipe_is_not_a_traceback():
 
 def test_python_api_has_the_cli_verbs():
     import qsim
-    from qsim.analysis import compare_model, profile_model, sweep
-    from qsim.executors import run
+    from qsim.analysis import compare_model, profile_model
+    from qsim.facedet.sweep import sweep
     from qsim.plan import Plan
+    from qsim.runtime import prepare, run
 
-    assert qsim.run is run and qsim.Plan is Plan
+    assert qsim.run is run and qsim.prepare is prepare and qsim.Plan is Plan
     assert qsim.compare is compare_model and qsim.profile is profile_model and qsim.sweep is sweep
     assert set(qsim._LAZY) <= set(qsim.__all__)
     import pytest

@@ -12,12 +12,15 @@ import numba
 import numpy as np
 import pytest
 
+import qsim.runtime
+
 from qsim.errors import InputError, ModelError, PlanError
 from qsim.executors import float_exec, run
 from qsim.executors import fixed_exec
 from qsim.fixed import QFormat
 from qsim.fixed.cast import quantize
 from qsim.graph.ir import Graph, Node, resolve_pads
+from qsim.graph.passes.quantize_weights import mac_params
 from qsim.kernels.ref.conv import conv2d_ref
 from qsim.kernels.ref.eltwise import add_ref, concat_ref, pad_ref, relu_ref
 from qsim.kernels.ref.sigmoid import sigmoid_ref
@@ -71,7 +74,7 @@ def reference_chain(graph: Graph, x: np.ndarray, plan: Plan) -> tuple[dict, dict
         if node.op == "input":
             out = quantize(x, fmt, rounding=np_.rounding_at("input"), overflow=np_.overflow_at("input"))
         elif node.op in ("conv2d", "depthwise_conv2d", "batch_norm"):
-            kernel, bias, depthwise = fixed_exec.float_params(node)
+            kernel, bias, depthwise = mac_params(node)
             wq = quantize(kernel, np_.weights, rounding=np_.rounding_at("weights"), overflow=np_.overflow_at("weights"))
             bq = None if bias is None else quantize(bias, np_.bias, rounding=np_.rounding_at("bias"),
                                                     overflow=np_.overflow_at("bias"))
@@ -168,7 +171,7 @@ def test_trace_contents():
     assert t.counters["c1"]["acc"].elements == t.codes["c1"].size
     # counters=False: same codes, no counting; keep_values=False: outputs only
     t2 = fixed_exec.run(g, x, Plan.uniform("Q6.9"), counters=False, keep_values=False)
-    assert t2.counters == {} and set(t2.values) == set() and set(t2.outputs) == {"sig", "head"}
+    assert t2.counters == {} and set(t2.values) == set(t2.outputs) == {"sig", "head"}
     np.testing.assert_array_equal(t2.outputs["head"], t.outputs["head"])
     np.testing.assert_array_equal(t2.codes["head"], t.codes["head"])
 
@@ -207,24 +210,42 @@ def test_batch_and_thread_independence():
         np.testing.assert_array_equal(one.codes[node.name], batch.codes[node.name])
 
 
-def test_parameters_are_quantized_once_and_counters_do_not_accumulate():
+def test_parameters_are_quantized_once_per_program_and_counters_do_not_accumulate():
     g = every_op_graph()
-    plan = Plan.uniform("Q6.9")
+    program = fixed_exec.prepare(g, Plan.uniform("Q6.9"))
     x = np.zeros((1, 8, 8, 3))
-    p1 = fixed_exec.quantized_params(g, plan)
-    a = fixed_exec.run(g, x, plan)
-    b = fixed_exec.run(g, x, Plan.uniform("Q6.9"))  # an equal plan hits the same cache entry
-    assert fixed_exec.quantized_params(g, Plan.uniform("Q6.9")) is p1
-    assert fixed_exec.quantized_params(g, Plan.uniform("Q5.10")) is not p1
+    kernel = program.params["c1"].kernel
+    a, b = program.run(x), program.run(x)  # the program owns its parameters: quantized once
+    assert program.params["c1"].kernel is kernel and not kernel.flags.writeable
     assert a.counters["c1"]["weights"] == b.counters["c1"]["weights"]
     assert a.counters["c1"]["weights"].elements == g["c1"].weights["kernel"].size
+    assert a.counters["c1"]["weights"] is not b.counters["c1"]["weights"]
+
+
+def test_programs_keep_the_callers_graph_untouched_and_fuse_as_a_pass():
+    g = every_op_graph()
+    before = [(n.name, n.op, dict(n.attrs)) for n in g]
+    program = fixed_exec.prepare(g, Plan.uniform("Q6.9"))
+    assert [(n.name, n.op, dict(n.attrs)) for n in g] == before
+    assert any("fused_activation" in n.attrs for n in program.graph)
+    assert any(note.startswith("fuse_activation:") for note in program.graph.notes)
+
+
+def test_the_plan_mode_picks_the_backend():
+    g = every_op_graph()
+    x = np.zeros((1, 8, 8, 3))
+    with pytest.raises(PlanError, match="weights"):
+        fixed_exec.prepare(g, Plan.uniform("Q6.9", mode="weights"))
+    with pytest.raises(PlanError, match="plan's mode picks"):
+        qsim.runtime.prepare(g, Plan.uniform("Q6.9", mode="weights"), executor="fixed")
+    assert qsim.runtime.run(g, x, plan=Plan.uniform("Q6.9", mode="weights")).executor == "weights"
 
 
 def test_weights_mode_is_float_with_quantized_parameters():
     g = every_op_graph(bn=False)
     x = np.random.default_rng(6).uniform(-1, 1, (1, 8, 8, 3)).astype(np.float32)
     plan = Plan.uniform("Q2.5", mode="weights")
-    t = fixed_exec.run(g, x, plan)
+    t = run(g, x, plan=plan)
     assert t.codes == {} and set(t.counters) == {"c1", "dw", "pw", "c2", "head"}
     nodes = []
     for node in g:
@@ -248,7 +269,7 @@ def test_errors_name_the_node():
         fixed_exec.run(g, x, 3.5)
     bad = every_op_graph()
     bad["dw"].weights["kernel"][0, 0, 0, 0] = np.nan
-    with pytest.raises(ModelError, match="node 'dw'.*non-finite"):
+    with pytest.raises(ModelError, match="'dw'.*non-finite"):
         fixed_exec.run(bad, x, "Q6.9")
     leaky = every_op_graph()
     leaky["r3"].attrs["negative_slope"] = 0.1
@@ -293,7 +314,7 @@ def test_a98_q9_error_is_the_weight_quantization(a98_graph):
     a = "block_13_expand_relu"
 
     def mean_err(plan):
-        t = fixed_exec.run(a98_graph, x, plan)
+        t = run(a98_graph, x, plan=plan)
         assert sum(c.events for cs in t.counters.values() for c in cs.values()) == 0
         return float(np.mean(np.abs(t.values[a] - ref[a])))
 

@@ -6,6 +6,7 @@ import pytest
 
 from qsim.executors import float_exec, fp16_exec, run
 from qsim.graph.ir import Graph, Node
+from qsim.graph.passes.quantize_weights import mac_params
 from qsim.plan import Plan
 
 
@@ -51,7 +52,7 @@ def test_weights_only_fp16_is_float_on_half_weights():
     nodes = []
     for node in g:
         if node.op in ("conv2d", "depthwise_conv2d", "batch_norm"):
-            kernel, bias, depthwise = __import__("qsim.executors.fixed_exec", fromlist=["x"]).float_params(node)
+            kernel, bias, depthwise = mac_params(node)
             weights = {"kernel": kernel.astype(np.float16).astype(np.float32)}
             if bias is not None:
                 weights["bias"] = bias.astype(np.float16).astype(np.float32)
@@ -62,10 +63,10 @@ def test_weights_only_fp16_is_float_on_half_weights():
     np.testing.assert_array_equal(t.outputs["sig"], want.outputs["sig"])
 
 
-def test_fixed_executor_dispatches_fp16_plans():
+def test_an_fp16_plan_runs_on_the_fp16_backend():
     g = graph()
     x = np.random.default_rng(3).uniform(-1, 1, (1, 8, 8, 3)).astype(np.float32)
-    t = run(g, x, "fixed", plan=Plan.uniform("Q6.9", mode="fp16"))
+    t = run(g, x, plan=Plan.uniform("Q6.9", mode="fp16"))
     assert t.executor == "fp16"
     np.testing.assert_array_equal(t.outputs["sig"], fp16_exec.run(g, x).outputs["sig"])
 

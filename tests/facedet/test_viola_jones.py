@@ -43,7 +43,7 @@ def test_missing_cascade(tmp_path, viola_jones):
 
 
 def test_vj_row_of_a_sweep(viola_jones, data_dir, tmp_path):
-    from qsim.analysis.sweep import sweep
+    from qsim.facedet.sweep import sweep
 
     ds = load_fddb(data_dir / "fddb").limit(6)
     res = sweep(None, ds, "vj", cache_dir=tmp_path, progress=False)

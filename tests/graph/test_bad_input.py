@@ -178,7 +178,7 @@ def test_wrong_image_dtype_and_values(k2_graph):
 
 def test_unknown_executor(k2_graph):
     with pytest.raises(qsim.QsimError, match="unknown executor 'nope'.*float"):
-        qsim.executors.run(k2_graph, np.zeros((16, 16, 3), np.float32), executor="nope")
+        qsim.run(k2_graph, np.zeros((16, 16, 3), np.float32), executor="nope")
 
 
 def test_image_too_small_names_the_node(k2_graph):

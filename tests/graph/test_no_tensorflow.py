@@ -23,7 +23,7 @@ def test_load_and_run_without_tensorflow(tmp_path):
         from qsim.cli import main
         from qsim.graph.summary import summarize
         graph = qsim.load_model({str(path)!r})
-        trace = qsim.executors.run(graph, np.zeros((16, 16, 3), np.float32))
+        trace = qsim.run(graph, np.zeros((16, 16, 3), np.float32))
         assert trace.outputs["prob"].shape == (1, 8, 8, 5)
         summarize(graph, (16, 16))
         assert main(["inspect", {str(path)!r}, "--size", "16x16"]) == 0

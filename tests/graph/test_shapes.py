@@ -26,7 +26,7 @@ def k2_graph(tmp_path):
 def test_shapes_match_execution(k2_graph):
     for hw in [(16, 16), (24, 32)]:
         shapes = infer_shapes(k2_graph, hw)
-        trace = qsim.executors.run(k2_graph, np.zeros((*hw, 3), np.float32))
+        trace = qsim.run(k2_graph, np.zeros((*hw, 3), np.float32))
         for name, value in trace.values.items():
             assert tuple(value.shape[1:]) == shapes[name], name
 

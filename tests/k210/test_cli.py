@@ -51,8 +51,10 @@ def test_keras_model(tf, data_dir, tmp_path, capsys):
     path = export_h5(build_model("A", alpha=0.35, frozen=98, weights=None), tmp_path / "a98.h5")
     img = next((data_dir / "fddb" / "originalPics").rglob("*.jpg"))
     js = tmp_path / "rep.json"
-    rc = main(["k210", str(path), "--size", "96x96", "--calib-count", "2", "--image", str(img), "--quiet",
-               "--json", str(js)])
+    assert main(["k210", str(path), "--size", "96x96", "--image", str(img), "--quiet"]) == 1
+    assert "needs --calib DIR" in capsys.readouterr().err
+    rc = main(["k210", str(path), "--size", "96x96", "--calib", str(data_dir / "fddb" / "originalPics"),
+               "--calib-count", "2", "--image", str(img), "--quiet", "--json", str(js)])
     assert rc == 0
     text = capsys.readouterr().out
     assert "fits 2 MiB" in text and "FPS" in text and "cosine vs float" in text

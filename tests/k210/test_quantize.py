@@ -184,18 +184,33 @@ def test_a98_memory_table_matches_hand_numbers(tf, tmp_path):
         assert not plan320.fits and plan320.first_limit is not None
 
 
-def test_default_calibration_is_fixed_and_shared_across_sizes(data_dir):
-    from qsim.k210.executor import _CACHE, prepare
+def test_calibration_is_explicit_and_shared_across_sizes(tmp_path):
+    from qsim.errors import PlanError
+    from qsim.k210.calibration import load_calibration
+    from qsim.k210.executor import prepare, save_ranges
+    from qsim.k210.quantize import calibrate
 
     g = _toy_graph(np.random.default_rng(3))
-    x1 = np.zeros((1, 16, 20, 3), np.float32)
-    x2 = np.zeros((1, 24, 32, 3), np.float32)
-    p1, p2 = prepare(g, x1), prepare(g, x2)
+    with pytest.raises(PlanError, match="needs calibration="):
+        prepare(g)
+    with pytest.raises(PlanError, match="calibration=, not a plan"):
+        prepare(g, "Q6.9", calibration=np.zeros((1, 16, 20, 3), np.float32))
+    cal = np.random.default_rng(4).uniform(-1, 1, (2, 16, 20, 3)).astype(np.float32)
+    program = prepare(g, calibration=cal)
+    p1, p2 = program.kpu_program((16, 20)), program.kpu_program((24, 32))
     assert p1.input_hw == (16, 20) and p2.input_hw == (24, 32)
-    assert p1.params == p2.params and "FDDB" in p1.notes[-1]  # same ranges, independent of the input
-    t = run_executor(g, x2, executor="k210")
+    assert p1.params == p2.params  # same ranges, independent of the input size
+    x2 = np.zeros((1, 24, 32, 3), np.float32)
+    t = program.run(x2)
     assert t.output(0).shape == (1, 6, 8, 5)
-    _CACHE.clear()
+    # a stored range table gives the same bits, and so does a .npy calibration batch
+    table = save_ranges(calibrate(g, cal), tmp_path / "ranges.json")
+    np.save(tmp_path / "cal.npy", cal)
+    for source in (table, load_calibration(tmp_path / "cal.npy")):
+        np.testing.assert_array_equal(prepare(g, calibration=source).run(x2).codes["head"], t.codes["head"])
+    (tmp_path / "bad.json").write_text('{"qsim_k210_ranges": 1, "ranges": {"x": [1, 0]}}')
+    with pytest.raises(PlanError, match="invalid range"):
+        prepare(g, calibration=tmp_path / "bad.json")
 
 
 def test_maps_beyond_size_registers_are_noted_not_refused():

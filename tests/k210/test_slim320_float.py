@@ -13,7 +13,7 @@ from qsim.facedet.boxes import iou_matrix
 from qsim.facedet.fddb import load_fddb
 from qsim.images import load_image
 from qsim.k210 import KmodelExecutor
-from qsim.k210 import ultraface as uf
+from qsim.facedet import ultraface as uf
 
 N_IMAGES = 20
 

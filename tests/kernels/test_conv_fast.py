@@ -76,13 +76,16 @@ def test_derived_forms_are_cached_for_read_only_weights_only():
         return w.astype(np.float64)
 
     w = np.arange(12, dtype=np.int64).reshape(3, 4)
-    conv_mod.derived(w, "f", make)
-    conv_mod.derived(w, "f", make)
+    cache: dict = {}
+    conv_mod.derived(w, "f", make, cache)
+    conv_mod.derived(w, "f", make, cache)
     assert len(calls) == 2  # writeable: recomputed each time (it may have changed)
     w.setflags(write=False)
-    a = conv_mod.derived(w, "f", make)
-    b = conv_mod.derived(w, "f", make)
+    a = conv_mod.derived(w, "f", make, cache)
+    b = conv_mod.derived(w, "f", make, cache)
     assert len(calls) == 3 and a is b
+    conv_mod.derived(w, "f", make, None)
+    assert len(calls) == 4  # no cache given (no program owns one): nothing is kept anywhere
     np.testing.assert_array_equal(conv_mod.float_matrix(w, (4, 3)), w.reshape(4, 3))
 
 

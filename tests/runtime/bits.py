@@ -80,14 +80,14 @@ def configurations():
     return {
         "float32": lambda g, x: run(g, x, executor="float"),
         "float64": lambda g, x: run(g, x, executor="float", dtype=np.float64),
-        "fixed_q6.9_acc32_half_up_sat": lambda g, x: run(g, x, executor="fixed", plan=q69),
-        "fixed_q4.11_acc33_floor_wrap": lambda g, x: run(g, x, executor="fixed", plan=q411),
-        "fixed_q2.5_acc20_half_even_per_step": lambda g, x: run(g, x, executor="fixed", plan=q25),
-        "fixed_q7.8_per_layer_half_away": lambda g, x: run(g, x, executor="fixed", plan=q77),
-        "weights_q9": lambda g, x: run(g, x, executor="fixed", plan=weights_q9),
-        "weights_q6_floor": lambda g, x: run(g, x, executor="fixed", plan=weights_q6_floor),
-        "fp16": lambda g, x: run(g, x, executor="fp16", plan=fp16),
-        "fp16_weights": lambda g, x: run(g, x, executor="fp16", plan=fp16_w),
+        "fixed_q6.9_acc32_half_up_sat": lambda g, x: run(g, x, plan=q69),
+        "fixed_q4.11_acc33_floor_wrap": lambda g, x: run(g, x, plan=q411),
+        "fixed_q2.5_acc20_half_even_per_step": lambda g, x: run(g, x, plan=q25),
+        "fixed_q7.8_per_layer_half_away": lambda g, x: run(g, x, plan=q77),
+        "weights_q9": lambda g, x: run(g, x, plan=weights_q9),
+        "weights_q6_floor": lambda g, x: run(g, x, plan=weights_q6_floor),
+        "fp16": lambda g, x: run(g, x, plan=fp16),
+        "fp16_weights": lambda g, x: run(g, x, plan=fp16_w),
         "k210_calibrated_on_input": lambda g, x: run(g, x, executor="k210", calibration=x),
     }
 

@@ -11,7 +11,14 @@ fold_bn             BatchNorm folded into the conv before it (named after BN)   
 explicit_pads       ``"same"`` → explicit pads where the input size is known     yes
 fuse_pad            ZeroPadding2D merged into the conv reading it               yes
 symmetric_pads      asymmetric pads → symmetric k//2 ("full padding", K210)     no
+fuse_activation     mark a ReLU/ReLU6 to run in the MAC before it (integer)     no (the fixed backend runs it)
 ==================  ==========================================================  ========
+
+Passes never modify the caller's graph: `run_passes` works on a copy (nodes copied, weight
+arrays shared) and returns it.
+
+Weight quantization for the weights-only protocol is `quantize_weights` (it needs a plan,
+so it is a function, not a matching pass).
 """
 from __future__ import annotations
 
@@ -20,6 +27,7 @@ from qsim.graph.ir import Graph
 from qsim.graph.passes.base import GraphPass
 from qsim.graph.passes.explicit_pads import ExplicitPads
 from qsim.graph.passes.fold_bn import FoldBatchNorm
+from qsim.graph.passes.fuse_activation import FuseActivation
 from qsim.graph.passes.fuse_pad import FusePad
 from qsim.graph.passes.remove_identity import RemoveIdentity
 from qsim.graph.passes.symmetric_pads import SymmetricPads
@@ -32,6 +40,7 @@ PASSES: dict[str, GraphPass] = {
     "explicit_pads": ExplicitPads(),
     "fuse_pad": FusePad(),
     "symmetric_pads": SymmetricPads(),
+    "fuse_activation": FuseActivation(),
 }
 DEFAULT_PASSES = ("remove_identity", "fold_bn", "explicit_pads", "fuse_pad")
 
@@ -50,10 +59,11 @@ def run_pass(graph: Graph, graph_pass: GraphPass) -> bool:
 
 
 def run_passes(graph: Graph, names=DEFAULT_PASSES) -> Graph:
-    """Run the named passes (in `PASSES` order), validating after each; returns ``graph``."""
+    """Run the named passes (in `PASSES` order) on a copy of ``graph``, validating after each."""
     unknown = [n for n in names if n not in PASSES]
     if unknown:
         raise ModelError(f"unknown graph pass(es) {unknown}; known: {', '.join(PASSES)}")
+    graph = graph.copy()
     for name, graph_pass in PASSES.items():
         if name in names:
             run_pass(graph, graph_pass)

@@ -2,8 +2,8 @@
 
 Steps: `qsim.load_model` (BN folded; ``symmetric_pads=True`` unless ``--keep-pads``: the
 K210's own "full padding", as the paper does), the memory plan (`qsim.k210.memory`), the
-latency model (`qsim.k210.perf`), quantization on calibration pictures (`quantize_graph`,
-nncase 1.x recipe) and, with ``--image``, the bit-exact KPU simulation compared with the
+latency model (`qsim.k210.perf`), quantization on the calibration pictures of ``--calib``
+(required; `quantize_graph`, nncase 1.x recipe) and, with ``--image``, the bit-exact KPU simulation compared with the
 float executor (cosine and max |error| per output). Pictures are resized (half-pixel
 bilinear) and scaled like MobileNetV2 expects, ``x / 127.5 - 1``.
 """
@@ -36,15 +36,14 @@ def _picture(path, hw) -> np.ndarray:
     return mobilenet_preprocess(resize_bilinear(load_image(path), hw)).astype(np.float32)
 
 
-def run_keras_cli(args) -> int:
+def run_keras_cli(args, switches) -> int:
     from qsim.executors.float_exec import run as float_run
     from qsim.images import list_images
-    from qsim.k210.executor import run as k210_run
+    from qsim.k210.executor import prepare as k210_prepare
     from qsim.k210.memory import plan_memory
     from qsim.k210.perf import estimate
     from qsim.k210.quantize import quantize_graph
     from qsim.model import load_model
-    from qsim.cli.k210 import _switches
 
     if args.input:
         raise InputError("--input feeds a kmodel's raw input memory; for a Keras model use --image")
@@ -62,10 +61,8 @@ def run_keras_cli(args) -> int:
     print(f"  latency model: {est.macs / 1e6:.1f} MMAC, KPU {est.kpu_seconds * 1e3:.1f} ms + CPU "
           f"{est.cpu_seconds * 1e3:.1f} ms -> {est.fps:.1f} FPS (400 MHz; see qsim.k210.perf)")
     calib_dir = args.calib
-    if calib_dir is None:
-        from qsim.datasets import data_path
-
-        calib_dir = data_path("fddb", "originalPics")
+    if calib_dir is None:  # explicit: the same command gives the same numbers on every machine
+        raise InputError("a Keras model on the K210 needs --calib DIR (calibration pictures for the quantizer)")
     paths = list_images(calib_dir, n=args.calib_count)
     if not paths:
         raise InputError(f"no calibration pictures in {calib_dir}")
@@ -79,7 +76,7 @@ def run_keras_cli(args) -> int:
                               "notes": prog.notes}
     if args.image:
         x = _picture(args.image, hw)[None]
-        tk = k210_run(graph, x, calibration=prog, switches=_switches(args))
+        tk = k210_prepare(graph, calibration=prog, switches=switches).run(x)
         tf_ = float_run(graph, x)
         outs = []
         for name in graph.outputs:

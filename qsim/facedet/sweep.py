@@ -14,7 +14,8 @@ interpolation). Formats (`parse_formats`):
                 ``--mode weights`` = the paper's protocol (quantized parameters, float
                 activations), ``--mode full`` = every tensor an integer, overflow counted
 ``*.json``      a plan file (`qsim.plan`; its own mode wins)
-``k210``        the K210 KPU simulator (when registered in `qsim.executors.registry`)
+``k210``        the K210 KPU simulator, quantized on an explicit ``calibration`` (a folder
+                of images, a range table or an ``.npy`` batch: `qsim.k210.calibration`)
 ``vj``          the OpenCV Viola-Jones baseline (`qsim.facedet.viola_jones`), greyscale
 ==============  =====================================================================
 
@@ -62,11 +63,16 @@ FLOAT_NAMES = ("fp32", "float", "float32")
 
 @dataclass
 class SweepFormat:
-    """One row of the sweep: a label, an executor and its plan (None for float/k210/vj)."""
+    """One row of the sweep: a label, the backend (the plan's, for plans) and its plan or options.
+
+    ``options``: the backend's own, JSON-ready (k210: ``calibration`` path and
+    ``calibration_count``); they enter the cache key.
+    """
 
     name: str
     executor: str
     plan: Any = None
+    options: dict = field(default_factory=dict)
 
     @property
     def mode(self) -> str:
@@ -83,6 +89,8 @@ class SweepFormat:
     def key(self) -> str:
         """Stable short hash of what determines the numbers (executor + plan JSON)."""
         doc = {"executor": self.executor, "plan": None if self.plan is None else self.plan.to_dict()}
+        if self.options:
+            doc["options"] = self.options
         if self.executor == "viola_jones":
             from qsim.facedet.viola_jones import MIN_NEIGHBORS, MIN_SIZE, SCALE_FACTOR
 
@@ -99,25 +107,28 @@ class SweepFormat:
     def spec(self) -> dict:
         """Picklable description (for worker processes)."""
         return {"name": self.name, "executor": self.executor,
-                "plan": None if self.plan is None else self.plan.to_dict()}
+                "plan": None if self.plan is None else self.plan.to_dict(), "options": dict(self.options)}
 
     @classmethod
     def from_spec(cls, spec: dict) -> "SweepFormat":
         from qsim.plan import Plan
 
         plan = None if spec["plan"] is None else Plan.from_dict(spec["plan"])
-        return cls(spec["name"], spec["executor"], plan)
+        return cls(spec["name"], spec["executor"], plan, dict(spec.get("options") or {}))
 
 
 def parse_formats(formats: "str | Sequence[str]", *, mode: str = "weights", acc_bits: int = 32,
-                  rounding: str = "half_up", overflow: str = "saturate") -> list[SweepFormat]:
-    """Sweep rows from ``"fp32,fp16,q9,...,plan.json,k210,vj"``.
+                  rounding: str = "half_up", overflow: str = "saturate", calibration: Any = None,
+                  calibration_count: int = 8) -> list[SweepFormat]:
+    """Sweep rows from ``"fp32,fp16,q9,...,plan.json,k210,vj"`` (k210 needs `calibration`).
 
-    >>> [(f.name, f.executor, f.mode) for f in parse_formats("fp32,fp16,q9,vj")]
-    [('fp32', 'float', 'float'), ('fp16', 'fp16', 'weights'), ('q9', 'fixed', 'weights'), ('vj', 'viola_jones', '-')]
+    >>> [(f.name, f.executor, f.mode) for f in parse_formats("fp32,fp16,q9,Q6.9,vj")]
+    [('fp32', 'float', 'float'), ('fp16', 'fp16', 'weights'), ('q9', 'weights', 'weights'), \
+('q6.9', 'weights', 'weights'), ('vj', 'viola_jones', '-')]
     """
     from qsim.fixed.format import QFormat
     from qsim.plan import Plan
+    from qsim.runtime import backend_for
 
     if mode not in ("weights", "full"):
         raise InputError(f"sweep mode must be 'weights' or 'full'; got {mode!r}")
@@ -133,20 +144,23 @@ def parse_formats(formats: "str | Sequence[str]", *, mode: str = "weights", acc_
             out.append(SweepFormat("fp16", "fp16", Plan.uniform("Q6.9", mode="fp16",
                                                                 fp16_activations=mode == "full")))
         elif low == "k210":
-            out.append(SweepFormat("k210", "k210"))
+            if calibration is None:
+                raise InputError("format k210 needs calibration (--calibration DIR|RANGES.json|X.npy): the KPU "
+                                 "quantizer's ranges come from explicit data")
+            out.append(SweepFormat("k210", "k210", options={"calibration": str(Path(calibration).resolve()),
+                                                            "calibration_count": int(calibration_count)}))
         elif low in ("vj", "viola_jones", "viola-jones"):
             out.append(SweepFormat("vj", "viola_jones"))
         elif low.endswith(".json"):
             plan = Plan.load(item)
-            executor = "fp16" if plan.mode.value == "fp16" else "fixed"
-            out.append(SweepFormat(Path(item).name, executor, plan))
+            out.append(SweepFormat(Path(item).name, backend_for(plan), plan))
         else:
             try:
                 QFormat.parse(item)
             except QsimError as exc:
                 raise InputError(f"format {item!r}: {exc}; or use fp32, fp16, k210, vj or a plan .json") from None
-            out.append(SweepFormat(low, "fixed", Plan.uniform(item, acc_bits=acc_bits, rounding=rounding,
-                                                              overflow=overflow, mode=mode)))
+            plan = Plan.uniform(item, acc_bits=acc_bits, rounding=rounding, overflow=overflow, mode=mode)
+            out.append(SweepFormat(low, backend_for(plan), plan))
     names = [f.name for f in out]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -228,18 +242,28 @@ class _Runner:
         self.fmt = fmt
         self.settings = settings
         self._vj = None
+        self._program = None
+
+    def program(self):
+        """The format's runtime program, prepared once (calibration included) and kept."""
+        if self._program is None:
+            from qsim.runtime import prepare
+
+            options = dict(self.fmt.options)
+            if self.fmt.executor == "k210":
+                from qsim.k210.calibration import calibration_hw, load_calibration
+
+                options = {"calibration": load_calibration(options["calibration"], options["calibration_count"],
+                                                           calibration_hw(self.graph))}
+            self._program = prepare(self.graph, self.fmt.plan, executor=self.fmt.executor, **options)
+        return self._program
 
     def run_fn(self, counters_out: list):
-        from qsim.executors import run
-
-        fmt = self.fmt
-        want_counters = fmt.executor in ("fixed", "fp16", "k210")
+        program = self.program()
+        want_counters = self.fmt.executor != "float"
 
         def call(x):
-            kwargs = {} if fmt.plan is None else {"plan": fmt.plan}
-            if fmt.executor in ("fixed", "fp16"):
-                kwargs.update(counters=True, keep_values=False)
-            trace = run(self.graph, x, executor=fmt.executor, **kwargs)
+            trace = program.run(x, counters=want_counters, keep_values=False)
             if want_counters:
                 counters_out.append({node: {site: c.to_dict() for site, c in sites.items()}
                                      for node, sites in trace.counters.items()})
@@ -460,9 +484,9 @@ def sweep(model: Any, dataset: Any, formats: "str | Sequence[str] | Sequence[Swe
 
             ViolaJones()
         else:
-            from qsim.executors import get_executor
+            from qsim.runtime import get_backend
 
-            get_executor(fmt.executor)
+            get_backend(fmt.executor)
     needs_model = any(f.executor != "viola_jones" for f in fmts)
     if graph is None and needs_model:
         if isinstance(model, (str, Path)):

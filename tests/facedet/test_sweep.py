@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from qsim.analysis.sweep import SweepFormat, model_size, parse_formats, sweep
+from qsim.facedet.sweep import SweepFormat, model_size, parse_formats, sweep
 from qsim.errors import InputError
 from qsim.executors import run
 from qsim.facedet.detector import detect
@@ -30,10 +30,15 @@ def tiny_face_graph(seed: int = 0) -> Graph:
     ], ["head"], name="tiny_face")
 
 
-def test_parse_formats():
-    fmts = parse_formats("fp32, fp16,q9,Q4.11,k210,vj", mode="full", acc_bits=24)
+def test_parse_formats(tmp_path):
+    with pytest.raises(InputError, match="k210 needs calibration"):
+        parse_formats("fp32,k210")
+    fmts = parse_formats("fp32, fp16,q9,Q4.11,k210,vj", mode="full", acc_bits=24, calibration=tmp_path)
     assert [f.name for f in fmts] == ["fp32", "fp16", "q9", "q4.11", "k210", "vj"]
     assert [f.executor for f in fmts] == ["float", "fp16", "fixed", "fixed", "k210", "viola_jones"]
+    assert fmts[4].options == {"calibration": str(tmp_path.resolve()), "calibration_count": 8}
+    assert parse_formats("k210", calibration=tmp_path, calibration_count=4)[0].key() != fmts[4].key()
+    assert [f.executor for f in parse_formats("q9,fp16")] == ["weights", "fp16"]
     assert fmts[1].plan.fp16_activations and fmts[1].mode == "full"
     assert str(fmts[2].plan.for_node("x").act) == "Q6.9" and fmts[2].plan.for_node("x").acc_bits == 24
     assert parse_formats("fp16")[0].mode == "weights"
@@ -126,11 +131,8 @@ def test_sweep_errors(data_dir, tmp_path):
         sweep(tmp_path / "none.h5", ds, "fp32")
     with pytest.raises(InputError, match="score_threshold"):
         sweep(tiny_face_graph(), ds, "fp32", score_threshold=0.001)
-    from qsim.errors import QsimError
-
-    if "k210" not in __import__("qsim.executors", fromlist=["EXECUTORS"]).EXECUTORS:
-        with pytest.raises(QsimError, match="k210"):
-            sweep(tiny_face_graph(), ds, "k210")
+    with pytest.raises(InputError, match="k210 needs calibration"):
+        sweep(tiny_face_graph(), ds, "k210")
     bad = Graph([Node("image", "input", attrs={"shape": (None, None, 3)}),
                  Node("head", "conv2d", ["image"], {"strides": (16, 16), "pads": "same", "dilation": (1, 1)},
                       {"kernel": np.zeros((1, 1, 3, 7), np.float32)})], ["head"])

@@ -1,0 +1,116 @@
+"""The one graph walker: bind inputs, check them, run each node's kernel, free, trace.
+
+Every backend's `Program` runs through `execute`; see `qsim.runtime.protocol`.
+Errors inside a node are re-raised naming it (`node_context`); an op the backend's table
+lacks is a `ModelError` naming the node, the op and the backend.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from qsim.errors import InputError, ModelError, node_context
+from qsim.graph.ir import Graph, Node
+from qsim.graph.ops import Op
+from qsim.runtime.protocol import NodeRun, Program
+from qsim.trace import Trace
+
+
+def check_input(node: Node, x: Any, dtype: Any) -> np.ndarray:
+    """``x`` as an (N, H, W, C) array of ``dtype``, or `InputError` naming the expected shape."""
+    h, w, c = node.attrs["shape"]
+    want = f"(N, {h or 'H'}, {w or 'W'}, {c}) or ({h or 'H'}, {w or 'W'}, {c})"
+    arr = np.asarray(x)
+    if arr.ndim == 3:
+        arr = arr[None]
+    if arr.ndim != 4:
+        raise InputError(f"input '{node.name}': got shape {np.shape(x)}, expected {want} (NHWC)")
+    if arr.shape[3] != c:
+        raise InputError(f"input '{node.name}': got {arr.shape[3]} channels (shape {np.shape(x)}), "
+                         f"expected {want}")
+    if (h is not None and arr.shape[1] != h) or (w is not None and arr.shape[2] != w):
+        raise InputError(f"input '{node.name}': got {arr.shape[1]}x{arr.shape[2]}, the model is fixed at "
+                         f"{h}x{w}: expected {want}")
+    if arr.shape[0] < 1 or arr.shape[1] < 1 or arr.shape[2] < 1:
+        raise InputError(f"input '{node.name}': empty input of shape {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise InputError(f"input '{node.name}': dtype {arr.dtype}; executors take a float image "
+                         "already preprocessed for the model (e.g. scaled to [-1, 1])")
+    arr = arr.astype(dtype, copy=False)
+    if not np.all(np.isfinite(arr)):
+        raise InputError(f"input '{node.name}': {int(np.sum(~np.isfinite(arr)))} non-finite value(s)")
+    return np.ascontiguousarray(arr)
+
+
+def bind_inputs(graph: Graph, x: Any) -> dict[str, Any]:
+    """Map input-node names to the caller's arrays (one array, or a dict for several inputs)."""
+    inputs = graph.inputs
+    if isinstance(x, dict):
+        missing = [n.name for n in inputs if n.name not in x]
+        extra = [k for k in x if k not in {n.name for n in inputs}]
+        if missing or extra:
+            raise InputError(f"inputs: missing {missing}, unknown {extra}; the graph takes "
+                             f"{[n.name for n in inputs]}")
+        return dict(x)
+    if len(inputs) != 1:
+        raise InputError(f"the graph takes {len(inputs)} inputs {[n.name for n in inputs]}: pass a dict")
+    return {inputs[0].name: x}
+
+
+def reader_counts(graph: Graph) -> dict[str, int]:
+    """node -> how many times its output is read (each model output counts once more)."""
+    remaining = {n.name: 0 for n in graph}
+    for node in graph:
+        for src in node.inputs:
+            remaining[src] += 1
+    for out in graph.outputs:
+        remaining[out] += 1
+    return remaining
+
+
+def execute(program: Program, x: Any, *, keep_values: bool = True, counters: bool = True) -> Trace:
+    """Run `program` on `x` (NHWC float batch, one HWC image, or {input name: array}).
+
+    Args:
+        keep_values: keep every node's tensor in the trace (False: only the outputs, and
+            tensors are freed as soon as their last reader ran).
+        counters: count overflow at every site (False skips the counting work).
+    """
+    feeds = bind_inputs(program.graph, x)
+    specialize = getattr(program, "for_input", None)
+    if specialize is not None:  # a program whose lowering depends on the input size (k210)
+        program = specialize(feeds)
+    graph = program.graph
+    trace = Trace(program.executor)
+    tensors: dict[str, Any] = {}
+    remaining = reader_counts(graph)
+    state: dict[str, Any] = {}
+    outputs = set(graph.outputs)
+    static = program.static_counters if counters else {}
+    for node in graph:
+        keep = keep_values or node.name in outputs
+        ctx = NodeRun(node, counters, state, {site: c.copy() for site, c in static.get(node.name, {}).items()}, keep)
+        with node_context(node.name, node.op):
+            if node.op == Op.INPUT:
+                out = program.feed(node, check_input(node, feeds[node.name], program.input_dtype), ctx)
+            else:
+                kernel = program.ops.get(node.op)
+                if kernel is None:
+                    raise ModelError(f"op {node.op!r} has no {program.executor} kernel; that backend runs: "
+                                     f"{', '.join(sorted(str(k) for k in program.ops))}")
+                out = kernel(program, node, [tensors[i] for i in node.inputs], ctx)
+        tensors[node.name] = out
+        if counters and (program.counts_every_node or ctx.counters):
+            trace.counters[node.name] = ctx.counters
+        program.record(trace, node, out, keep)
+        if not keep_values:  # free tensors nobody reads any more (and dead ends at once)
+            for src in node.inputs:
+                remaining[src] -= 1
+                if remaining[src] == 0:
+                    del tensors[src]
+            if remaining[node.name] == 0:
+                del tensors[node.name]
+    for name in graph.outputs:
+        trace.outputs[name] = trace.values[name]
+    return trace
