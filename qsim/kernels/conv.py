@@ -34,6 +34,8 @@ Contract
 """
 from __future__ import annotations
 
+from enum import Enum
+
 import numpy as np
 from numba import njit, prange
 
@@ -41,13 +43,14 @@ from qsim.errors import InputError, PlanError
 from qsim.fixed.cast import accumulate, rescale
 from qsim.fixed.counters import OverflowCounter
 from qsim.fixed.format import QFormat
+from qsim.fixed.limits import FLOAT64_EXACT, INT64_SAFE
 from qsim.fixed.modes import Overflow, Rounding
 from qsim.graph.ir import resolve_pads
 from qsim.kernels import workspace
 from qsim.kernels.blas import gemm
 
-FLOAT_EXACT_LIMIT = 2**53  # every integer of magnitude <= 2**53 is a float64
-INT64_SAFE_LIMIT = 2**62  # partial sums and rounding offsets stay inside int64
+FLOAT_EXACT_LIMIT = FLOAT64_EXACT  # every integer of magnitude <= 2**53 is a float64
+INT64_SAFE_LIMIT = INT64_SAFE  # partial sums and rounding offsets stay inside int64
 
 
 # --- compiled loops -------------------------------------------------------------------
@@ -264,7 +267,8 @@ DIRECT_MAX_K = 24
 
 
 def exact_sums(x: np.ndarray, w: np.ndarray, *, strides, pads, dilation, depthwise: bool,
-               headroom: int = 0, in_fmt: QFormat | None = None, cache: dict | None = None) -> np.ndarray:
+               headroom: int = 0, in_fmt: QFormat | None = None, cache: dict | None = None,
+               use_float: bool | None = None) -> np.ndarray:
     """Exact sums of products (no bias), (N,Ho,Wo,Cout): float64 (integer-valued) when
     ``|sum| < 2**53`` is proved, else int64.
 
@@ -272,6 +276,8 @@ def exact_sums(x: np.ndarray, w: np.ndarray, *, strides, pads, dilation, depthwi
     codes are then trusted to lie in it: no pass over the data) and from the data when that
     is not enough. `headroom` bounds what the caller adds afterwards (the aligned bias);
     the total must stay below 2**62. `x` may hold int64 codes or integer-valued float64.
+    `use_float`: None decides from the bound; True requires the float64 proof (else
+    `PlanError`); False takes the int64 loop.
     """
     n, h, wid, cin = x.shape
     kh, kw, _, k4 = w.shape
@@ -282,7 +288,10 @@ def exact_sums(x: np.ndarray, w: np.ndarray, *, strides, pads, dilation, depthwi
     wo = out_size(wid, kw, sw, pl + pr, dw)
     if ho <= 0 or wo <= 0:
         raise InputError(f"conv output would be empty: input {h}x{wid}, kernel {kh}x{kw}, pads {pads}")
-    use_float = proved_bound(x, w, depthwise, in_fmt, headroom, cache) < FLOAT_EXACT_LIMIT
+    proved = proved_bound(x, w, depthwise, in_fmt, headroom, cache) < FLOAT_EXACT_LIMIT
+    if use_float and not proved:
+        raise PlanError("float64 sums are not proved exact for these codes (bound >= 2**53): use int64 sums")
+    use_float = proved if use_float is None else use_float
     dtype = np.float64 if use_float else np.int64
     if x.dtype != dtype:
         x = x.astype(dtype)
@@ -306,12 +315,53 @@ def exact_sums(x: np.ndarray, w: np.ndarray, *, strides, pads, dilation, depthwi
     return acc.reshape(n, ho, wo, k4)
 
 
+# --- the paths -----------------------------------------------------------------------
+class ConvPath(str, Enum):
+    """How the exact sums are computed (every path gives the same codes and counts)."""
+
+    POINTWISE_IN_TAIL = "pointwise_in_tail"
+    """1x1 stride-1 unpadded, <= DIRECT_MAX_K input channels: float64 sums inside the tail pass."""
+    WINDOW_IN_TAIL = "window_in_tail"
+    """Depthwise, or KxK with <= DIRECT_MAX_K taps x channels: float64 sums inside the tail pass."""
+    FLOAT64_SUMS = "float64_sums"
+    """float64 sums (BLAS, im2col for KxK; the depthwise loop), exact below 2**53 (proved)."""
+    INT64_SUMS = "int64_sums"
+    """int64 sums (Numba), exact below 2**62 (proved)."""
+    PER_STEP = "per_step"
+    """The saturating accumulator, clamped after every addition (``acc_saturation="per_step"``)."""
+
+
+def conv_paths(x: np.ndarray, w: np.ndarray, *, depthwise: bool, in_fmt: QFormat, strides, pads,
+               per_step: bool, in_tail: bool, bias_max: int, cache: dict | None = None) -> tuple[ConvPath, ...]:
+    """The paths that compute these sums exactly, fastest first (the first is the default).
+
+    Args:
+        per_step: the accumulator saturates after every addition (then only `PER_STEP`).
+        in_tail: the requantization runs in the compiled tail (the in-pass sums need it).
+        bias_max: the largest aligned bias magnitude (headroom every bound must leave).
+    """
+    if per_step:
+        return (ConvPath.PER_STEP,)
+    paths = []
+    float_ok = w.size and x.size and proved_bound(x, w, depthwise, in_fmt, bias_max, cache) < FLOAT_EXACT_LIMIT
+    if in_tail and float_ok:
+        if (not depthwise and w.shape[:2] == (1, 1) and tuple(strides) == (1, 1)
+                and tuple(pads) == (0, 0, 0, 0) and w.shape[2] <= DIRECT_MAX_K):
+            paths.append(ConvPath.POINTWISE_IN_TAIL)
+        if depthwise or w.shape[0] * w.shape[1] * w.shape[2] <= DIRECT_MAX_K:
+            paths.append(ConvPath.WINDOW_IN_TAIL)
+    if float_ok or not (w.size and x.size):
+        paths.append(ConvPath.FLOAT64_SUMS)
+    paths.append(ConvPath.INT64_SUMS)
+    return tuple(paths)
+
+
 # --- the kernel -----------------------------------------------------------------------
 def conv2d(x, w, bias, *, in_fmt: QFormat, w_fmt: QFormat, b_fmt: QFormat, out_fmt: QFormat,
            acc_bits: int, rounding, overflow, acc_overflow, acc_saturation: str = "final",
            strides=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), depthwise: bool = False,
            counters: dict[str, OverflowCounter] | None = None, relu=None,
-           keep_pre: bool = False, derived: dict | None = None):
+           keep_pre: bool = False, derived: dict | None = None, path: ConvPath | None = None):
     """Integer (depthwise) convolution: codes of `in_fmt` -> codes of `out_fmt` (see module doc).
 
     Args:
@@ -320,11 +370,13 @@ def conv2d(x, w, bias, *, in_fmt: QFormat, w_fmt: QFormat, b_fmt: QFormat, out_f
         bias: int64 codes (Cout,) of `b_fmt`, or None.
         pads: (top, bottom, left, right) or ``"same"``/``"valid"``.
         counters: optional ``{"acc", "requant"[, "act"]: OverflowCounter}`` to feed.
-        relu: a fused ReLU/ReLU6 applied to the codes (`qsim.kernels.eltwise.relu_spec`):
+        relu: a fused ReLU/ReLU6 applied to the codes (`qsim.kernels.eltwise.ReluSpec`):
             identical to calling `qsim.kernels.eltwise.relu` on the result, in the same pass.
         keep_pre: with `relu`, also return the codes before it.
         derived: a cache for derived forms of read-only weight codes (`derived`), owned
             by the caller (a backend's program); None recomputes them.
+        path: a `ConvPath` to take (tests compare them); None takes the fastest of `conv_paths`.
+            A path that cannot compute these sums exactly is a `PlanError`.
 
     Returns:
         Codes (N,Ho,Wo,Cout) of `out_fmt` (of the ReLU's format with `relu`): float64 holding
@@ -353,23 +405,26 @@ def conv2d(x, w, bias, *, in_fmt: QFormat, w_fmt: QFormat, b_fmt: QFormat, out_f
     bias_acc = np.zeros(cout, dtype=np.int64) if bias is None else np.asarray(bias, dtype=np.int64) << np.int64(align)
     counters = counters or {}
     per_step = acc_saturation == "per_step" and acc_overflow is Overflow.SATURATE
-    pointwise = (not depthwise and w.shape[:2] == (1, 1) and tuple(strides) == (1, 1)
-                 and pads == (0, 0, 0, 0) and w.shape[2] <= DIRECT_MAX_K)
     # the compiled tail takes right shifts of 0..62 bits; anything else goes step by step
-    fusable = 0 <= acc_frac - out_fmt.frac_bits <= 62 and (
+    in_tail = 0 <= acc_frac - out_fmt.frac_bits <= 62 and (
         relu is None or 0 <= out_fmt.frac_bits - relu.fmt.frac_bits <= 62)
-    if pointwise and fusable and not per_step and w.size and x.size \
-            and proved_bound(x, w, False, in_fmt, bias_max, cache) < FLOAT_EXACT_LIMIT:
+    paths = conv_paths(x, w, depthwise=depthwise, in_fmt=in_fmt, strides=strides, pads=pads, per_step=per_step,
+                       in_tail=in_tail, bias_max=bias_max, cache=cache)
+    if path is None:
+        path = paths[0]
+    elif ConvPath(path) not in paths:
+        raise PlanError(f"conv path {ConvPath(path).value!r} cannot compute these sums exactly here; "
+                        f"available: {', '.join(p.value for p in paths)}")
+    path = ConvPath(path)
+    tail_args = dict(acc_bits=acc_bits, acc_overflow=acc_overflow, acc_frac=acc_frac, out_fmt=out_fmt,
+                     rounding=rounding, overflow=overflow, relu=relu, counters=counters, keep_pre=keep_pre)
+    if path is ConvPath.POINTWISE_IN_TAIL:
         x2d = np.ascontiguousarray(x.reshape(-1, w.shape[2]), dtype=np.float64)
         wmat = float_matrix(w, (w.shape[2], w.shape[3]), cache=cache)
-        post, pre = fused_tail(None, bias_acc, acc_bits=acc_bits, acc_overflow=acc_overflow, acc_frac=acc_frac,
-                               out_fmt=out_fmt, rounding=rounding, overflow=overflow, relu=relu,
-                               counters=counters, keep_pre=keep_pre,
+        post, pre = fused_tail(None, bias_acc, **tail_args,
                                direct=("pointwise", x2d, wmat, x.shape[:3] + (w.shape[3],)))
         return (post, pre) if keep_pre else post
-    windowed = depthwise or w.shape[0] * w.shape[1] * w.shape[2] <= DIRECT_MAX_K
-    if windowed and fusable and not per_step and w.size and x.size \
-            and proved_bound(x, w, depthwise, in_fmt, bias_max, cache) < FLOAT_EXACT_LIMIT:
+    if path is ConvPath.WINDOW_IN_TAIL:
         kh, kw, c, k4 = w.shape
         (sh, sw), (dh, dw) = tuple(strides), tuple(dilation)
         ho = out_size(x.shape[1], kh, sh, pads[0] + pads[1], dh)
@@ -380,9 +435,7 @@ def conv2d(x, w, bias, *, in_fmt: QFormat, w_fmt: QFormat, b_fmt: QFormat, out_f
         x4 = np.ascontiguousarray(x, dtype=np.float64)
         w3 = float_matrix(w, (kh, kw, c * k4), cache=cache)
         geom = (sh, sw, pads[0], pads[2], dh, dw, ho, wo, k4)
-        post, pre = fused_tail(None, bias_acc, acc_bits=acc_bits, acc_overflow=acc_overflow, acc_frac=acc_frac,
-                               out_fmt=out_fmt, rounding=rounding, overflow=overflow, relu=relu,
-                               counters=counters, keep_pre=keep_pre,
+        post, pre = fused_tail(None, bias_acc, **tail_args,
                                direct=("depthwise" if depthwise else "conv", x4, w3,
                                        (x.shape[0], ho, wo, cout), geom))
         return (post, pre) if keep_pre else post
@@ -391,12 +444,11 @@ def conv2d(x, w, bias, *, in_fmt: QFormat, w_fmt: QFormat, b_fmt: QFormat, out_f
                         counters.get("acc"))
     else:
         acc = exact_sums(x, w, strides=tuple(strides), pads=pads, dilation=tuple(dilation),
-                         depthwise=depthwise, headroom=bias_max, in_fmt=in_fmt, cache=cache)
-    if fusable:
-        post, pre = fused_tail(acc, None if per_step else bias_acc, acc_bits=acc_bits,
-                               acc_overflow=None if per_step else acc_overflow, acc_frac=acc_frac,
-                               out_fmt=out_fmt, rounding=rounding, overflow=overflow, relu=relu,
-                               counters=counters, keep_pre=keep_pre)
+                         depthwise=depthwise, headroom=bias_max, in_fmt=in_fmt, cache=cache,
+                         use_float=path is ConvPath.FLOAT64_SUMS)
+    if in_tail:
+        post, pre = fused_tail(acc, None if per_step else bias_acc, **{
+            **tail_args, "acc_overflow": None if per_step else acc_overflow})
         return (post, pre) if keep_pre else post
     # output with more fraction bits than the accumulator: the step-by-step qsim.fixed path
     acc = acc.astype(np.int64)

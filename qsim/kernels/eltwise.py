@@ -34,9 +34,10 @@ from qsim.errors import InputError, PlanError
 from qsim.fixed.cast import rescale
 from qsim.fixed.counters import OverflowCounter
 from qsim.fixed.format import QFormat
+from qsim.fixed.limits import INT64_SAFE
 from qsim.fixed.modes import Overflow, Rounding
 
-INT64_SAFE_LIMIT = 2**62
+INT64_SAFE_LIMIT = INT64_SAFE
 
 
 def cap_code(max_value: float, fmt: QFormat) -> int:
@@ -68,7 +69,7 @@ def relu_spec(in_fmt: QFormat, out_fmt: QFormat, max_value, rounding, overflow) 
     """The `ReluSpec` of `relu` for the fused tail of a MAC kernel (`qsim.kernels.tail`)."""
     if max_value is not None and not max_value > 0:
         raise PlanError(f"relu max_value must be > 0 for a fixed-point clip, got {max_value!r}")
-    no_cap = 2**62
+    no_cap = INT64_SAFE
     cap_in = no_cap if max_value is None else min(cap_code(max_value, in_fmt), no_cap)
     cap_out = no_cap if max_value is None else min(cap_code(max_value, out_fmt), no_cap)
     return ReluSpec(out_fmt, max_value, cap_in, cap_out, Rounding.parse(rounding), Overflow.parse(overflow))

@@ -27,11 +27,12 @@ from numba import njit, prange
 
 from qsim.fixed.counters import OverflowCounter
 from qsim.fixed.format import QFormat
+from qsim.fixed.limits import INT64_SAFE
 from qsim.fixed.modes import Overflow, Rounding
 from qsim.kernels import workspace
 from qsim.kernels.eltwise import ReluSpec
 
-NO_CAP = np.int64(2**62)
+NO_CAP = np.int64(INT64_SAFE)
 
 
 def rounding_offsets(shift: int, rounding: Rounding) -> tuple[int, int, int]:

@@ -20,6 +20,7 @@ from qsim.errors import InputError, PlanError
 from qsim.fixed.cast import rescale
 from qsim.fixed.counters import OverflowCounter
 from qsim.fixed.format import QFormat
+from qsim.fixed.limits import INT64_SAFE
 
 
 def axis_taps(n_in: int, factor: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -70,7 +71,7 @@ def upsample_bilinear(x, size, *, in_fmt: QFormat, out_fmt: QFormat, rounding, o
         raise InputError(f"upsample input must be NHWC, got shape {x.shape}")
     fh, fw = (int(s) for s in size)
     extra = _log2_exact(fh, "height factor") + 1 + _log2_exact(fw, "width factor") + 1
-    if max(abs(in_fmt.min_code), in_fmt.max_code) << extra >= 2**62:
+    if max(abs(in_fmt.min_code), in_fmt.max_code) << extra >= INT64_SAFE:
         raise PlanError(f"bilinear upsampling of {in_fmt} needs {in_fmt.word_bits + extra} bits, beyond int64")
     ylo, yhi, wylo, wyhi = axis_taps(x.shape[1], fh)
     xlo, xhi, wxlo, wxhi = axis_taps(x.shape[2], fw)

@@ -9,7 +9,7 @@ from qsim.errors import InputError, PlanError
 from qsim.fixed import QFormat
 from qsim.fixed.counters import OverflowCounter
 from qsim.kernels import conv as conv_mod
-from qsim.kernels.conv import conv2d, exact_sums
+from qsim.kernels.conv import ConvPath, conv2d, exact_sums
 from qsim.kernels.ref.conv import conv2d_ref
 
 from kstrategies import OVERFLOWS, ROUNDINGS, assert_tally, codes, qformats
@@ -51,7 +51,7 @@ def conv_cases(draw):
 def _run(x, w, bias, kwargs):
     counters = {"acc": OverflowCounter("acc"), "requant": OverflowCounter("requant")}
     got = conv2d(x, w, bias, counters=counters, **kwargs)
-    ref, tallies = conv2d_ref(x, w, bias, **kwargs)
+    ref, tallies = conv2d_ref(x, w, bias, **{k: v for k, v in kwargs.items() if k != "path"})
     np.testing.assert_array_equal(got, ref)
     assert_tally(counters["acc"], tallies["acc"])
     assert_tally(counters["requant"], tallies["requant"])
@@ -64,20 +64,14 @@ def test_conv_matches_reference(case):
 
 
 @settings(max_examples=60)
-@given(conv_cases(), st.booleans())
-def test_int64_path_matches_float_path(case, force_int):
-    """The float64-BLAS and int64 accumulation paths give identical sums."""
+@given(conv_cases())
+def test_int64_sums_equal_float64_sums(case):
+    """The float64 (BLAS / depthwise loop) and int64 accumulations give identical sums."""
     x, w, bias, kw = case
-    if kw["depthwise"]:
-        return
-    args = dict(strides=kw["strides"], pads=kw["pads"], dilation=kw["dilation"], depthwise=False)
+    args = dict(strides=kw["strides"], pads=kw["pads"], dilation=kw["dilation"], depthwise=kw["depthwise"])
     a = exact_sums(x, w, **args)
-    old = conv_mod.FLOAT_EXACT_LIMIT
-    conv_mod.FLOAT_EXACT_LIMIT = 0  # forces the int64 path
-    try:
-        b = exact_sums(x, w, **args)
-    finally:
-        conv_mod.FLOAT_EXACT_LIMIT = old
+    b = exact_sums(x, w, **args, use_float=False)
+    assert b.dtype == np.int64
     np.testing.assert_array_equal(a, b)
 
 
@@ -236,9 +230,26 @@ def test_extreme_shifts_take_the_step_by_step_path():
 
 @settings(max_examples=80)
 @given(conv_cases())
-def test_blas_im2col_path_matches_reference(case):
-    """With the in-pass sums switched off, every conv goes through im2col + BLAS + the tail."""
-    from unittest import mock
+def test_every_path_matches_reference(case):
+    """Each path `conv_paths` offers for a case (in-tail sums, BLAS/im2col, int64, per-step)
+    gives the reference's codes and counts; the default is the first."""
+    x, w, bias, kw = case
+    got = {}
+    for path in ConvPath:
+        try:
+            got[path] = _run(x, w, bias, {**kw, "path": path})
+        except PlanError as exc:
+            assert "cannot compute these sums exactly" in str(exc)
+    assert ConvPath.INT64_SUMS in got or ConvPath.PER_STEP in got
 
-    with mock.patch.object(conv_mod, "DIRECT_MAX_K", 0):
-        _run(*case)
+
+def test_an_unavailable_path_is_refused():
+    f = QFormat.parse("Q2.5")
+    x = np.ones((1, 4, 4, 3), np.int64)
+    w = np.ones((3, 3, 3, 2), np.int64)
+    kw = dict(in_fmt=f, w_fmt=f, b_fmt=f, out_fmt=f, acc_bits=32, rounding="half_up", overflow="saturate",
+              acc_overflow="saturate", pads="same")
+    with pytest.raises(PlanError, match="pointwise_in_tail.*available: float64_sums, int64_sums"):
+        conv2d(x, w, None, **kw, path=ConvPath.POINTWISE_IN_TAIL)
+    with pytest.raises(PlanError, match="available: per_step"):
+        conv2d(x, w, None, **kw, acc_saturation="per_step", path=ConvPath.INT64_SUMS)

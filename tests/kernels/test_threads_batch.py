@@ -7,19 +7,18 @@ import pytest
 
 from qsim.fixed import QFormat
 from qsim.fixed.counters import OverflowCounter
-from qsim.kernels import conv as conv_mod
-from qsim.kernels.conv import conv2d
+from qsim.kernels.conv import ConvPath, conv2d
 from qsim.kernels.upsample import upsample_bilinear
 
 F_IN, F_W, F_OUT = QFormat(6, 9), QFormat(2, 13), QFormat(4, 11)
 
 
-def _conv(x, w, depthwise, saturation, counters=None):
+def _conv(x, w, depthwise, saturation, counters=None, path=None):
     return conv2d(x, w, np.arange(w.shape[-1] * (w.shape[2] if depthwise else 1)) * 37 - 500,
                   in_fmt=F_IN, w_fmt=F_W, b_fmt=F_IN, out_fmt=F_OUT, acc_bits=34,
                   rounding="half_even", overflow="saturate", acc_overflow="saturate",
                   acc_saturation=saturation, strides=(2, 2), pads="same", depthwise=depthwise,
-                  counters=counters)
+                  counters=counters, path=path)
 
 
 CASES = [("conv", False, "final"), ("conv", False, "per_step"), ("depthwise", True, "final"),
@@ -28,19 +27,18 @@ CASES = [("conv", False, "final"), ("conv", False, "per_step"), ("depthwise", Tr
 
 @pytest.mark.parametrize("name, depthwise, saturation", CASES)
 @pytest.mark.parametrize("force_int64", [False, True])
-def test_threads_and_batch(name, depthwise, saturation, force_int64, monkeypatch):
+def test_threads_and_batch(name, depthwise, saturation, force_int64):
     rng = np.random.default_rng(0)
     x = rng.integers(F_IN.min_code, F_IN.max_code + 1, (3, 23, 17, 8))
     w = rng.integers(F_W.min_code, F_W.max_code + 1, (3, 3, 8, 1 if depthwise else 12))
-    if force_int64:
-        monkeypatch.setattr(conv_mod, "FLOAT_EXACT_LIMIT", 0)
+    path = ConvPath.INT64_SUMS if force_int64 and saturation == "final" else None
     threads = numba.get_num_threads()
     results = {}
     try:
         for n in sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)}):
             numba.set_num_threads(n)
             c = {"acc": OverflowCounter(), "requant": OverflowCounter()}
-            results[n] = (_conv(x, w, depthwise, saturation, c), c)
+            results[n] = (_conv(x, w, depthwise, saturation, c, path), c)
     finally:
         numba.set_num_threads(threads)
     base, counters = results[1]
