@@ -14,21 +14,13 @@ import numpy as np
 
 from qsim.fixed.counters import OverflowCounter
 from qsim.fixed.format import QFormat
-from qsim.fixed.modes import Overflow, Rounding
+from qsim.fixed.modes import Overflow, Rounding, round_up
 
 try:
     from numba import njit
 except ImportError:  # pragma: no cover - numba is a declared dependency
     njit = None
 
-# Rounding modes as small ints for the kernels.
-_MODE = {
-    Rounding.FLOOR: 0,
-    Rounding.TOWARD_ZERO: 1,
-    Rounding.HALF_UP: 2,
-    Rounding.HALF_EVEN: 3,
-    Rounding.HALF_AWAY: 4,
-}
 
 
 def available() -> bool:
@@ -37,6 +29,7 @@ def available() -> bool:
 
 
 if njit is not None:
+    _round_up = njit(cache=True, inline="always")(round_up)  # the one rule of qsim.fixed.modes
 
     @njit(cache=True)
     def _narrow_one(r, signed, bits, lo, hi, saturate):
@@ -84,18 +77,8 @@ if njit is not None:
             fl = np.floor(v)
             d = v - fl  # exact fractional part in [0, 1)
             r = np.int64(fl)
-            if mode == 1:
-                if v < 0.0 and d != 0.0:
-                    r += 1
-            elif mode == 2:
-                if d >= 0.5:
-                    r += 1
-            elif mode == 3:
-                if d > 0.5 or (d == 0.5 and (r & 1) == 1):
-                    r += 1
-            elif mode == 4:
-                if d > 0.5 or (d == 0.5 and v >= 0.0):
-                    r += 1
+            if _round_up(d, 0.5, v < 0.0, (r & 1) == 1, mode):
+                r += 1
             out[i], events, mn, mx = _observe_narrow(r, i, signed, bits, lo, hi, saturate, events, mn, mx)
         return -1, events, mn, mx
 
@@ -116,18 +99,8 @@ if njit is not None:
                 rem = x - (q << s)  # 0 <= rem < 2**s; q << s cannot overflow (|q << s| <= |x|)
                 half = one << (s - one)
                 r = q
-                if mode == 1:
-                    if x < 0 and rem != 0:
-                        r += 1
-                elif mode == 2:
-                    if rem >= half:
-                        r += 1
-                elif mode == 3:
-                    if rem > half or (rem == half and (q & 1) == 1):
-                        r += 1
-                elif mode == 4:
-                    if rem > half or (rem == half and x >= 0):
-                        r += 1
+                if _round_up(rem, half, x < 0, (q & 1) == 1, mode):
+                    r += 1
             out[i], events, mn, mx = _observe_narrow(r, i, signed, bits, lo, hi, saturate, events, mn, mx)
         return events, mn, mx
 
@@ -168,7 +141,7 @@ def quantize(x: np.ndarray, fmt: QFormat, rounding: Rounding, overflow: Overflow
     flat = np.ascontiguousarray(x).reshape(-1)
     out = np.empty(flat.size, dtype=np.int64)
     bad, events, mn, mx = _quantize_kernel(
-        flat, fmt.frac_bits, _MODE[rounding], overflow is Overflow.SATURATE, fmt.signed,
+        flat, fmt.frac_bits, rounding.code, overflow is Overflow.SATURATE, fmt.signed,
         fmt.word_bits, fmt.min_code, fmt.max_code, out,
     )
     if bad >= 0:  # nothing was counted yet: the caller redoes it exactly
@@ -184,7 +157,7 @@ def rescale(raw: np.ndarray, shift: int, fmt: QFormat, rounding: Rounding, overf
     flat = np.ascontiguousarray(raw).reshape(-1)
     out = np.empty(flat.size, dtype=np.int64)
     events, mn, mx = _rescale_kernel(
-        flat, shift, _MODE[rounding], overflow is Overflow.SATURATE, fmt.signed,
+        flat, shift, rounding.code, overflow is Overflow.SATURATE, fmt.signed,
         fmt.word_bits, fmt.min_code, fmt.max_code, out,
     )
     if counter is not None and flat.size:

@@ -39,7 +39,7 @@ import numpy as np
 from qsim.errors import FormatError, QsimError, QuantizationError
 from qsim.fixed.counters import OverflowCounter
 from qsim.fixed.format import MAX_WORD_BITS, QFormat
-from qsim.fixed.modes import Overflow, Rounding, shift_round, shift_round_int
+from qsim.fixed.modes import Overflow, Rounding, round_up, shift_round, shift_round_int
 
 _TWO63 = float(2**63)
 # Arrays at least this large take the compiled path (below it, call overhead dominates).
@@ -177,14 +177,8 @@ def _round_float(v: np.ndarray, rounding: Rounding) -> np.ndarray:
     if rounding is Rounding.FLOOR:
         return fl
     d = v - fl  # exact, in [0, 1)
-    if rounding is Rounding.TOWARD_ZERO:
-        up = (v < 0) & (d != 0)
-    elif rounding is Rounding.HALF_UP:
-        up = d >= 0.5
-    elif rounding is Rounding.HALF_AWAY:
-        up = (d > 0.5) | ((d == 0.5) & (v >= 0))
-    else:  # HALF_EVEN; a tie implies |fl| < 2**53, so fmod is exact
-        up = (d > 0.5) | ((d == 0.5) & (np.fmod(fl, 2.0) != 0))
+    # the one rule (`round_up`); a tie implies |fl| < 2**53, so fmod is exact there
+    up = round_up(d, 0.5, v < 0, np.fmod(fl, 2.0) != 0, rounding.code)
     return fl + up  # exact: when up is True, |fl| < 2**53
 
 

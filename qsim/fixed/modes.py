@@ -20,6 +20,14 @@ Overflow modes for narrowing an integer to ``bits`` (two's complement, or unsign
 
 Foreign names (hls4ml/Vivado ``AP_RND``..., numpy/Python conventions) map onto these in
 `FOREIGN_NAMES`, the one table tests use.
+
+The one rule every fast path uses: write ``v = q + rem / 2**s`` with ``q = floor(v)`` and
+``0 <= rem < 2**s`` (for a float, ``s = 1`` and ``rem`` its exact fractional part against
+``half = 0.5``); then ``round(v) = q + round_up(rem, half, v < 0, q odd, mode.code)``.
+`round_up` is plain operators, so the same function serves Python ints, NumPy arrays and
+(compiled by `qsim.fixed._numba` and `qsim.kernels.tail`) Numba kernels;
+`rounding_offsets` is its branch-free form for the compiled tails (tested equal on every
+mode and tie). The independent oracle, written from the definitions, is `qsim.fixed.ref`.
 """
 from __future__ import annotations
 
@@ -63,6 +71,11 @@ class Rounding(_Mode):
     HALF_AWAY = "half_away"
     """Round to nearest, ties away from zero."""
 
+    @property
+    def code(self) -> int:
+        """The small integer compiled kernels and `round_up` branch on."""
+        return _CODES[self]
+
 
 class Overflow(_Mode):
     """What happens to a value outside a format's range."""
@@ -91,6 +104,48 @@ FOREIGN_NAMES: dict[str, str] = {
 }
 
 
+_CODES = {Rounding.FLOOR: 0, Rounding.TOWARD_ZERO: 1, Rounding.HALF_UP: 2, Rounding.HALF_EVEN: 3,
+          Rounding.HALF_AWAY: 4}
+
+
+def round_up(rem, half, negative, odd, mode: int):
+    """Whether ``floor(v)`` goes up by one under rounding ``mode`` (a `Rounding.code`).
+
+    ``rem``: the dropped part, ``0 <= rem < 2 * half``; ``negative``: ``v < 0``; ``odd``:
+    ``floor(v)`` is odd. Works element-wise on NumPy arrays as on scalars (bool results).
+
+    >>> [bool(round_up(r, 2, False, False, Rounding.HALF_EVEN.code)) for r in (1, 2, 3)]
+    [False, False, True]
+    """
+    if mode == 0:  # floor
+        return rem != rem  # all False, in the operand's shape
+    if mode == 1:  # toward zero: negatives with a dropped part go up
+        return negative & (rem != 0)
+    if mode == 2:  # half up
+        return rem >= half
+    if mode == 3:  # half even
+        return (rem > half) | ((rem == half) & odd)
+    return (rem > half) | ((rem == half) & (negative ^ True))  # half away
+
+
+def rounding_offsets(shift: int, rounding: Rounding) -> tuple[int, int, int]:
+    """(base, negative, parity) with ``round(v / 2**s) = (v + base + neg*[v<0] + par*bit_s(v)) >> s``.
+
+    The branch-free form of `round_up` for compiled tails (half_even: ``+ half - 1``, plus 1
+    when the kept part ``v >> s`` is odd; toward_zero/half_away: one less for negatives).
+    """
+    if shift <= 0:
+        return 0, 0, 0
+    half = 1 << (shift - 1)
+    return {
+        Rounding.FLOOR: (0, 0, 0),
+        Rounding.HALF_UP: (half, 0, 0),
+        Rounding.TOWARD_ZERO: (0, (1 << shift) - 1, 0),
+        Rounding.HALF_AWAY: (half, -1, 0),
+        Rounding.HALF_EVEN: (half - 1, 0, 1),
+    }[Rounding.parse(rounding)]
+
+
 def shift_round(x: np.ndarray, shift: int, rounding: Rounding) -> np.ndarray:
     """Exact ``x / 2**shift`` rounded per `rounding`, for int64 arrays.
 
@@ -112,17 +167,7 @@ def shift_round(x: np.ndarray, shift: int, rounding: Rounding) -> np.ndarray:
         return q
     rem = x & ((np.int64(1) << s) - np.int64(1)) if shift < 63 else x - (q << s)  # 0 <= rem < 2**s
     half = np.int64(1) << (s - np.int64(1))
-    if rounding is Rounding.TOWARD_ZERO:
-        up = (x < 0) & (rem != 0)
-    elif rounding is Rounding.HALF_UP:
-        up = rem >= half
-    elif rounding is Rounding.HALF_AWAY:
-        up = (rem > half) | ((rem == half) & (x >= 0))
-    elif rounding is Rounding.HALF_EVEN:
-        up = (rem > half) | ((rem == half) & ((q & 1) == 1))
-    else:  # pragma: no cover - Rounding.parse rejects unknown names
-        raise FormatError(f"unknown rounding mode {rounding!r}")
-    return q + up.astype(np.int64)
+    return q + round_up(rem, half, x < 0, (q & 1) == 1, rounding.code).astype(np.int64)
 
 
 def shift_round_int(x: int, shift: int, rounding: Rounding) -> int:
@@ -130,20 +175,6 @@ def shift_round_int(x: int, shift: int, rounding: Rounding) -> int:
     rounding = Rounding.parse(rounding)
     if shift <= 0:
         return x << -shift
-    if rounding is Rounding.FLOOR:
-        return x >> shift
-    half = 1 << (shift - 1)
-    if rounding is Rounding.HALF_UP:
-        return (x + half) >> shift
-    mag = abs(x)
-    if rounding is Rounding.TOWARD_ZERO:
-        r = mag >> shift
-        return -r if x < 0 else r
-    if rounding is Rounding.HALF_AWAY:
-        r = (mag + half) >> shift
-        return -r if x < 0 else r
-    if rounding is Rounding.HALF_EVEN:
-        q = x >> shift
-        rem = x - (q << shift)
-        return q + (1 if rem > half or (rem == half and q & 1) else 0)
-    raise FormatError(f"unknown rounding mode {rounding!r}")
+    q = x >> shift
+    rem = x - (q << shift)
+    return q + int(bool(round_up(rem, 1 << (shift - 1), x < 0, bool(q & 1), rounding.code)))

@@ -23,7 +23,7 @@ import numpy as np
 from qsim.fixed.cast import narrow
 from qsim.fixed.counters import OverflowCounter
 from qsim.fixed.format import QFormat
-from qsim.fixed.modes import Rounding
+from qsim.fixed.modes import Rounding, round_up
 
 DECIMAL_DIGITS = 80
 _MARGIN = 1e-9
@@ -40,20 +40,9 @@ def sigmoid_exact(code: int, in_frac: int) -> Fraction:
 
 
 def _round_fraction(v: Fraction, rounding: Rounding) -> int:
+    """The one rule (`qsim.fixed.modes.round_up`) on an exact rational."""
     fl = math.floor(v)
-    d = v - fl
-    half = Fraction(1, 2)
-    if rounding is Rounding.FLOOR or d == 0:
-        return fl
-    if rounding is Rounding.TOWARD_ZERO:
-        return fl + (1 if v < 0 else 0)
-    if d != half:
-        return fl + (1 if d > half else 0)
-    if rounding is Rounding.HALF_UP or (rounding is Rounding.HALF_AWAY and v > 0):
-        return fl + 1
-    if rounding is Rounding.HALF_AWAY:
-        return fl
-    return fl + (fl % 2)  # half_even
+    return fl + int(bool(round_up(v - fl, Fraction(1, 2), v < 0, fl % 2 == 1, rounding.code)))
 
 
 def sigmoid(x, *, in_fmt: QFormat, out_fmt: QFormat, rounding, overflow,

@@ -28,30 +28,11 @@ from numba import njit, prange
 from qsim.fixed.counters import OverflowCounter
 from qsim.fixed.format import QFormat
 from qsim.fixed.limits import INT64_SAFE
-from qsim.fixed.modes import Overflow, Rounding
+from qsim.fixed.modes import Overflow, Rounding, rounding_offsets
 from qsim.kernels import workspace
 from qsim.kernels.eltwise import ReluSpec
 
 NO_CAP = np.int64(INT64_SAFE)
-
-
-def rounding_offsets(shift: int, rounding: Rounding) -> tuple[int, int, int]:
-    """(base, negative, parity) with ``round(v / 2**s) = (v + base + neg*[v<0] + par*bit_s(v)) >> s``.
-
-    The branch-free form of `qsim.fixed.modes` (half_even: ``+ half - 1``, plus 1 when the
-    kept part ``v >> s`` is odd; toward_zero/half_away: one less for negatives). Tests
-    compare it with the references on every mode and tie.
-    """
-    if shift <= 0:
-        return 0, 0, 0
-    half = 1 << (shift - 1)
-    return {
-        Rounding.FLOOR: (0, 0, 0),
-        Rounding.HALF_UP: (half, 0, 0),
-        Rounding.TOWARD_ZERO: (0, (1 << shift) - 1, 0),
-        Rounding.HALF_AWAY: (half, -1, 0),
-        Rounding.HALF_EVEN: (half - 1, 0, 1),
-    }[rounding]
 
 
 @njit(cache=True, inline="always")

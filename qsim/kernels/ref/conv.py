@@ -17,7 +17,8 @@ import numpy as np
 
 from qsim.fixed.format import QFormat
 from qsim.fixed.modes import Overflow, Rounding
-from qsim.kernels.ref.common import Tally, narrow_int, rescale_int, word_range
+from qsim.fixed.ref import narrow_one_ref, word_range_ref
+from qsim.kernels.ref.common import Tally, rescale_int
 
 
 def conv2d_ref(x, w, bias, *, in_fmt: QFormat, w_fmt: QFormat, b_fmt: QFormat, out_fmt: QFormat,
@@ -42,7 +43,7 @@ def conv2d_ref(x, w, bias, *, in_fmt: QFormat, w_fmt: QFormat, b_fmt: QFormat, o
     acc_frac = in_fmt.frac_bits + w_fmt.frac_bits
     align = acc_frac - b_fmt.frac_bits
     assert align >= 0, "bias must align exactly"
-    acc_lo, acc_hi = word_range(acc_bits, True)
+    acc_lo, acc_hi = word_range_ref(acc_bits, True)
     tallies = {"acc": Tally(), "requant": Tally()}
     out = np.zeros((n, ho, wo, cout), dtype=np.int64)
     for b in range(n):
@@ -71,6 +72,6 @@ def conv2d_ref(x, w, bias, *, in_fmt: QFormat, w_fmt: QFormat, b_fmt: QFormat, o
                     else:
                         acc = sum(terms)
                         tallies["acc"].see(acc, acc_lo, acc_hi)
-                        acc = narrow_int(acc, acc_bits, True, acc_overflow)
+                        acc = narrow_one_ref(acc, acc_bits, True, acc_overflow)
                     out[b, oy, ox, co] = rescale_int(acc, acc_frac, out_fmt, rounding, overflow, tallies["requant"])
     return out, tallies

@@ -1,7 +1,7 @@
 """Reference element-wise kernels on Python ints and Fractions (see `qsim.kernels.eltwise`).
 
 Each works value by value from the definition: the real value of every operand is an
-exact `Fraction`, the result is computed exactly and rounded once by `round_fraction`.
+exact `Fraction`, the result is computed exactly and rounded once by `round_ref`.
 Each returns ``(codes, Tally)`` for the site that narrows.
 """
 from __future__ import annotations
@@ -12,13 +12,14 @@ import math
 import numpy as np
 
 from qsim.fixed.format import QFormat
-from qsim.kernels.ref.common import Tally, narrow_int, round_fraction
+from qsim.fixed.ref import narrow_one_ref, round_ref
+from qsim.kernels.ref.common import Tally
 
 
 def _to_code(value: Fraction, fmt: QFormat, rounding, overflow, tally: Tally) -> int:
-    r = round_fraction(value * 2**fmt.frac_bits, rounding)
+    r = round_ref(value * 2**fmt.frac_bits, rounding)
     tally.see(r, fmt.min_code, fmt.max_code)
-    return narrow_int(r, fmt.word_bits, fmt.signed, overflow)
+    return narrow_one_ref(r, fmt.word_bits, fmt.signed, overflow)
 
 
 def _map(shape, fn) -> np.ndarray:

@@ -7,7 +7,8 @@ from fractions import Fraction
 import numpy as np
 
 from qsim.fixed.format import QFormat
-from qsim.kernels.ref.common import Tally, narrow_int, round_fraction
+from qsim.fixed.ref import narrow_one_ref, round_ref
+from qsim.kernels.ref.common import Tally
 
 
 def sigmoid_ref(x, *, in_fmt: QFormat, out_fmt: QFormat, rounding, overflow):
@@ -19,7 +20,7 @@ def sigmoid_ref(x, *, in_fmt: QFormat, out_fmt: QFormat, rounding, overflow):
         for idx in np.ndindex(*x.shape):
             v = Decimal(int(x[idx])) / Decimal(2) ** in_fmt.frac_bits
             s = 1 / (1 + Fraction((-v).exp()))  # exact after exp: 1 - s keeps its digits too
-            r = round_fraction(s * 2**out_fmt.frac_bits, rounding)
+            r = round_ref(s * 2**out_fmt.frac_bits, rounding)
             tally.see(r, out_fmt.min_code, out_fmt.max_code)
-            out[idx] = narrow_int(r, out_fmt.word_bits, out_fmt.signed, overflow)
+            out[idx] = narrow_one_ref(r, out_fmt.word_bits, out_fmt.signed, overflow)
     return out, tally

@@ -12,7 +12,8 @@ import math
 import numpy as np
 
 from qsim.fixed.format import QFormat
-from qsim.kernels.ref.common import Tally, narrow_int, round_fraction
+from qsim.fixed.ref import narrow_one_ref, round_ref
+from qsim.kernels.ref.common import Tally
 
 
 def _taps(o: int, n_in: int, n_out: int):
@@ -41,7 +42,7 @@ def upsample_bilinear_ref(x, size, *, in_fmt: QFormat, out_fmt: QFormat, roundin
                     top = v(y0, x0) * (1 - lx) + v(y0, x1) * lx
                     bot = v(y1, x0) * (1 - lx) + v(y1, x1) * lx
                     val = top * (1 - ly) + bot * ly
-                    r = round_fraction(val * 2**out_fmt.frac_bits, rounding)
+                    r = round_ref(val * 2**out_fmt.frac_bits, rounding)
                     tally.see(r, out_fmt.min_code, out_fmt.max_code)
-                    out[b, oy, ox, ch] = narrow_int(r, out_fmt.word_bits, out_fmt.signed, overflow)
+                    out[b, oy, ox, ch] = narrow_one_ref(r, out_fmt.word_bits, out_fmt.signed, overflow)
     return out, tally
