@@ -22,6 +22,8 @@ next layer's BLAS) or int64, per the ``out`` array's dtype.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from numba import njit, prange
 
@@ -74,11 +76,12 @@ def _make_tail(relu: bool, keep_pre: bool, direct: int):
     """
 
     @njit(cache=True, parallel=True)
-    def tail(acc, x2d, x4, w, w3, geom, bias, nch, acc_mode, acc_lo, acc_hi, acc_mask,
-             s1, b1, n1, p1, lo1, hi1, sat1, mask1,
-             cap_in, s2, b2, n2, p2, lo2, hi2, sat2, mask2, cap_out,
-             out, pre, nchunk, stats):
+    def tail(acc, x2d, x4, w, w3, geom, bias, nch, acc_spec, requant, act, out, pre, nchunk, stats):
         sh, sw, pt, pl, dh, dwl, ho, wo, mult = geom
+        acc_mode, acc_lo, acc_hi, acc_mask = acc_spec  # AccumulatorSpec.packed()
+        s1, b1, n1, p1, lo1, hi1, sat1, mask1 = requant  # RequantSpec.packed()
+        s2, b2, n2, p2, lo2, hi2, sat2, mask2 = act[:8]  # the fused ReLU's RequantSpec, then its caps
+        cap_in, cap_out = act[8], act[9]
         if direct == 1:
             nrows = x2d.shape[0]
         elif direct >= 2:
@@ -232,8 +235,49 @@ _NONE4D = np.zeros((1, 1, 1, 1), dtype=np.float64)
 _NO_GEOM = (0, 0, 0, 0, 1, 1, 1, 1, 1)
 
 
-def _mask(bits: int) -> np.int64:
-    return np.int64(-1) if bits >= 64 else np.int64((1 << bits) - 1)
+def _mask(bits: int) -> int:
+    return -1 if bits >= 64 else (1 << bits) - 1
+
+
+@dataclass(frozen=True)
+class AccumulatorSpec:
+    """The accumulator model of the tail: ``mode`` 0 none (already narrowed), 1 saturate,
+    2 wrap, on a signed ``bits``-bit word."""
+
+    mode: int
+    bits: int
+
+    @classmethod
+    def of(cls, acc_bits: int, overflow: Overflow | None) -> "AccumulatorSpec":
+        return cls(0 if overflow is None else (1 if overflow is Overflow.SATURATE else 2), acc_bits)
+
+    @property
+    def lo(self) -> int:
+        return -(2**63) if self.mode == 0 else -(1 << (self.bits - 1))
+
+    @property
+    def hi(self) -> int:
+        return 2**63 - 1 if self.mode == 0 else (1 << (self.bits - 1)) - 1
+
+    def packed(self) -> tuple:
+        """(mode, lo, hi, mask) as int64, the order the compiled loop unpacks."""
+        return tuple(np.int64(v) for v in (self.mode, self.lo, self.hi, _mask(self.bits)))
+
+
+@dataclass(frozen=True)
+class RequantSpec:
+    """One rounding right shift by ``shift`` bits into ``fmt`` with its rounding and overflow."""
+
+    shift: int
+    fmt: QFormat
+    rounding: Rounding
+    overflow: Overflow
+
+    def packed(self) -> tuple:
+        """(shift, base, negative, parity, lo, hi, saturate, mask) as int64 (`rounding_offsets`)."""
+        base, neg, par = rounding_offsets(self.shift, self.rounding)
+        return tuple(np.int64(v) for v in (self.shift, base, neg, par, self.fmt.min_code, self.fmt.max_code,
+                                           int(self.overflow is Overflow.SATURATE), _mask(self.fmt.word_bits)))
 
 
 def code_dtype(fmt: QFormat):
@@ -272,31 +316,24 @@ def fused_tail(acc: np.ndarray | None, bias_acc: np.ndarray | None, *, acc_bits:
         return empty, (np.zeros(shape, code_dtype(out_fmt)) if keep_pre and relu is not None else None)
     flat = _NONE2D.reshape(-1) if direct is not None else acc.reshape(-1)
     bias = np.zeros(nch, np.int64) if bias_acc is None else np.ascontiguousarray(bias_acc, dtype=np.int64)
-    acc_lo, acc_hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
-    acc_mode = 0 if acc_overflow is None else (1 if acc_overflow is Overflow.SATURATE else 2)
-    if acc_mode == 0:
-        acc_lo, acc_hi = -(2**63), 2**63 - 1
-    s1 = acc_frac - out_fmt.frac_bits
+    acc_spec = AccumulatorSpec.of(acc_bits, acc_overflow)
+    requant = RequantSpec(acc_frac - out_fmt.frac_bits, out_fmt, rounding, overflow)
     final_fmt = out_fmt if relu is None else relu.fmt
     out = workspace.empty(size, code_dtype(final_fmt))  # recycled: no page faults (see workspace)
     pre = workspace.empty(size if (relu is not None and keep_pre) else 0, code_dtype(out_fmt))
     r = relu or ReluSpec(out_fmt, None, 0, 0, rounding, overflow)
     act_fmt = r.fmt
-    s2 = out_fmt.frac_bits - act_fmt.frac_bits
+    act = RequantSpec(out_fmt.frac_bits - act_fmt.frac_bits, act_fmt, r.rounding, r.overflow).packed() + (
+        np.int64(r.cap_in), np.int64(r.cap_out))
     nchunk = int(min(64, max(1, size // 32768), max(1, nrows)))
     stats = np.zeros((nchunk, 6), dtype=np.int64)
     loop = _TAILS[(relu is not None, bool(keep_pre) and relu is not None, mode)]
-    loop(flat, x2d, x4, wmat, w3, tuple(int(g) for g in geom), bias, nch, int(acc_mode), np.int64(acc_lo), np.int64(acc_hi), _mask(acc_bits),
-         s1, *map(np.int64, rounding_offsets(s1, rounding)), np.int64(out_fmt.min_code),
-         np.int64(out_fmt.max_code), bool(overflow is Overflow.SATURATE), _mask(out_fmt.word_bits),
-         np.int64(r.cap_in), s2, *map(np.int64, rounding_offsets(s2, r.rounding)),
-         np.int64(act_fmt.min_code), np.int64(act_fmt.max_code),
-         bool(r.overflow is Overflow.SATURATE), _mask(act_fmt.word_bits),
-         np.int64(r.cap_out), out, pre, nchunk, stats)
+    loop(flat, x2d, x4, wmat, w3, tuple(int(g) for g in geom), bias, nch, acc_spec.packed(), requant.packed(), act,
+         out, pre, nchunk, stats)
     if counters:
-        if acc_mode and counters.get("acc") is not None:
+        if acc_spec.mode and counters.get("acc") is not None:
             counters["acc"].record(events=int(stats[:, 0].sum()), elements=size, peak=int(stats[:, 1].max()),
-                                   lo=acc_lo, hi=acc_hi)
+                                   lo=acc_spec.lo, hi=acc_spec.hi)
         if counters.get("requant") is not None:
             counters["requant"].record(events=int(stats[:, 2].sum()), elements=size, peak=int(stats[:, 3].max()),
                                        lo=out_fmt.min_code, hi=out_fmt.max_code)
