@@ -104,6 +104,10 @@ def run(args) -> int:
         print("\npass notes:")
         for note in summary["notes"]:
             print("  " + note)
+        for backend, notes in summary.get("backend_notes", {}).items():
+            print(f"\n{backend} backend passes (run by qsim.prepare on its own copy):")
+            for note in notes:
+                print("  " + note)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(summary, fh, indent=1)

@@ -101,5 +101,11 @@ def inspect_model(path, size: tuple[int, int] | None = None, fold_bn: bool = Tru
     """Python twin of ``qsim inspect``: load ``path`` and `summarize` it at ``size`` (H, W)."""
     from qsim.model import load_model
 
+    from qsim.graph.passes import run_passes
+
     graph = load_model(path, fold_bn=fold_bn, arch=arch, input_hw=size, symmetric_pads=symmetric_pads)
-    return summarize(graph, size)
+    summary = summarize(graph, size)
+    # what the integer (fixed) backend's own pass does to this graph (on a copy)
+    fixed = run_passes(graph, ("fuse_activation",))
+    summary["backend_notes"] = {"fixed": fixed.notes[len(graph.notes):]}
+    return summary
