@@ -37,7 +37,8 @@ def c_roundf(x: np.ndarray) -> np.ndarray:
     """C ``roundf``: nearest integer, ties away from zero (float32 in, float32 out)."""
     x = _f32(x)
     t = np.trunc(x)
-    frac = np.abs(x - t)  # exact: x and trunc(x) share the exponent range
+    with np.errstate(invalid="ignore"):  # inf - inf: the inf passes through below
+        frac = np.abs(x - t)  # exact: x and trunc(x) share the exponent range
     return np.where(frac >= F32(0.5), t + np.sign(x), t).astype(np.float32)
 
 
@@ -118,7 +119,7 @@ def logistic(x: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- loops (order matters for float sums)
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")  # IEEE x/0, as C (not ZeroDivisionError)
 def _gap(x, kernel_size, channels):
     out = np.empty(channels, np.float32)
     k = np.float32(kernel_size)
@@ -136,7 +137,7 @@ def global_average_pool2d(x: np.ndarray, kernel_size: int, channels: int) -> np.
         return _gap(_f32(x), int(kernel_size), int(channels))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")  # IEEE x/0, as C (not ZeroDivisionError)
 def _pool(x, iw, ih, ow, oh, oc, kw, kh, sw, sh, pw, ph, average, out):
     i = 0
     for c in range(oc):
@@ -197,7 +198,7 @@ def average_pool2d(x: np.ndarray, in_shape, out_shape, kernel, stride, padding) 
         return _pool(_f32(x), *a, True, out)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")  # IEEE x/0, as C (not ZeroDivisionError)
 def _l2(x):
     n = x.size
     s = np.float32(0.0)
@@ -217,7 +218,7 @@ def l2_normalization(x: np.ndarray) -> np.ndarray:
     return _l2(_f32(x))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")  # IEEE x/0, as C (not ZeroDivisionError)
 def _softmax(x, flt_min):
     n = x.size
     m = flt_min
@@ -241,7 +242,7 @@ def softmax(x: np.ndarray) -> np.ndarray:
         return _softmax(_f32(x), FLT_MIN)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")  # IEEE x/0, as C (not ZeroDivisionError)
 def _fc(x, w, bias, in_c, out_c, act):
     out = np.empty(out_c, np.float32)
     for o in range(out_c):

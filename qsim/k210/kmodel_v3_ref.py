@@ -58,7 +58,8 @@ def carry_shift(v: int, shift: int) -> int:
 
 
 def add(a, b) -> list:
-    return [F(x) + F(y) for x, y in zip(a, b)]
+    with np.errstate(all="ignore"):
+        return [F(x) + F(y) for x, y in zip(a, b)]
 
 
 def quantized_add(a, b, oa, ma, sa, ob, mb, sb, oo, mo, so) -> list[int]:
@@ -78,9 +79,10 @@ def quantized_add(a, b, oa, ma, sa, ob, mb, sb, oo, mo, so) -> list[int]:
 def quantize(x, scale, bias) -> list[int]:
     s = F(1.0) / F(scale)
     out = []
-    for v in x:
-        value = to_int32(roundf((F(v) - F(bias)) * s))
-        out.append(min(0xFF, max(0, value)))
+    with np.errstate(all="ignore"):
+        for v in x:
+            value = to_int32(roundf((F(v) - F(bias)) * s))
+            out.append(min(0xFF, max(0, value)))
     return out
 
 
@@ -102,7 +104,8 @@ def requantize(q, table) -> list[int]:
 
 
 def logistic(x) -> list:
-    return [F(1.0) / (F(1.0) + expf(-F(v))) for v in x]
+    with np.errstate(all="ignore"):
+        return [F(1.0) / (F(1.0) + expf(-F(v))) for v in x]
 
 
 def global_average_pool2d(x, kernel_size, channels) -> list:
@@ -143,13 +146,14 @@ def pool2d(x, in_shape, out_shape, kernel, stride, padding, average: bool) -> li
 
 
 def l2_normalization(x) -> list:
-    s = F(0.0)
-    for v in x:
-        s = s + F(v) * F(v)
-    if s < F(1e-10):
-        s = F(1e-10)
-    s = F(1.0) / F(math.sqrt(float(s)))
-    return [F(v) * s for v in x]
+    with np.errstate(all="ignore"):
+        s = F(0.0)
+        for v in x:
+            s = s + F(v) * F(v)
+        if s < F(1e-10):
+            s = F(1e-10)
+        s = F(1.0) / F(math.sqrt(float(s)))
+        return [F(v) * s for v in x]
 
 
 def softmax(x) -> list:
@@ -157,7 +161,8 @@ def softmax(x) -> list:
     for v in x:
         if not math.isnan(float(v)):
             m = max(m, F(v))
-    e = [expf(F(v) - m) for v in x]
+    with np.errstate(all="ignore"):
+        e = [expf(F(v) - m) for v in x]
     s = F(0.0)
     for v in e:
         s = s + v
