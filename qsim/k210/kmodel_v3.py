@@ -43,6 +43,7 @@ from qsim.k210.kmodel import MemoryRange
 VERSION = 3
 HEADER_WORDS = 7
 FLAG_MAIN_MEM_OUT = 1  # KLF_MAIN_MEM_OUT
+SRAM_BYTES = 8 * 1024 * 1024  # the K210's on-chip SRAM: main_mem_usage beyond it cannot be malloc'ed
 
 # kpu_model_layer_type_t
 LAYER_TYPES: dict[int, str] = {
@@ -373,6 +374,9 @@ def read_kmodel_v3(source: str | Path | bytes) -> KmodelV3:
         raise KmodelError(f"{where}: header field version: {version}; a kmodel v3 has 3")
     if arch != 0:
         raise KmodelError(f"{where}: header field arch: {arch}; kpu.c loads arch 0 only")
+    if main_size > SRAM_BYTES:
+        raise KmodelError(f"{where}: header field main_mem_usage: {main_size} bytes, more than the K210's "
+                          f"{SRAM_BYTES} bytes of SRAM")
     pos = 4 * HEADER_WORDS
     if n_out > 64 or n_layers > 100000 or pos + 8 * (n_out + n_layers) > len(buf):
         raise KmodelError(f"{where}: header fields output_count {n_out} / layers_length {n_layers}: the output "

@@ -54,7 +54,7 @@ def _pack_tail(name: str, v: dict) -> bytes:
 def _conv_body(values: dict, body_offset: int) -> bytes:
     """Head + registers + BN + activation + weights, each at a 256-byte aligned file offset."""
     layer = values["layer"]  # a KpuLayer (args, bn, act, weights)
-    parts = [struct.pack("<Q" * 12, *encode_layer(layer.args)), encode_bn(layer.bn).astype("<u8").tobytes(),
+    parts = [struct.pack("<12Q", *encode_layer(layer.args)), encode_bn(layer.bn).astype("<u8").tobytes(),
              encode_act(layer.act).astype("<u8").tobytes(), np.asarray(layer.weights, np.uint8).tobytes()]
     body = bytearray(_pack_fixed("k210_conv", values))
     offsets = []
