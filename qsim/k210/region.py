@@ -159,3 +159,37 @@ def decode(output: np.ndarray, grid_hw: tuple[int, int], config: RegionConfig = 
     if image_wh is not None:
         px *= np.array([image_wh[0] / config.net_wh[0], image_wh[1] / config.net_wh[1]] * 2)
     return RegionDetections(px, best[keep].astype(np.float64), cls[keep].astype(np.int64))
+
+
+class RegionDetector:
+    """A kmodel v3 region detector on whole pictures: resize to the net input, run, decode.
+
+    The picture is resized (half-pixel bilinear, rounded to uint8 RGB planes, as
+    `qsim.k210.ultraface.image_to_input`) to ``config.net_wh``; boxes come back in the
+    picture's pixels. The grid is the last K210_CONV layer's output size.
+
+    >>> # det = RegionDetector("detect.kmodel"); found = det(rgb)   # FACE_DETECT settings
+    """
+
+    def __init__(self, kmodel, config: RegionConfig = FACE_DETECT, switches=None):
+        from qsim.k210.kmodel_v3_exec import KmodelV3Executor
+        from qsim.k210.kpu import KpuSwitches
+
+        self.executor = KmodelV3Executor(kmodel, switches or KpuSwitches())
+        self.config = config
+        convs = [layer for layer in self.executor.model.layers if layer.name == "k210_conv"]
+        if not convs:
+            raise InputError(f"{self.executor.model.path}: no K210_CONV layer to take the region grid from")
+        self.grid_hw = convs[-1].body.args.out_hw
+        shape = self.executor.model.input_shapes[0]
+        if (shape[3], shape[2]) != tuple(config.net_wh):
+            raise InputError(f"{self.executor.model.path}: input {shape[3]}x{shape[2]} but the decode settings "
+                             f"are for {config.net_wh[0]}x{config.net_wh[1]}")
+
+    def __call__(self, rgb: np.ndarray, threshold: float | None = None) -> RegionDetections:
+        from qsim.k210.ultraface import image_to_input
+
+        rgb = np.asarray(rgb)
+        x = image_to_input(rgb, *self.config.net_wh)
+        out = self.executor.run(x).outputs[0]
+        return decode(out, self.grid_hw, self.config, (rgb.shape[1], rgb.shape[0]), threshold)
