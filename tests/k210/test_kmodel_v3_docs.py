@@ -40,10 +40,13 @@ def test_shell_commands_run(doc_data, capsys):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     lines = [ln[2:] for block in _blocks("sh") for ln in block.splitlines() if ln.startswith("$ ")]
-    assert len(lines) == 4
+    assert len(lines) == 5
     for line in lines:
         argv = shlex.split(os.path.expandvars(line))
-        if argv[0] == "qsim":
+        if argv[:2] == ["qsim", "sweep"]:  # the same sweep on the first 6 pictures
+            assert main(argv[1:] + ["--limit", "6", "--cache", "cache"]) == 0, line
+            assert "| kmodel:detect.kmodel | k210 v3 |" in capsys.readouterr().out
+        elif argv[0] == "qsim":
             assert main(argv[1:]) == 0, line
             assert "kmodel v3, 24 layers (k210_conv 23, dequantize 1)" in capsys.readouterr().out
         else:  # the FDDB bench: the same command on the first 6 pictures (the full run takes ~40 s)

@@ -177,3 +177,29 @@ def test_yolo_voc_decode(v3_dir, fddb):
         found = det(load_image(im.path), threshold=0.3)
         names |= {region.VOC_CLASSES[c] for c in found.classes}
     assert "person" in names
+
+
+def test_sweep_format_kmodel(v3_dir, fddb, data_dir, tmp_path):
+    """``--formats kmodel:detect.kmodel``: an AP row from the region detector, no MODEL needed."""
+    from qsim.analysis.sweep import parse_formats, sweep
+    from qsim.errors import InputError
+    from qsim.facedet.annotations import FaceDataset
+    from qsim.facedet.metrics import evaluate
+    from qsim.images import load_image
+
+    path = str(v3_dir / "detect.kmodel")
+    (fmt,) = parse_formats(f"kmodel:{path}")
+    assert (fmt.name, fmt.executor, fmt.mode) == ("kmodel:detect.kmodel", "kmodel", "k210 v3")
+    with pytest.raises(InputError, match="not a kmodel v3"):
+        parse_formats(f"kmodel:{data_dir / 'kmodels' / 'slim-320.kmodel'}")
+    with pytest.raises(InputError, match="not found"):
+        parse_formats("kmodel:nowhere.kmodel")
+    ds = FaceDataset("fddb", fddb[:5])
+    row = sweep(None, ds, [fmt], cache_dir=tmp_path).rows[0]
+    det = region.RegionDetector(path)
+    per = []
+    for im in ds.images:
+        found = det(load_image(im.path), threshold=0.01)
+        per.append((found.boxes, found.scores, im.boxes, im.ignore))
+    assert row.ap == evaluate(per).ap and row.params == row.size_bytes > 0
+    assert sweep(None, ds, [fmt], cache_dir=tmp_path).rows[0].cached_images == 5
