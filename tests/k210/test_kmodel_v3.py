@@ -273,3 +273,20 @@ def test_deterministic_across_runs_and_threads():
     finally:
         numba.set_num_threads(threads)
     assert all(o == outs[0] for o in outs)
+
+
+def test_slim320_kpu_layers_as_v3_match_v4(data_dir):
+    """Proof (2): slim-320's first 12 KPU layers (real registers, byte-exact on v4) rewritten as a v3
+    file give, through the v3 executor, the bytes the v4 executor computes for node 11."""
+    from qsim.k210 import KmodelExecutor
+
+    golden = np.load(data_dir / "kmodels" / "slim-320-golden.npz")
+    v4 = KmodelExecutor(data_dir / "kmodels" / "slim-320.kmodel")
+    x = golden["inputs"][0]
+    want = v4.run(x, keep=True).records[11].data
+    specs = [conv_spec(v4.layers[i], 0 if i == 11 else None) for i in range(12)]
+    data = build_kmodel_v3(specs, [(0, want.size)], want.size)
+    m = read_kmodel_v3(data)
+    assert m.outputs[0].dtype == np.uint8 and m.input_shapes == [(1, 3, 240, 320)]
+    run = KmodelV3Executor(m).run(x)
+    assert run.outputs[0].tobytes() == want.tobytes()
