@@ -52,7 +52,8 @@ def f32_to_int32(x: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- element-wise
 def add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """KL_ADD: ``dest[i] = a[i] + b[i]`` in float32."""
-    return (_f32(a) + _f32(b)).astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # inf/NaN as the C float gives them
+        return (_f32(a) + _f32(b)).astype(np.float32)
 
 
 def carry_shift(v: np.ndarray, shift: int) -> np.ndarray:
@@ -88,21 +89,24 @@ def quantized_add(a: np.ndarray, b: np.ndarray, in_a_offset: int, in_a_mul: int,
 
 def quantize(x: np.ndarray, scale: float, bias: float) -> np.ndarray:
     """KL_QUANTIZE: ``s = 1.f / scale``; ``v = (int)roundf((x - bias) * s)`` clamped to 0..255."""
-    s = F32(1.0) / F32(scale)
-    v = f32_to_int32(c_roundf((_f32(x) - F32(bias)) * s))
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        s = F32(1.0) / F32(scale)
+        v = f32_to_int32(c_roundf((_f32(x) - F32(bias)) * s))
     return np.clip(v, 0, 255).astype(np.uint8)
 
 
 def dequantize(q: np.ndarray, scale: float, bias: float) -> np.ndarray:
     """KL_DEQUANTIZE: ``dest = (float)q * scale + bias`` (two float32 roundings)."""
-    return (np.asarray(q, np.uint8).astype(np.float32) * F32(scale) + F32(bias)).astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return (np.asarray(q, np.uint8).astype(np.float32) * F32(scale) + F32(bias)).astype(np.float32)
 
 
 def channelwise_dequantize(q: np.ndarray, channel_size: int, scales: np.ndarray, biases: np.ndarray) -> np.ndarray:
     """KL_CHANNELWISE_DEQUANTIZE: channel c of ``channel_size`` codes uses (scales[c], biases[c])."""
     c = len(scales)
     qf = np.asarray(q, np.uint8)[: c * channel_size].astype(np.float32).reshape(c, channel_size)
-    return (qf * _f32(scales)[:, None] + _f32(biases)[:, None]).astype(np.float32).reshape(-1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return (qf * _f32(scales)[:, None] + _f32(biases)[:, None]).astype(np.float32).reshape(-1)
 
 
 def requantize(q: np.ndarray, table: np.ndarray) -> np.ndarray:

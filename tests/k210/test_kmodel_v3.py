@@ -245,7 +245,7 @@ def test_fuzz_synthetic_truncations_and_flips():
     data = _synthetic_bytes()
     x = np.random.default_rng(0).integers(0, 256, (3, 6, 9)).astype(np.uint8)
     for cut in range(0, len(data), 7):
-        with pytest.raises(KmodelError):
+        with pytest.raises(KmodelError, match=r"header|layer \d+ \(|output \d+"):
             read_kmodel_v3(data[:cut])
     rng = np.random.default_rng(1)
     m = read_kmodel_v3(data)
