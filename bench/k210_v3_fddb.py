@@ -17,7 +17,6 @@ import json
 import sys
 import time
 
-import numpy as np
 
 
 def main(argv=None) -> int:
