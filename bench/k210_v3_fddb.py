@@ -18,7 +18,6 @@ import sys
 import time
 
 
-
 def main(argv=None) -> int:
     from qsim.datasets import data_root
     from qsim.facedet.fddb import load_fddb
