@@ -1,18 +1,20 @@
 """``qsim k210 FILE``: the Kendryte K210 verb.
 
-* ``FILE.kmodel`` (v4): run it bit-exactly (``--input RAW.npy`` feeds the tensor exactly as the
+* ``FILE.kmodel`` (v4, or v3 = nncase 0.1 / MaixPy, told apart by the first word): run it bit-exactly (``--input RAW.npy`` feeds the tensor exactly as the
   model's input memory holds it, e.g. uint8 NCHW; ``--image IMG`` resizes a picture to the
   model's input (half-pixel bilinear), as uint8 RGB planes, or for a float32 input
   ``(p - mean) / std`` with ``--float-norm MEAN,STD``). Prints per-layer shapes and KPU RAM
   use, and the outputs (raw bytes and values); ``--save-outputs OUT.npz`` writes each output
-  as an array in its output memory's own dtype (``output0``, ``output1``, ...).
+  as an array in its output memory's own dtype (``output0``, ``output1``, ...). A v3 model
+  runs through `qsim.k210.kmodel_v3_exec` with the same flags and report (its "memory"
+  strings name main memory / KPU RAM ranges; see docs/k210-v3.md).
 * a Keras model (``.h5`` / ``.keras``): quantize it for the KPU the nncase 1.x way, print the
   memory plan (2 MiB KPU RAM, first layer that does not fit) and the latency/FPS estimate,
   and with ``--image`` run the KPU simulation.
 
 JSON (``--json OUT``), schema version 1::
 
-    {"qsim_k210": 1, "kind": "kmodel", "file": .., "switches": {..},
+    {"qsim_k210": 1, "kind": "kmodel", "kmodel_version": 3 | 4, "file": .., "switches": {..},
      "inputs": [{"memory": .., "shape": [..]}],
      "layers": [{"index": i, "op": .., "in_shape": [..], "out_shape": [..], "output": ..,
                  "kpu_ram_in": B | null, "kpu_ram_out": B | null}],
@@ -36,7 +38,7 @@ SCHEMA_VERSION = 1
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="a .kmodel (v4) file, or a Keras .h5/.keras model")
+    p.add_argument("model", help="a .kmodel (v3 or v4) file, or a Keras .h5/.keras model")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--image", help="a picture to run (resized to the model input)")
     src.add_argument("--input", metavar="RAW.npy", help="the input tensor exactly as the model's input memory holds it")
@@ -45,7 +47,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--float-norm", default="127,128", metavar="MEAN,STD",
                    help="for a float32 model input fed from --image: (p - MEAN) / STD (default 127,128)")
     p.add_argument("--segment-compare", default="strict", choices=("strict", "inclusive"))
-    p.add_argument("--act-rounding", default="nncase", choices=("nncase", "half_even", "half_up"))
+    p.add_argument("--act-rounding", default="nncase", choices=("nncase", "half_even", "half_up"),
+                   help="KPU activation ties: nncase = the v4 runtime's ties-to-even (default); "
+                        "half_up = nncase 0.1's emulator, which made the public v3 models")
     p.add_argument("--mean-rounding", default="floor", choices=("floor", "half_up"))
     p.add_argument("--alu-overflow", default="exact", choices=("exact", "wrap"))
     # Keras models
@@ -90,11 +94,21 @@ def _load_npy(path: str) -> np.ndarray:
         raise InputError(f"cannot read --input {path}: {exc}") from exc
 
 
-def run_kmodel_cli(args) -> int:
+def _load_kmodel(path: str, switches):
+    """(model, executor) of a v3 or v4 kmodel, told apart by the file's first word."""
     from qsim.k210 import KmodelExecutor, read_kmodel
+    from qsim.k210.kmodel_v3 import kmodel_version, read_kmodel_v3
+    from qsim.k210.kmodel_v3_exec import KmodelV3Executor
 
-    model = read_kmodel(args.model)
-    ex = KmodelExecutor(model, _switches(args))
+    if kmodel_version(path) == 3:
+        model = read_kmodel_v3(path)
+        return model, KmodelV3Executor(model, switches)
+    model = read_kmodel(path)
+    return model, KmodelExecutor(model, switches)
+
+
+def run_kmodel_cli(args) -> int:
+    model, ex = _load_kmodel(args.model, _switches(args))
     if len(model.inputs) != 1 and args.image:
         raise InputError(f"{args.model} has {len(model.inputs)} inputs; use --input with one .npy per input")
     if args.input:
@@ -116,7 +130,8 @@ def run_kmodel_cli(args) -> int:
                         "head_bytes_hex": out.view(np.uint8)[:16].tobytes().hex(" ")})
     alu_events = sum(c[site].events for c in run.counters.values() for site in ("acc", "bn") if site in c)
     clamps = sum(c["act"].events for c in run.counters.values() if "act" in c)
-    report = {"qsim_k210": SCHEMA_VERSION, "kind": "kmodel", "file": str(args.model),
+    report = {"qsim_k210": SCHEMA_VERSION, "kind": "kmodel", "kmodel_version": model.version,
+              "file": str(args.model),
               "switches": dataclasses.asdict(ex.switches),
               "inputs": [{"memory": str(r), "shape": list(s)} for r, s in zip(model.inputs, model.input_shapes)],
               "ops": model.op_counts(), "layers": layers, "kpu_ram_high_water": run.kpu_ram_high_water,
@@ -131,7 +146,8 @@ def run_kmodel_cli(args) -> int:
 
 
 def _print_kmodel(rep: dict, quiet: bool) -> None:
-    print(f"{rep['file']}: kmodel v4, {sum(rep['ops'].values())} nodes "
+    print(f"{rep['file']}: kmodel v{rep['kmodel_version']}, {sum(rep['ops'].values())} "
+          f"{'layers' if rep['kmodel_version'] == 3 else 'nodes'} "
           f"({', '.join(f'{k} {v}' for k, v in rep['ops'].items())})")
     for inp in rep["inputs"]:
         print(f"  input  {inp['memory']} shape {tuple(inp['shape'])}")
@@ -156,7 +172,7 @@ def run(args) -> int:
         raise InputError(f"{path} not found")
     with open(path, "rb") as fh:
         magic = fh.read(4)
-    if path.suffix == ".kmodel" or magic == b"LDMK":
+    if path.suffix == ".kmodel" or magic in (b"LDMK", b"\x03\x00\x00\x00"):
         return run_kmodel_cli(args)
     from qsim.cli.k210_keras import run_keras_cli
 

@@ -95,8 +95,8 @@ def run(args: argparse.Namespace) -> int:
     formats = parse_formats(args.formats, mode=args.mode, acc_bits=args.acc_bits, rounding=args.rounding,
                             overflow=args.overflow, calibration=args.calibration,
                             calibration_count=args.calibration_count)
-    if args.model is None and any(f.executor != "viola_jones" for f in formats):
-        raise InputError("a MODEL is needed unless --formats is only vj")
+    if args.model is None and any(f.executor not in ("viola_jones", "kmodel") for f in formats):
+        raise InputError("a MODEL is needed unless --formats is only vj and kmodel:PATH")
     if args.model is not None and not Path(args.model).is_file():
         raise InputError(f"model file {args.model} not found")
     ds = load_dataset(args)

@@ -17,6 +17,9 @@ interpolation). Formats (`parse_formats`):
 ``k210``        the K210 KPU simulator, quantized on an explicit ``calibration`` (a folder
                 of images, a range table or an ``.npy`` batch: `qsim.k210.calibration`)
 ``vj``          the OpenCV Viola-Jones baseline (`qsim.facedet.viola_jones`), greyscale
+``kmodel:PATH``  a kmodel v3 YOLOv2 face detector (e.g. the vendor's ``detect.kmodel``) run
+                bit-exactly by `qsim.k210.kmodel_v3_exec` on the picture resized to its input,
+                decoded with its own NMS (`qsim.facedet.region`); no MODEL needed (docs/k210-v3.md)
 ==============  =====================================================================
 
 Parameters and size: the parameter count of the loaded graph (BatchNorm folded into the
@@ -57,6 +60,8 @@ PAPER_TABLE_II = {
     "vj": (0.738, "-", "-"),
 }
 FLOAT_NAMES = ("fp32", "float", "float32")
+KMODEL_PREFIX = "kmodel:"
+SELF_CONTAINED = ("viola_jones", "kmodel")  # detectors that run on the picture, without MODEL or pyramid
 
 
 # --- formats ----------------------------------------------------------------------------
@@ -73,11 +78,14 @@ class SweepFormat:
     executor: str
     plan: Any = None
     options: dict = field(default_factory=dict)
+    path: str | None = None  # the .kmodel of a "kmodel" row
 
     @property
     def mode(self) -> str:
         if self.executor == "viola_jones":
             return "-"
+        if self.executor == "kmodel":
+            return "k210 v3"
         if self.executor == "float":
             return "float"
         if self.executor == "k210":
@@ -101,20 +109,23 @@ class SweepFormat:
             except ImportError:
                 cv_version = None
             doc["vj"] = [SCALE_FACTOR, MIN_NEIGHBORS, list(MIN_SIZE), cv_version]
+        if self.executor == "kmodel":
+            doc["kmodel"] = model_hash(self.path)
         text = json.dumps(doc, sort_keys=True, default=str)
         return f"{self.name.replace('/', '_')[:24]}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
     def spec(self) -> dict:
         """Picklable description (for worker processes)."""
         return {"name": self.name, "executor": self.executor,
-                "plan": None if self.plan is None else self.plan.to_dict(), "options": dict(self.options)}
+                "plan": None if self.plan is None else self.plan.to_dict(), "options": dict(self.options),
+                "path": self.path}
 
     @classmethod
     def from_spec(cls, spec: dict) -> "SweepFormat":
         from qsim.plan import Plan
 
         plan = None if spec["plan"] is None else Plan.from_dict(spec["plan"])
-        return cls(spec["name"], spec["executor"], plan, dict(spec.get("options") or {}))
+        return cls(spec["name"], spec["executor"], plan, dict(spec.get("options") or {}), spec.get("path"))
 
 
 def parse_formats(formats: "str | Sequence[str]", *, mode: str = "weights", acc_bits: int = 32,
@@ -151,6 +162,16 @@ def parse_formats(formats: "str | Sequence[str]", *, mode: str = "weights", acc_
                                                             "calibration_count": int(calibration_count)}))
         elif low in ("vj", "viola_jones", "viola-jones"):
             out.append(SweepFormat("vj", "viola_jones"))
+        elif low.startswith(KMODEL_PREFIX):
+            from qsim.k210.kmodel_v3 import kmodel_version
+
+            path = item[len(KMODEL_PREFIX):]
+            if not Path(path).is_file():
+                raise InputError(f"format {item!r}: kmodel file {path} not found")
+            if kmodel_version(path) != 3:
+                raise InputError(f"format {item!r}: {path} is not a kmodel v3 (a YOLOv2 region detector "
+                                 "such as the vendor's detect.kmodel)")
+            out.append(SweepFormat(f"kmodel:{Path(path).name}", "kmodel", path=str(path)))
         elif low.endswith(".json"):
             plan = Plan.load(item)
             out.append(SweepFormat(Path(item).name, backend_for(plan), plan))
@@ -174,6 +195,12 @@ def model_size(graph: Any, fmt: SweepFormat) -> tuple[int | None, int | None]:
 
     if fmt.executor == "viola_jones":
         return None, None
+    if fmt.executor == "kmodel":  # its own uint8 KPU weights, not the graph's
+        from qsim.k210.kmodel_v3 import read_kmodel_v3
+
+        n = sum(int(layer.body.weights.size) for layer in read_kmodel_v3(fmt.path).layers
+                if layer.name == "k210_conv")
+        return n, n
     params = 0
     bits = 0
     for node in graph:
@@ -243,6 +270,7 @@ class _Runner:
         self.settings = settings
         self._vj = None
         self._program = None
+        self._region = None
 
     def program(self):
         """The format's runtime program, prepared once (calibration included) and kept."""
@@ -283,6 +311,13 @@ class _Runner:
                 self._vj = ViolaJones()
             boxes, scores = self._vj(img)
             return boxes, scores, []
+        if self.fmt.executor == "kmodel":
+            if self._region is None:
+                from qsim.facedet.region import RegionDetector
+
+                self._region = RegionDetector(self.fmt.path)
+            found = self._region(img, threshold=CANDIDATE_THRESHOLD)  # decoded with its own NMS
+            return found.boxes, found.scores, []
         counters: list = []
         raw = run_pyramid(img, self.run_fn(counters), self.settings["scales"], self.settings["max_side"])
         boxes, scores = candidates_from_outputs(raw, img.shape[:2], stride=self.settings["stride"],
@@ -483,11 +518,15 @@ def sweep(model: Any, dataset: Any, formats: "str | Sequence[str] | Sequence[Swe
             from qsim.facedet.viola_jones import ViolaJones
 
             ViolaJones()
+        elif fmt.executor == "kmodel":
+            from qsim.facedet.region import RegionDetector
+
+            RegionDetector(fmt.path)
         else:
             from qsim.runtime import get_backend
 
             get_backend(fmt.executor)
-    needs_model = any(f.executor != "viola_jones" for f in fmts)
+    needs_model = any(f.executor not in SELF_CONTAINED for f in fmts)
     if graph is None and needs_model:
         if isinstance(model, (str, Path)):
             import qsim
@@ -562,7 +601,7 @@ def sweep(model: Any, dataset: Any, formats: "str | Sequence[str] | Sequence[Swe
         report = None
         for im in dataset.images:
             boxes, scores, counters = results[(f_idx, str(im.path))]
-            if fmt.executor != "viola_jones":
+            if fmt.executor not in SELF_CONTAINED:
                 sel = scores >= score_threshold
                 boxes, scores = boxes[sel], scores[sel]
                 keep = nms(boxes, scores, nms_iou)
@@ -574,7 +613,7 @@ def sweep(model: Any, dataset: Any, formats: "str | Sequence[str] | Sequence[Swe
                 t.counters = {node: {site: OverflowCounter.from_dict(c) for site, c in sites.items()}
                               for node, sites in trace_counters.items()}
                 report.update(t)
-        params, size = model_size(graph, fmt) if graph is not None else (None, None)
+        params, size = model_size(graph, fmt) if graph is not None or fmt.executor == "kmodel" else (None, None)
         out.rows.append(SweepRow(fmt.name, fmt.executor, fmt.mode, evaluate(per_image, iou_threshold),
                                  params, size, report, seconds[f_idx], cached[f_idx]))
     return out
