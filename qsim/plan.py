@@ -463,3 +463,12 @@ class Plan:
         return isinstance(other, Plan) and self.to_dict() == other.to_dict()
 
     __hash__ = None  # mutable-looking value object: compare, never hash
+
+
+def as_plan(plan: Any) -> "Plan":
+    """A `Plan`, or a format string / `QFormat` for `Plan.uniform` (e.g. ``"Q6.9"``)."""
+    if isinstance(plan, Plan):
+        return plan
+    if isinstance(plan, (str, QFormat)):
+        return Plan.uniform(plan)
+    raise PlanError(f"expected a Plan (or a format string such as 'Q6.9'), got {type(plan).__name__}")

@@ -39,6 +39,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from qsim.errors import InputError, QsimError
+from qsim.runtime import prepare
 
 
 @dataclass(frozen=True)
@@ -347,8 +348,6 @@ def compare_model(graph: Any, inputs: Iterable[np.ndarray], executor: str | None
         reference: the plan-less backend taken as truth (``"float"``).
         progress: optional wrapper of the input iterable (e.g. ``tqdm``).
     """
-    from qsim.runtime import prepare
-
     test = prepare(graph, plan, executor=executor, **options)
     ref = prepare(graph, executor=reference)
     return compare_runs(graph, inputs, test=test.run, reference=ref.run, progress=progress)

@@ -46,6 +46,7 @@ import numpy as np
 from qsim.errors import InputError, QsimError
 from qsim.fixed.format import QFormat
 from qsim.graph.ops import PASSTHROUGH_OPS
+from qsim.runtime import prepare
 
 BINS_PER_OCTAVE = 8
 MIN_EXP, MAX_EXP = -48, 48
@@ -378,6 +379,4 @@ def profile_runs(graph: Any, inputs: Iterable[np.ndarray], run: Callable[[np.nda
 def profile_model(graph: Any, inputs: Iterable[np.ndarray],
                   progress: Callable[[Iterable], Iterable] | None = None) -> Profile:
     """Profile `graph` with the float executor over `inputs` (``(1, H, W, C)`` arrays)."""
-    from qsim.runtime import prepare
-
     return profile_runs(graph, inputs, prepare(graph).run, progress=progress)

@@ -42,7 +42,7 @@ from qsim.graph.ops import Op
 from qsim.graph.passes import run_passes
 from qsim.graph.passes.quantize_weights import QuantizedParams, quantize_params
 from qsim.kernels import conv, eltwise, sigmoid, upsample
-from qsim.plan import Mode, Plan
+from qsim.plan import Mode, Plan, as_plan
 from qsim.runtime.protocol import Codes, NodeRun
 from qsim.runtime.walker import execute
 from qsim.trace import Trace
@@ -192,15 +192,6 @@ class FixedProgram:
         return execute(self, x, keep_values=keep_values, counters=counters)
 
 
-def as_plan(plan: Any) -> Plan:
-    """A `Plan`, or a format string for `Plan.uniform` (e.g. ``"Q6.9"``)."""
-    if isinstance(plan, Plan):
-        return plan
-    if isinstance(plan, (str, QFormat)):
-        return Plan.uniform(plan)
-    raise PlanError(f"expected a Plan (or a format string such as 'Q6.9'), got {type(plan).__name__}")
-
-
 def prepare(graph: Graph, plan: "Plan | str") -> FixedProgram:
     """The `FixedProgram` of `graph` under a full-integer `plan` (validated against the graph)."""
     plan = as_plan(plan)
@@ -219,4 +210,4 @@ def run(graph: Graph, x: Any, plan: "Plan | str", *, counters: bool = True, keep
     return prepare(graph, plan).run(x, counters=counters, keep_values=keep_values)
 
 
-__all__ = ["run", "prepare", "FixedProgram", "OP_KERNELS"]
+__all__ = ["run", "prepare", "FixedProgram", "OP_KERNELS", "as_plan"]

@@ -12,11 +12,10 @@ from typing import Any
 import numpy as np
 
 from qsim.errors import PlanError
-from qsim.executors.fixed_exec import as_plan
 from qsim.executors.float_exec import FloatProgram
 from qsim.graph.ir import Graph
 from qsim.graph.passes.quantize_weights import quantize_params, weights_only_graph
-from qsim.plan import Mode, Plan
+from qsim.plan import Mode, Plan, as_plan
 from qsim.trace import Trace
 
 

@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from qsim.errors import ModelError, PlanError
+from qsim.executors.float_exec import run as float_run
 from qsim.graph.ir import Graph, Node, resolve_pads
 from qsim.graph.shapes import infer_shapes
 from qsim.k210.fields import ActTable, BatchNorm, LayerArgs, encode_act, encode_bn, encode_layer
@@ -291,8 +292,6 @@ class KpuProgram:
 
 def calibrate(graph: Graph, images) -> dict[str, tuple[float, float]]:
     """Per-node float [min, max] over calibration images (NHWC batch or a list of HWC/NHWC arrays)."""
-    from qsim.executors.float_exec import run as float_run
-
     batches = images if isinstance(images, (list, tuple)) else [images]
     ranges: dict[str, tuple[float, float]] = {}
     for b in batches:

@@ -46,8 +46,9 @@ from qsim.fixed.format import QFormat
 from qsim.fixed.limits import FLOAT64_EXACT, INT64_SAFE
 from qsim.fixed.modes import Overflow, Rounding
 from qsim.graph.ir import resolve_pads
-from qsim.kernels import workspace
+from qsim.kernels import eltwise, workspace
 from qsim.kernels.blas import gemm
+from qsim.kernels.tail import fused_tail
 
 FLOAT_EXACT_LIMIT = FLOAT64_EXACT  # every integer of magnitude <= 2**53 is a float64
 INT64_SAFE_LIMIT = INT64_SAFE  # partial sums and rounding offsets stay inside int64
@@ -383,9 +384,6 @@ def conv2d(x, w, bias, *, in_fmt: QFormat, w_fmt: QFormat, b_fmt: QFormat, out_f
         integers for words <= 53 bits (exact, ready for the next BLAS), int64 otherwise.
         With ``keep_pre``: ``(codes, pre_relu_codes)``.
     """
-    from qsim.kernels import eltwise
-    from qsim.kernels.tail import fused_tail
-
     cache = derived
     rounding, overflow, acc_overflow = Rounding.parse(rounding), Overflow.parse(overflow), Overflow.parse(acc_overflow)
     x = np.asarray(x)

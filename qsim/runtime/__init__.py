@@ -21,6 +21,7 @@ import importlib
 from typing import Any
 
 from qsim.errors import PlanError, QsimError
+from qsim.plan import as_plan
 from qsim.runtime.protocol import Codes, NodeRun, Program
 from qsim.runtime.walker import execute
 from qsim.trace import Trace
@@ -41,8 +42,6 @@ def backend_for(plan: Any) -> str:
     """The backend a plan runs on: None -> float; mode full / weights / fp16 -> fixed / weights / fp16."""
     if plan is None:
         return "float"
-    from qsim.executors.fixed_exec import as_plan
-
     return _BY_MODE[as_plan(plan).mode.value]
 
 
