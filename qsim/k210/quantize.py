@@ -74,6 +74,11 @@ class QParam:
     def dequantize(self, q: np.ndarray) -> np.ndarray:
         return ((np.asarray(q, np.float64) - self.zero_point) * self.scale).astype(np.float32)
 
+    @property
+    def lsb(self) -> float:
+        """The value of one code step (`qsim.trace.CodeFormat`)."""
+        return self.scale
+
     def __str__(self) -> str:
         """``u8(s=0.02353, z=0)``: how reports print it."""
         return f"u8(s={self.scale:.4g}, z={self.zero_point})"
