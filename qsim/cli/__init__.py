@@ -58,6 +58,12 @@ def main(argv: list[str] | None = None) -> int:
         # interpreter's final flush does not raise again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:
+        # a write that fails after the up-front checks of qsim.cli.files (disk full, a folder
+        # removed meanwhile): the file system's own one-line reason, not a traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"qsim {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -55,9 +55,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from qsim.analysis.compare import compare_runs, render_comparison
     from qsim.analysis.overflow import OverflowReport
-    from qsim.analysis.report import write_json
+    from qsim.cli.files import check_outputs, write_json_file
     from qsim.images import list_images
 
+    check_outputs(args, files=("--json", "--plot"))
     graph = load_graph(args.model)
     executor, plan = executor_and_plan(args, graph)
     files = list_images(args.images, n=args.n, seed=args.seed)
@@ -84,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
                "executor": executor, "plan": None if plan is None else plan.to_dict()}
         doc.update(comp.to_dict(args.sqnr_threshold))
         doc["overflow"] = overflow.to_dict()
-        write_json(doc, args.json)
+        write_json_file(doc, args.json)
         print(f"wrote {args.json}")
     if args.plot:
         from qsim.analysis.plots import plot_comparison

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from pathlib import Path
 
@@ -84,13 +83,13 @@ def _image_tensor(path: str, rng, shape: tuple, float_norm: str) -> np.ndarray:
 
 
 def _load_npy(path: str) -> np.ndarray:
-    try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read --input {path}: {exc}") from exc
+    from qsim.cli.files import read_npy
+
+    return read_npy(path, "--input")
 
 
 def run_kmodel_cli(args) -> int:
+    from qsim.cli.files import write_json_file
     from qsim.k210 import KmodelExecutor, read_kmodel
 
     model = read_kmodel(args.model)
@@ -126,7 +125,7 @@ def run_kmodel_cli(args) -> int:
         np.savez(args.save_outputs, **{f"output{i}": o for i, o in enumerate(run.outputs)})
         print(f"outputs written to {args.save_outputs}")
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
+        write_json_file(report, args.json)
     return 0
 
 
@@ -151,6 +150,9 @@ def _print_kmodel(rep: dict, quiet: bool) -> None:
 
 
 def run(args) -> int:
+    from qsim.cli.files import check_outputs
+
+    check_outputs(args, files=("--json", "--save-outputs"))
     path = Path(args.model)
     if not path.exists():
         raise InputError(f"{path} not found")

@@ -54,9 +54,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from qsim.analysis.profile import profile_model
-    from qsim.analysis.report import write_json
+    from qsim.cli.files import check_outputs, write_json_file
     from qsim.images import list_images
 
+    check_outputs(args, files=("--json", "--plot", "--plan-out"))
     if args.margin_bits < 0:
         raise QsimError(f"--margin-bits must be >= 0, got {args.margin_bits}")
     graph = load_graph(args.model)
@@ -78,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         doc = {"qsim_profile": SCHEMA_VERSION, "model": str(args.model),
                "images": [str(f) for f in files], "input_hw": None if size is None else list(size)}
         doc.update(prof.to_dict(args.word_bits, args.margin_bits, args.acc_bits))
-        write_json(doc, args.json)
+        write_json_file(doc, args.json)
         print(f"wrote {args.json}")
     if args.plot:
         from qsim.analysis.plots import plot_profile

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import math
 import re
 import zipfile
@@ -140,7 +139,9 @@ def read_tensors(path: str | Path, skipped: list | None = None) -> list[tuple[st
     suffix = path.suffix.lower()
     try:
         if suffix == ".npy":
-            arr = np.load(path, allow_pickle=False)
+            from qsim.cli.files import read_npy
+
+            arr = read_npy(path, "SOURCE")
             if arr.dtype.kind not in "fiu":
                 raise ModelError(f"{path}: a .npy of dtype {arr.dtype} is not a real tensor")
             tensors = [(path.stem, arr)]
@@ -230,6 +231,9 @@ def _formats(args) -> list[QFormat]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from qsim.cli.files import check_outputs, write_json_file
+
+    check_outputs(args, files=("--json",))
     formats = _formats(args)
     rounding, overflow = Rounding.parse(args.rounding), Overflow.parse(args.overflow)
     if args.source:
@@ -274,10 +278,6 @@ def run(args: argparse.Namespace) -> int:
                 "tensors": [r.to_dict() for r in reports], "totals": totals.to_dict(),
             } for fmt, reports, totals in results],
         }
-        out = Path(args.json)
-        try:
-            out.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
-        except OSError as exc:
-            raise QsimError(f"cannot write {out}: {exc}") from None
+        out = write_json_file(doc, args.json)
         print(f"\nwrote {out}")
     return 0

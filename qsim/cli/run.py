@@ -240,8 +240,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from qsim.analysis.overflow import overflow_report
-    from qsim.analysis.report import fmt_num, markdown_table, write_json
+    from qsim.analysis.report import fmt_num, markdown_table
+    from qsim.cli.files import check_outputs, write_json_file
 
+    check_outputs(args, files=("--json",))
     graph = load_graph(args.model)
     executor, plan = executor_and_plan(args, graph)
     if not Path(args.image).is_file():
@@ -275,7 +277,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"overflow events: {report.total_events}"
           + (f" (first at {first.name}, site {first.worst_site})" if first else ""), file=out)
     if args.json:
-        write_json({
+        write_json_file({
             "qsim_run": SCHEMA_VERSION, "model": str(args.model), "image": str(args.image),
             "image_hw": list(image_hw), "input_shape": list(x.shape), "executor": executor,
             "plan": None if plan is None else plan.to_dict(), "outputs": outputs,

@@ -87,9 +87,10 @@ def load_dataset(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from qsim.analysis.report import write_json
     from qsim.analysis.sweep import parse_formats, sweep
+    from qsim.cli.files import check_outputs, write_json_file
 
+    check_outputs(args, files=("--json", "--plot"), dirs=() if args.no_cache else ("--cache",))
     formats = parse_formats(args.formats, mode=args.mode, acc_bits=args.acc_bits, rounding=args.rounding,
                             overflow=args.overflow)
     if args.model is None and any(f.executor != "viola_jones" for f in formats):
@@ -112,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{row.format}: {row.overflow.total_events} overflow events; first at {first.name} "
                   f"({first.worst_site})")
     if args.json:
-        write_json(result.to_dict(), args.json)
+        write_json_file(result.to_dict(), args.json)
         print(f"wrote {args.json}", file=sys.stderr)
     if args.plot:
         result.plot(args.plot)
