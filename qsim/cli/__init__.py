@@ -31,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     for verb, (module_name, help_text) in COMMANDS.items():
         p = sub.add_parser(verb, help=help_text, description=help_text)
         p.set_defaults(_module=module_name)
+        p.add_argument("--max-pixels", type=int, metavar="N",
+                       help="largest picture read, in pixels (default $QSIM_MAX_PIXELS or 32000000; 0 = no limit)")
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
@@ -48,7 +50,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     module = importlib.import_module(args._module)
+    if args.max_pixels is not None and args.max_pixels < 0:
+        parser.error("--max-pixels must be >= 0 (0 = no limit)")
+    saved_limit = os.environ.get("QSIM_MAX_PIXELS")
     try:
+        if args.max_pixels is not None:
+            # the environment, so that worker processes (sweep --workers) read the same limit
+            os.environ["QSIM_MAX_PIXELS"] = str(args.max_pixels)
         return int(module.run(args) or 0)
     except QsimError as exc:
         print(f"qsim {args.command}: error: {exc}", file=sys.stderr)
@@ -64,6 +72,12 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"qsim {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 1
+    finally:
+        if args.max_pixels is not None:  # main() may be called again in this process (tests, notebooks)
+            if saved_limit is None:
+                os.environ.pop("QSIM_MAX_PIXELS", None)
+            else:
+                os.environ["QSIM_MAX_PIXELS"] = saved_limit
 
 
 if __name__ == "__main__":

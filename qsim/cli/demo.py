@@ -74,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
     from qsim.plan import Plan
 
     model = Path(args.model) if args.model else BUNDLED_MODEL
+    if model.is_dir():
+        raise InputError(f"model file {model} is a directory, expected a file")
     if not model.is_file():
         hint = "" if args.model else " (the bundled model is produced by reference/train.py; pass --model)"
         raise InputError(f"model file {model} not found{hint}")

@@ -22,6 +22,16 @@ import numpy as np
 from qsim.errors import InputError
 
 
+def check_input_file(path: str | os.PathLike, what: str) -> Path:
+    """`path` as a Path if it is an existing file; `InputError` saying "not found" or "is a directory"."""
+    p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{what} {p} is a directory, expected a file")
+    if not p.is_file():
+        raise InputError(f"{what} {p} not found")
+    return p
+
+
 def check_output_file(path: str | os.PathLike, flag: str) -> Path:
     """`path` as a Path if a file can be written there; `InputError` naming `flag` otherwise."""
     p = Path(path)

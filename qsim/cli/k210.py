@@ -150,12 +150,10 @@ def _print_kmodel(rep: dict, quiet: bool) -> None:
 
 
 def run(args) -> int:
-    from qsim.cli.files import check_outputs
+    from qsim.cli.files import check_input_file, check_outputs
 
     check_outputs(args, files=("--json", "--save-outputs"))
-    path = Path(args.model)
-    if not path.exists():
-        raise InputError(f"{path} not found")
+    path = check_input_file(args.model, "model file")
     with open(path, "rb") as fh:
         magic = fh.read(4)
     if path.suffix == ".kmodel" or magic == b"LDMK":

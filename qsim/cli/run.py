@@ -127,10 +127,9 @@ def load_graph(path: str | Path) -> Any:
     """The model file as a `Graph` (any importer error is a `QsimError` naming the file)."""
     import qsim
 
-    path = Path(path)
-    if not path.is_file():
-        raise QsimError(f"model file {path} not found")
-    return qsim.load_model(path)
+    from qsim.cli.files import check_input_file
+
+    return qsim.load_model(check_input_file(path, "model file"))
 
 
 def input_size(graph: Any, size: tuple[int, int] | None = None) -> tuple[int, int] | None:
@@ -241,13 +240,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from qsim.analysis.overflow import overflow_report
     from qsim.analysis.report import fmt_num, markdown_table
-    from qsim.cli.files import check_outputs, write_json_file
+    from qsim.cli.files import check_input_file, check_outputs, write_json_file
 
     check_outputs(args, files=("--json",))
     graph = load_graph(args.model)
     executor, plan = executor_and_plan(args, graph)
-    if not Path(args.image).is_file():
-        raise InputError(f"image file {args.image} not found")
+    check_input_file(args.image, "image file")
     size = input_size(graph, args.size)
     x, image_hw = load_input(args.image, size)
     trace = run_once(graph, x, executor, plan)

@@ -88,15 +88,15 @@ def load_dataset(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from qsim.analysis.sweep import parse_formats, sweep
-    from qsim.cli.files import check_outputs, write_json_file
+    from qsim.cli.files import check_input_file, check_outputs, write_json_file
 
     check_outputs(args, files=("--json", "--plot"), dirs=() if args.no_cache else ("--cache",))
     formats = parse_formats(args.formats, mode=args.mode, acc_bits=args.acc_bits, rounding=args.rounding,
                             overflow=args.overflow)
     if args.model is None and any(f.executor != "viola_jones" for f in formats):
         raise InputError("a MODEL is needed unless --formats is only vj")
-    if args.model is not None and not Path(args.model).is_file():
-        raise InputError(f"model file {args.model} not found")
+    if args.model is not None:
+        check_input_file(args.model, "model file")
     ds = load_dataset(args)
     print(ds.summary(), file=sys.stderr)
     result = sweep(args.model, ds, formats, mode=args.mode, scales=args.scales, max_side=args.max_side,
