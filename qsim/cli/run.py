@@ -24,6 +24,7 @@ JSON (``--json OUT``), schema version 1::
       "plan": {...} | null,              # the plan's own JSON (qsim.plan schema)
       "outputs": [{"name": .., "shape": [..], "min": .., "max": .., "mean": .., "std": ..}],
       "detections": [{"box": [x1, y1, x2, y2], "score": s}] | null,   # image-file pixels
+      "non_finite_cells": N | null,      # head cell-templates with NaN/Inf: no detection
       "overflow": {"n_images": 1, "total_events": N, "layers": [...]}   # OverflowReport
     }
 
@@ -197,10 +198,12 @@ def output_summaries(trace: Any) -> list[dict[str, Any]]:
 
 
 def detections(out: np.ndarray, input_hw: tuple[int, int], image_hw: tuple[int, int],
-               top: int = 10, score_threshold: float = 0.5, nms_iou: float = 0.3) -> list[dict] | None:
+               top: int = 10, score_threshold: float = 0.5, nms_iou: float = 0.3,
+               counts: dict | None = None) -> list[dict] | None:
     """Top decoded faces of a 125-channel Tiny-Face head output, in image-file pixels.
 
-    None when the output is not such a head or `qsim.facedet` cannot decode it.
+    None when the output is not such a head or `qsim.facedet` cannot decode it. `counts`
+    receives ``"non_finite"``, the cell-templates holding NaN/Inf (no detection; `decode`).
     """
     arr = np.asarray(out)
     if arr.ndim != 4 or arr.shape[-1] != HEAD_CHANNELS:
@@ -211,7 +214,7 @@ def detections(out: np.ndarray, input_hw: tuple[int, int], image_hw: tuple[int, 
         return None
     # stride: input pixels per output cell, a power of two for MobileNetV2 cuts (16, 32)
     stride = 2.0 ** round(math.log2(input_hw[0] / arr.shape[1]))
-    boxes, scores = decode(arr[0], stride=stride, score_threshold=score_threshold)
+    boxes, scores = decode(arr[0], stride=stride, score_threshold=score_threshold, counts=counts)
     try:
         from qsim.facedet.nms import nms
         keep = nms(boxes, scores, nms_iou)
@@ -251,7 +254,8 @@ def run(args: argparse.Namespace) -> int:
     trace = run_once(graph, x, executor, plan)
     report = overflow_report(trace, graph)
     outputs = output_summaries(trace)
-    dets = detections(trace.output(0), x.shape[1:3], image_hw, top=args.top)
+    decode_counts: dict = {}
+    dets = detections(trace.output(0), x.shape[1:3], image_hw, top=args.top, counts=decode_counts)
 
     out = sys.stdout
     print(f"{graph.name}: {args.image} ({image_hw[0]}x{image_hw[1]}) -> input {list(x.shape)}, "
@@ -268,6 +272,9 @@ def run(args: argparse.Namespace) -> int:
                   file=out)
         else:
             print("no face above score 0.5", file=out)
+        if decode_counts.get("non_finite"):
+            print(f"{decode_counts['non_finite']} cell-template(s) of the head output hold NaN/Inf "
+                  "(overflow upstream): treated as no detection", file=out)
     print("", file=out)
     print(report.render(only_counted=bool(trace.counters) and not args.all_layers), file=out)
     first = report.first_overflow()
@@ -279,7 +286,8 @@ def run(args: argparse.Namespace) -> int:
             "qsim_run": SCHEMA_VERSION, "model": str(args.model), "image": str(args.image),
             "image_hw": list(image_hw), "input_shape": list(x.shape), "executor": executor,
             "plan": None if plan is None else plan.to_dict(), "outputs": outputs,
-            "detections": dets, "overflow": report.to_dict(),
+            "detections": dets, "non_finite_cells": decode_counts.get("non_finite", 0) if dets is not None else None,
+            "overflow": report.to_dict(),
         }, args.json)
         print(f"wrote {args.json}", file=out)
     return 0
