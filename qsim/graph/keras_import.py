@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from qsim.errors import ModelError
+from qsim.errors import ModelError, QsimError
 from qsim.graph.ir import Graph, Node
 from qsim.graph.keras_config import check_structure, flatten, layer_tree
 from qsim.graph.keras_layers import convert
@@ -75,6 +75,16 @@ def read_keras(path: str | os.PathLike, arch: Any = None) -> tuple[dict, Weights
         raise ModelError(
             f"{source}: neither HDF5 (.h5) nor a Keras zip archive (.keras); first bytes {magic!r}"
         )
+    try:
+        return _read_h5(p, source, arch)
+    except QsimError:
+        raise
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError, AttributeError) as exc:
+        # h5py on a damaged file fails in many places (B-tree signatures, heap offsets, attributes)
+        raise ModelError(f"{source}: cannot read (truncated or corrupt HDF5?): {type(exc).__name__}: {exc}") from None
+
+
+def _read_h5(p: Path, source: str, arch: Any) -> tuple[dict, Weights]:
     h5py = _h5py()
     with _open_h5(h5py, p, source) as f:
         config = None
@@ -116,8 +126,14 @@ def _read_keras_zip(p: Path, source: str, arch: Any) -> tuple[dict, Weights]:
         raise ModelError(f"{source}: .keras archive without config.json")
     check_structure(config, source if arch is not None else f"{source}:config.json")
     h5py = _h5py()
-    with _open_h5(h5py, io.BytesIO(weights_bytes), f"{source}:model.weights.h5") as f:
-        weights = read_weights(f, source, layer_tree(config))
+    try:
+        with _open_h5(h5py, io.BytesIO(weights_bytes), f"{source}:model.weights.h5") as f:
+            weights = read_weights(f, source, layer_tree(config))
+    except QsimError:
+        raise
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise ModelError(f"{source}:model.weights.h5: cannot read (truncated or corrupt HDF5?): "
+                         f"{type(exc).__name__}: {exc}") from None
     return config, weights
 
 
