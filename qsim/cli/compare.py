@@ -35,6 +35,7 @@ from qsim.cli.run import (
     add_number_arguments, add_size_argument, describe, executor_and_plan, input_size, load_graph, load_input,
     progress_bar, run_once,
 )
+from qsim.cli.values import finite_float
 
 SCHEMA_VERSION = 1
 
@@ -46,7 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the image sample (0)")
     add_number_arguments(p)
     add_size_argument(p)
-    p.add_argument("--sqnr-threshold", type=float, default=20.0, metavar="DB",
+    p.add_argument("--sqnr-threshold", type=finite_float, default=20.0, metavar="DB",
                    help="report the first layer whose SQNR falls below this (20 dB)")
     p.add_argument("--json", metavar="OUT", help="write the comparison as JSON")
     p.add_argument("--plot", metavar="OUT.png", help="plot SQNR per layer")

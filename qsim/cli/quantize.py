@@ -47,6 +47,7 @@ from typing import Iterator
 
 import numpy as np
 
+from qsim.cli.values import overflow_name, rounding_name
 from qsim.errors import FormatError, ModelError, QsimError
 from qsim.fixed.format import QFormat
 from qsim.fixed.modes import Overflow, Rounding
@@ -66,9 +67,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--formats", metavar="FMT,FMT,...",
                    help="several formats (e.g. Q9,Q8,Q7,Q6): one table each plus a summary; "
                         "overrides --format")
-    p.add_argument("--rounding", default="half_even", choices=[m.value for m in Rounding],
+    p.add_argument("--rounding", default="half_even", type=rounding_name, metavar="MODE",
                    help="rounding of the real value to a code (default: %(default)s)")
-    p.add_argument("--overflow", default="saturate", choices=[m.value for m in Overflow],
+    p.add_argument("--overflow", default="saturate", type=overflow_name, metavar="MODE",
                    help="out-of-range codes (default: %(default)s)")
     p.add_argument("--match", metavar="REGEX",
                    help="only tensors whose name matches (re.search), e.g. 'kernel' for conv "

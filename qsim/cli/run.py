@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from qsim.cli.values import overflow_name, rounding_name
 from qsim.errors import InputError, PlanError, QsimError
 
 SCHEMA_VERSION = 1
@@ -60,9 +61,10 @@ def add_number_arguments(p: argparse.ArgumentParser, formats_help: str = "") -> 
                           "or fp16, k210, fp32" + formats_help)
     grp.add_argument("--plan", metavar="PLAN.json", help="a plan file (qsim profile --plan-out writes one)")
     p.add_argument("--acc-bits", type=int, default=32, help="accumulator width of a uniform plan (32)")
-    p.add_argument("--rounding", default="half_up", choices=ROUNDINGS, help="rounding mode (half_up)")
-    p.add_argument("--overflow", default="saturate", choices=("saturate", "wrap"),
-                   help="overflow mode (saturate)")
+    p.add_argument("--rounding", default="half_up", type=rounding_name, metavar="MODE",
+                   help=f"rounding mode: {', '.join(ROUNDINGS)} or a foreign name such as AP_RND_CONV (half_up)")
+    p.add_argument("--overflow", default="saturate", type=overflow_name, metavar="MODE",
+                   help="overflow mode: saturate, wrap (or AP_SAT, AP_WRAP) (saturate)")
     p.add_argument("--mode", default="full", choices=("full", "weights"),
                    help="full: integer everything; weights: quantized weights, float activations "
                         "(the paper's Table II)")
