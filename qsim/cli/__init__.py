@@ -25,6 +25,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+# verbs that run Numba kernels (integer executors, KPU simulator)
+KERNEL_VERBS = ("demo", "run", "compare", "profile", "sweep", "k210")
+
+
+def numba_cache_is_empty() -> bool:
+    """True when no compiled kernel is cached yet (a fresh install): the first run compiles."""
+    from pathlib import Path
+
+    root = os.environ.get("NUMBA_CACHE_DIR")
+    where = Path(root) if root else Path(__file__).resolve().parent.parent
+    return next(where.glob("**/*.nbi"), None) is None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qsim", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -57,10 +70,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.max_pixels is not None:
             # the environment, so that worker processes (sweep --workers) read the same limit
             os.environ["QSIM_MAX_PIXELS"] = str(args.max_pixels)
+        if args.command in KERNEL_VERBS and numba_cache_is_empty():
+            print("compiling kernels… (first use after install, about 10 s; cached afterwards)", file=sys.stderr)
         return int(module.run(args) or 0)
     except QsimError as exc:
         print(f"qsim {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        # Ctrl-C: one line and the shell's convention for SIGINT (128 + 2), no traceback
+        print(f"qsim {args.command}: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:
         # `qsim ... | head` closed the pipe: not an error. Point stdout at devnull so the
         # interpreter's final flush does not raise again.
