@@ -31,7 +31,7 @@ from pathlib import Path
 from qsim.cli.run import (
     ROUNDINGS, add_size_argument, input_size, load_graph, load_input, progress_bar,
 )
-from qsim.cli.values import int_in, overflow_name, rounding_name
+from qsim.cli.values import overflow_name, rounding_name
 from qsim.errors import QsimError
 
 SCHEMA_VERSION = 1
@@ -43,8 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n", type=int, default=100, help="number of images, sampled with --seed (100)")
     p.add_argument("--seed", type=int, default=0, help="seed of the image sample (0)")
     p.add_argument("--word-bits", type=int, default=16, choices=(8, 16), help="word size of the plan (16)")
-    p.add_argument("--margin-bits", type=int_in(0, 15), default=1,
-                   help="extra integer bits on activations, 0..15 (1)")
+    p.add_argument("--margin-bits", type=int, default=1,
+                   help="extra integer bits on activations, 0 .. word bits - 1 (1)")
     p.add_argument("--acc-bits", type=int, default=32, help="accumulator width of the suggested plan (32)")
     p.add_argument("--rounding", default="half_up", type=rounding_name, metavar="MODE",
                    help=f"rounding of the plan: {', '.join(ROUNDINGS)} or e.g. AP_RND_CONV (half_up)")
@@ -64,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
     check_outputs(args, files=("--json", "--plot", "--plan-out"))
     if args.margin_bits < 0:
         raise QsimError(f"--margin-bits must be >= 0, got {args.margin_bits}")
+    if args.margin_bits > args.word_bits - 1:  # was clamped silently (issue 17)
+        raise QsimError(f"--margin-bits {args.margin_bits} leaves no bits of a {args.word_bits}-bit word; "
+                        f"at most {args.word_bits - 1}")
     graph = load_graph(args.model)
     files = list_images(args.images, n=args.n, seed=args.seed)
     size = input_size(graph, args.size)

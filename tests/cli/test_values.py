@@ -18,8 +18,6 @@ MODEL = str(Path(qsim.__file__).parent / "assets" / "a98_alpha1.0.h5")
     (["sweep", MODEL, "--fddb-alpha", "-1"], "--fddb-alpha"),
     (["sweep", MODEL, "--fddb-beta", "inf"], "--fddb-beta"),
     (["sweep", MODEL, "--nms-iou", "1.5"], "--nms-iou"),
-    (["profile", MODEL, "--images", ".", "--margin-bits", "100"], "--margin-bits"),
-    (["profile", MODEL, "--images", ".", "--margin-bits", "-1"], "--margin-bits"),
     (["run", MODEL, "x.png", "--format", "q9", "--rounding", "sideways"], "--rounding"),
 ])
 def test_bad_values_are_usage_errors(argv, flag, capsys):
@@ -28,6 +26,14 @@ def test_bad_values_are_usage_errors(argv, flag, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert flag in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("margin", ["100", "16", "-1"])
+def test_margin_bits_beyond_the_word_is_an_error(tmp_path, capsys, margin):
+    """--margin-bits 100 was silently clamped; it is an error naming the flag before any work."""
+    assert main(["profile", MODEL, "--images", str(tmp_path), "--margin-bits", margin]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("qsim profile: error: --margin-bits") and "\n" not in err
 
 
 def test_foreign_rounding_names_accepted(tmp_path, capsys):
