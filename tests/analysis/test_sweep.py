@@ -173,7 +173,7 @@ def test_cache_entry_edited_by_hand_is_recomputed_with_one_warning_issue17(tmp_p
     import importlib
 
     sweep_mod = importlib.import_module("qsim.analysis.sweep")  # the module, not the function
-    monkeypatch.setattr(sweep_mod, "_WARNED", set())
+    monkeypatch.setattr(sweep_mod, "_WARNED", set(), raising=False)
     boxes = np.array([[1.0, 2.0, 30.0, 40.0], [5.0, 5.0, 9.0, 9.0]])
     scores = np.array([0.9, 0.2])
     paths = [tmp_path / "m" / "fp32" / f"img{i}.npz" for i in range(2)]
