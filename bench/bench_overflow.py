@@ -6,7 +6,9 @@ the ladder (``--formats``, default Q2.13, Q3.12, ..., Q10.5), a uniform full-int
 ``--n`` FDDB calibration images (deterministic sample, resized to ``--size``), and the
 overflow counters are merged per layer and site (`qsim.analysis.overflow`).
 
-Outputs (``--out`` prefix, default ``bench/overflow``):
+Outputs (``--out`` prefix, default ``overflow`` in the current folder, so a trial run never
+overwrites the committed ``bench/overflow.json`` / ``bench/overflow_acc32.png``; pass
+``--out bench/overflow`` to regenerate those):
 
 * ``<out>_acc<W>.png``: layer x format heatmap of each layer's overflow rate (events /
   elements at its worst site; white = no overflow), one per accumulator width;
@@ -18,7 +20,7 @@ A 16-bit x 16-bit product needs 32 bits, so `Plan.validate` rejects narrower acc
 for these formats (the accumulator holds full products, nothing is rounded before it);
 such cells are reported as rejected instead of being run.
 
-    nice -n 10 python bench/bench_overflow.py --n 8 --size 320
+    nice -n 10 python bench/bench_overflow.py --n 8 --size 320 --out bench/overflow
 """
 from __future__ import annotations
 
@@ -60,8 +62,9 @@ def main(argv=None) -> int:
     p.add_argument("--size", type=int, default=320, help="square input size (320)")
     p.add_argument("--formats", default=",".join(LADDER), help="comma-separated formats")
     p.add_argument("--acc-bits", default="48,40,32", help="comma-separated accumulator widths")
-    p.add_argument("--out", default=str(Path(__file__).resolve().parent / "overflow"),
-                   help="output prefix for .json and _acc<W>.png")
+    p.add_argument("--out", default="overflow",
+                   help="output prefix for .json and _acc<W>.png (default ./overflow; the committed "
+                        "figures are bench/overflow)")
     args = p.parse_args(argv)
 
     import qsim

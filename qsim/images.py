@@ -13,6 +13,13 @@ Contract:
 
 Every bad input (unreadable file, wrong rank or channel count, NaN) raises `InputError`
 naming the file or the shape.
+
+Pixel limit: `load_image` refuses a picture of more than `max_pixels()` pixels, read from
+the file's header before anything is decoded (a 27 KB PNG can claim 15000x15000). The limit
+is `DEFAULT_MAX_PIXELS` (32 megapixels: ``qsim run`` on a fully convolutional model needs
+about 160 bytes per input pixel, so 5 GB) unless ``$QSIM_MAX_PIXELS`` (or the CLI's
+``--max-pixels N``, which sets it) says otherwise; ``0`` means no limit. PIL's own
+decompression-bomb guard is lifted to the same limit.
 """
 from __future__ import annotations
 
@@ -24,6 +31,32 @@ import numpy as np
 from qsim.errors import InputError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+DEFAULT_MAX_PIXELS = 32_000_000
+MAX_PIXELS_ENV = "QSIM_MAX_PIXELS"
+
+
+def max_pixels() -> int | None:
+    """The largest picture `load_image` decodes (pixels; None = no limit), from ``$QSIM_MAX_PIXELS``."""
+    import os
+
+    text = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(text)
+    except ValueError:
+        raise InputError(f"{MAX_PIXELS_ENV}={text!r} is not a whole number of pixels") from None
+    if value < 0:
+        raise InputError(f"{MAX_PIXELS_ENV}={value} must be >= 0 (0 = no limit)")
+    return value or None
+
+
+def _check_pixels(path: Path, w: int, h: int, limit: int | None) -> None:
+    if limit is not None and w * h > limit:
+        raise InputError(
+            f"image {path} is {w}x{h} = {w * h / 1e6:.3g} megapixels, over the limit of {limit} pixels "
+            f"({limit / 1e6:.3g} megapixels); raise it with --max-pixels N or {MAX_PIXELS_ENV}=N (0 = no limit)"
+        )
 
 
 def load_image(path) -> np.ndarray:
@@ -41,8 +74,16 @@ def load_image(path) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"image {path} is a directory, expected a JPEG/PNG file")
+    limit = max_pixels()
+    pil_limit = Image.MAX_IMAGE_PIXELS
+    # PIL warns, then refuses (DecompressionBombError), above its MAX_IMAGE_PIXELS inside open():
+    # the header check below replaces its guard, so a limit has one message and no limit is none
+    Image.MAX_IMAGE_PIXELS = None
     try:
         with Image.open(path) as im:
+            _check_pixels(path, im.size[0], im.size[1], limit)
             im.load()
             if im.mode in ("I;16", "I;16B", "I;16L", "I"):
                 # 16/32-bit greyscale: PIL's convert("RGB") clips instead of scaling.
@@ -51,10 +92,16 @@ def load_image(path) -> np.ndarray:
                 grey = np.clip(np.round(arr * 255.0 / top), 0, 255).astype(np.uint8)
                 return np.repeat(grey[:, :, None], 3, axis=2)
             rgb = im.convert("RGB")
+    except InputError:
+        raise
     except FileNotFoundError as exc:
         raise InputError(f"image file {path} not found") from exc
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise InputError(f"cannot read image {path}: {exc}") from exc
+    except Image.DecompressionBombError as exc:  # only if PIL's limit was changed meanwhile
+        raise InputError(f"image {path}: {exc}") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
+        raise InputError(f"cannot read image {path}: {type(exc).__name__}: {exc}") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = pil_limit
     arr = np.asarray(rgb, dtype=np.uint8)
     if arr.ndim != 3 or arr.shape[2] != 3 or arr.shape[0] == 0 or arr.shape[1] == 0:
         raise InputError(f"image {path} decoded to an unusable shape {arr.shape}")

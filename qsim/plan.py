@@ -46,19 +46,19 @@ JSON schema (``Plan.save``/``Plan.load``; a file users can edit and share)::
         "sites": {"acc": {"overflow": "wrap"}, "weights": {"rounding": "half_even"}}
       },
       "nodes": {                           # optional per-node overrides (any subset of keys)
-        "Conv1": {"weights": "Q1.14", "act": "Q4.11"},
-        "input_1": {"act": "Q0.15"}
+        "bn_Conv1": {"weights": "Q1.14", "act": "Q4.11"},   # names after BN folding
+        "input_layer": {"act": "Q0.15"}
       }
     }
 
 A node override replaces the default key by key; its ``sites`` merge site by site.
 
 >>> p = Plan.uniform("Q9", acc_bits=32)
->>> np_ = p.for_node("Conv1")
+>>> np_ = p.for_node("bn_Conv1")
 >>> str(np_.weights), str(np_.act), np_.acc_bits, np_.rounding_at("requant").value
 ('Q6.9', 'Q6.9', 32, 'half_up')
->>> p2 = p.with_nodes({"Conv1": {"act": "Q4.11"}})
->>> str(p2.for_node("Conv1").act), str(p2.for_node("other").act)
+>>> p2 = p.with_nodes({"bn_Conv1": {"act": "Q4.11"}})
+>>> str(p2.for_node("bn_Conv1").act), str(p2.for_node("other").act)
 ('Q4.11', 'Q6.9')
 """
 from __future__ import annotations

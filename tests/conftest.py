@@ -3,6 +3,10 @@
 * Tests that need TensorFlow, onnxruntime or ../shared/data skip on a user's machine that
   lacks them, but in CI (CI=true) any skip fails the run: see `pytest_sessionfinish`.
 * Hypothesis: no deadline (Numba compiles on first call); the "ci" profile is the default.
+  In CI the seed is fixed and printed in the header (``hypothesis seed: N``): ``$QSIM_HYPOTHESIS_SEED``
+  if set, else the day's date (YYYYMMDD), so the examples rotate daily yet a failing day is
+  reproduced with ``QSIM_HYPOTHESIS_SEED=N make test`` or ``pytest --hypothesis-seed=N``; hypothesis
+  prints the falsifying example and a ``@reproduce_failure`` line too. See docs/testing.md.
 """
 from __future__ import annotations
 
@@ -19,6 +23,43 @@ settings.register_profile("thorough", deadline=None, max_examples=2000)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+SEED_ENV = "QSIM_HYPOTHESIS_SEED"
+
+
+def ci_hypothesis_seed() -> int | None:
+    """The seed CI runs hypothesis with: $QSIM_HYPOTHESIS_SEED, else today's YYYYMMDD (None off CI)."""
+    text = os.environ.get(SEED_ENV, "").strip()
+    if text:
+        return int(text)
+    if not IN_CI:
+        return None
+    import datetime
+
+    return int(datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d"))
+
+
+def pytest_configure(config):
+    seed = ci_hypothesis_seed()
+    # --hypothesis-seed on the command line wins; the env/date seed fills it in otherwise
+    if seed is not None and config.getoption("hypothesis_seed", None) is None:
+        config.option.hypothesis_seed = seed
+    # failures print the reproduction (`@reproduce_failure`) as well as the falsifying example
+    settings.register_profile("_ci_seeded", settings.get_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci")),
+                              print_blob=True)
+    settings.load_profile("_ci_seeded")
+
+
+def pytest_report_header(config):
+    return [_seed_header(config), *_v3_header()]
+
+
+def _seed_header(config) -> str:
+    seed = config.getoption("hypothesis_seed", None)
+    if seed is None:
+        return "hypothesis seed: random (fix it with QSIM_HYPOTHESIS_SEED=N or --hypothesis-seed=N)"
+    source = (f"${SEED_ENV}" if os.environ.get(SEED_ENV, "").strip()
+              else "the date, CI" if IN_CI else "--hypothesis-seed")
+    return f"hypothesis seed: {seed} (from {source}); reproduce with QSIM_HYPOTHESIS_SEED={seed}"
 
 
 def _need(condition: bool, why: str) -> None:
@@ -82,7 +123,7 @@ def pytest_ignore_collect(collection_path, config):
     return collection_path.name in V3_TESTS and _v3_dir() is None
 
 
-def pytest_report_header(config):
+def _v3_header() -> list[str]:
     if _v3_dir() is None:
         return ["kmodel v3 vendor files absent ($QSIM_KMODELS_V3 or <data>/kmodels/): "
                 f"{', '.join(V3_TESTS)} not collected (docs/k210-v3.md)"]

@@ -1,12 +1,15 @@
 """qsim.images: loading, half-pixel bilinear resize (checked against TensorFlow), preprocessing."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
+import qsim
 from qsim.errors import InputError
 from qsim.images import (
     check_image,
@@ -139,3 +142,61 @@ def test_prepare_input(tmp_path):
     np.testing.assert_array_equal(prepare_input(img), mobilenet_preprocess(img))
     with pytest.raises(InputError):
         prepare_input(np.zeros((1, 4, 4, 3)))
+
+
+def _png_header(path, w: int, h: int) -> None:
+    """A PNG whose header claims w x h greyscale pixels (a few bytes of data: never decoded)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 100))
+                     + chunk(b"IEND", b""))
+
+
+def test_pixel_limit_checked_from_the_header_issue17(tmp_path, monkeypatch):
+    """Issue 17 #8: 15000x15000 (PIL's decompression-bomb error) and 8000x8000 (no guard, ~10 GB
+    in `run`) are refused before decoding, with the limit and how to raise it."""
+    from qsim.images import DEFAULT_MAX_PIXELS
+
+    monkeypatch.delenv("QSIM_MAX_PIXELS", raising=False)
+    bomb, big = tmp_path / "bomb.png", tmp_path / "big.png"
+    _png_header(bomb, 15000, 15000)
+    _png_header(big, 8000, 8000)
+    assert 8000 * 8000 > DEFAULT_MAX_PIXELS
+    for path, mp in ((bomb, "225"), (big, "64")):
+        with pytest.raises(InputError, match=rf"{path.name}.*{mp}(\.0)? megapixels.*--max-pixels.*QSIM_MAX_PIXELS"):
+            load_image(path)
+    monkeypatch.setenv("QSIM_MAX_PIXELS", "100")
+    with pytest.raises(InputError, match="over the limit of 100 pixels"):
+        load_image(_small_png(tmp_path))
+    monkeypatch.setenv("QSIM_MAX_PIXELS", "lots")
+    with pytest.raises(InputError, match="QSIM_MAX_PIXELS.*'lots'"):
+        load_image(_small_png(tmp_path))
+    # raising the limit above PIL's own reaches the decoder (which then fails on the fake data)
+    monkeypatch.setenv("QSIM_MAX_PIXELS", str(300_000_000))
+    with pytest.raises(InputError, match="cannot read image"):
+        load_image(bomb)
+
+
+def _small_png(tmp_path):
+    from PIL import Image
+
+    p = tmp_path / "small.png"
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(p)
+    return p
+
+
+def test_max_pixels_flag_and_directory_message(tmp_path, capsys):
+    from qsim.cli import main
+
+    img = _small_png(tmp_path)
+    model = str(Path(qsim.__file__).parent / "assets" / "a98_alpha1.0.h5")
+    assert main(["run", model, str(img), "--format", "fp32", "--max-pixels", "100"]) == 1
+    assert "over the limit of 100 pixels" in capsys.readouterr().err
+    assert main(["run", model, str(tmp_path), "--format", "fp32"]) == 1  # a folder given as the image
+    err = capsys.readouterr().err
+    assert "is a directory" in err and "not found" not in err

@@ -35,6 +35,7 @@ from qsim.cli.run import (
     add_number_arguments, add_size_argument, describe, executor_and_plan, input_size, load_graph, load_input,
     prepare_program, progress_bar,
 )
+from qsim.cli.values import finite_float
 
 SCHEMA_VERSION = 1
 
@@ -46,7 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the image sample (0)")
     add_number_arguments(p)
     add_size_argument(p)
-    p.add_argument("--sqnr-threshold", type=float, default=20.0, metavar="DB",
+    p.add_argument("--sqnr-threshold", type=finite_float, default=20.0, metavar="DB",
                    help="report the first layer whose SQNR falls below this (20 dB)")
     p.add_argument("--json", metavar="OUT", help="write the comparison as JSON")
     p.add_argument("--plot", metavar="OUT.png", help="plot SQNR per layer")
@@ -55,9 +56,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from qsim.analysis.compare import compare_runs, render_comparison
     from qsim.analysis.overflow import OverflowReport
-    from qsim.analysis.report import write_json
+    from qsim.cli.files import check_outputs, write_json_file
     from qsim.images import list_images
 
+    check_outputs(args, files=("--json", "--plot"))
     graph = load_graph(args.model)
     executor, plan = executor_and_plan(args, graph)
     files = list_images(args.images, n=args.n, seed=args.seed)
@@ -85,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
                "executor": executor, "plan": None if plan is None else plan.to_dict()}
         doc.update(comp.to_dict(args.sqnr_threshold))
         doc["overflow"] = overflow.to_dict()
-        write_json(doc, args.json)
+        write_json_file(doc, args.json)
         print(f"wrote {args.json}")
     if args.plot:
         from qsim.analysis.plots import plot_comparison

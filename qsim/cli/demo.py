@@ -73,12 +73,15 @@ def run(args: argparse.Namespace) -> int:
     from qsim.plan import Plan
 
     model = Path(args.model) if args.model else BUNDLED_MODEL
+    if model.is_dir():
+        raise InputError(f"model file {model} is a directory, expected a file")
     if not model.is_file():
         hint = "" if args.model else " (the bundled model is produced by reference/train.py; pass --model)"
         raise InputError(f"model file {model} not found{hint}")
+    from qsim.cli.files import check_output_dir
+
+    out_dir = check_output_dir(args.out, "--out")
     image, image_name = _image(args.image)
-    out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
     graph = qsim.load_model(model)
     stride = infer_stride(graph)
     q_plan = Plan.uniform(args.format)

@@ -8,7 +8,6 @@ Examples::
 """
 from __future__ import annotations
 
-import json
 import sys
 
 from qsim.errors import InputError
@@ -94,8 +93,10 @@ def render(summary: dict) -> str:
 
 
 def run(args) -> int:
+    from qsim.cli.files import check_outputs, write_json_file
     from qsim.graph.summary import inspect_model
 
+    check_outputs(args, files=("--json",))
     size = parse_size(args.size)
     summary = inspect_model(args.model, size, fold_bn=not args.no_fold_bn, arch=args.arch,
                             symmetric_pads=args.symmetric_pads)
@@ -109,7 +110,6 @@ def run(args) -> int:
             for note in notes:
                 print("  " + note)
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(summary, fh, indent=1)
+        write_json_file(summary, args.json)
         print(f"\nwrote {args.json}", file=sys.stderr)
     return 0

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from pathlib import Path
 
@@ -88,10 +87,9 @@ def _image_tensor(path: str, rng, shape: tuple, float_norm: str) -> np.ndarray:
 
 
 def _load_npy(path: str) -> np.ndarray:
-    try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read --input {path}: {exc}") from exc
+    from qsim.cli.files import read_npy
+
+    return read_npy(path, "--input")
 
 
 def _load_kmodel(path: str, switches):
@@ -108,6 +106,8 @@ def _load_kmodel(path: str, switches):
 
 
 def run_kmodel_cli(args) -> int:
+    from qsim.cli.files import write_json_file
+
     model, ex = _load_kmodel(args.model, _switches(args))
     if len(model.inputs) != 1 and args.image:
         raise InputError(f"{args.model} has {len(model.inputs)} inputs; use --input with one .npy per input")
@@ -141,7 +141,7 @@ def run_kmodel_cli(args) -> int:
         np.savez(args.save_outputs, **{f"output{i}": o for i, o in enumerate(run.outputs)})
         print(f"outputs written to {args.save_outputs}")
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
+        write_json_file(report, args.json)
     return 0
 
 
@@ -167,9 +167,10 @@ def _print_kmodel(rep: dict, quiet: bool) -> None:
 
 
 def run(args) -> int:
-    path = Path(args.model)
-    if not path.exists():
-        raise InputError(f"{path} not found")
+    from qsim.cli.files import check_input_file, check_outputs
+
+    check_outputs(args, files=("--json", "--save-outputs"))
+    path = check_input_file(args.model, "model file")
     with open(path, "rb") as fh:
         magic = fh.read(4)
     if path.suffix == ".kmodel" or magic in (b"LDMK", b"\x03\x00\x00\x00"):

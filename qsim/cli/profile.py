@@ -31,6 +31,7 @@ from pathlib import Path
 from qsim.cli.run import (
     ROUNDINGS, add_size_argument, input_size, load_graph, load_input, progress_bar,
 )
+from qsim.cli.values import overflow_name, rounding_name
 from qsim.errors import QsimError
 
 SCHEMA_VERSION = 1
@@ -42,10 +43,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n", type=int, default=100, help="number of images, sampled with --seed (100)")
     p.add_argument("--seed", type=int, default=0, help="seed of the image sample (0)")
     p.add_argument("--word-bits", type=int, default=16, choices=(8, 16), help="word size of the plan (16)")
-    p.add_argument("--margin-bits", type=int, default=1, help="extra integer bits on activations (1)")
+    p.add_argument("--margin-bits", type=int, default=1,
+                   help="extra integer bits on activations, 0 .. word bits - 1 (1)")
     p.add_argument("--acc-bits", type=int, default=32, help="accumulator width of the suggested plan (32)")
-    p.add_argument("--rounding", default="half_up", choices=ROUNDINGS, help="rounding of the plan")
-    p.add_argument("--overflow", default="saturate", choices=("saturate", "wrap"), help="overflow of the plan")
+    p.add_argument("--rounding", default="half_up", type=rounding_name, metavar="MODE",
+                   help=f"rounding of the plan: {', '.join(ROUNDINGS)} or e.g. AP_RND_CONV (half_up)")
+    p.add_argument("--overflow", default="saturate", type=overflow_name, metavar="MODE",
+                   help="overflow of the plan: saturate, wrap (saturate)")
     add_size_argument(p)
     p.add_argument("--plan-out", metavar="PLAN.json", help="write the suggested per-layer plan")
     p.add_argument("--json", metavar="OUT", help="write the statistics as JSON")
@@ -54,11 +58,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from qsim.analysis.profile import profile_model
-    from qsim.analysis.report import write_json
+    from qsim.cli.files import check_outputs, write_json_file
     from qsim.images import list_images
 
+    check_outputs(args, files=("--json", "--plot", "--plan-out"))
     if args.margin_bits < 0:
         raise QsimError(f"--margin-bits must be >= 0, got {args.margin_bits}")
+    if args.margin_bits > args.word_bits - 1:  # was clamped silently (issue 17)
+        raise QsimError(f"--margin-bits {args.margin_bits} leaves no bits of a {args.word_bits}-bit word; "
+                        f"at most {args.word_bits - 1}")
     graph = load_graph(args.model)
     files = list_images(args.images, n=args.n, seed=args.seed)
     size = input_size(graph, args.size)
@@ -78,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         doc = {"qsim_profile": SCHEMA_VERSION, "model": str(args.model),
                "images": [str(f) for f in files], "input_hw": None if size is None else list(size)}
         doc.update(prof.to_dict(args.word_bits, args.margin_bits, args.acc_bits))
-        write_json(doc, args.json)
+        write_json_file(doc, args.json)
         print(f"wrote {args.json}")
     if args.plot:
         from qsim.analysis.plots import plot_profile

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import math
 import re
 import zipfile
@@ -48,6 +47,7 @@ from typing import Iterator
 
 import numpy as np
 
+from qsim.cli.values import overflow_name, rounding_name
 from qsim.errors import FormatError, ModelError, QsimError
 from qsim.fixed.format import QFormat
 from qsim.fixed.modes import Overflow, Rounding
@@ -67,9 +67,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--formats", metavar="FMT,FMT,...",
                    help="several formats (e.g. Q9,Q8,Q7,Q6): one table each plus a summary; "
                         "overrides --format")
-    p.add_argument("--rounding", default="half_even", choices=[m.value for m in Rounding],
+    p.add_argument("--rounding", default="half_even", type=rounding_name, metavar="MODE",
                    help="rounding of the real value to a code (default: %(default)s)")
-    p.add_argument("--overflow", default="saturate", choices=[m.value for m in Overflow],
+    p.add_argument("--overflow", default="saturate", type=overflow_name, metavar="MODE",
                    help="out-of-range codes (default: %(default)s)")
     p.add_argument("--match", metavar="REGEX",
                    help="only tensors whose name matches (re.search), e.g. 'kernel' for conv "
@@ -140,7 +140,9 @@ def read_tensors(path: str | Path, skipped: list | None = None) -> list[tuple[st
     suffix = path.suffix.lower()
     try:
         if suffix == ".npy":
-            arr = np.load(path, allow_pickle=False)
+            from qsim.cli.files import read_npy
+
+            arr = read_npy(path, "SOURCE")
             if arr.dtype.kind not in "fiu":
                 raise ModelError(f"{path}: a .npy of dtype {arr.dtype} is not a real tensor")
             tensors = [(path.stem, arr)]
@@ -230,6 +232,9 @@ def _formats(args) -> list[QFormat]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from qsim.cli.files import check_outputs, write_json_file
+
+    check_outputs(args, files=("--json",))
     formats = _formats(args)
     rounding, overflow = Rounding.parse(args.rounding), Overflow.parse(args.overflow)
     if args.source:
@@ -274,10 +279,6 @@ def run(args: argparse.Namespace) -> int:
                 "tensors": [r.to_dict() for r in reports], "totals": totals.to_dict(),
             } for fmt, reports, totals in results],
         }
-        out = Path(args.json)
-        try:
-            out.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
-        except OSError as exc:
-            raise QsimError(f"cannot write {out}: {exc}") from None
+        out = write_json_file(doc, args.json)
         print(f"\nwrote {out}")
     return 0

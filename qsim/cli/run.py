@@ -26,6 +26,7 @@ JSON (``--json OUT``), schema version 1::
       "plan": {...} | null,              # the plan's own JSON (qsim.plan schema)
       "outputs": [{"name": .., "shape": [..], "min": .., "max": .., "mean": .., "std": ..}],
       "detections": [{"box": [x1, y1, x2, y2], "score": s}] | null,   # image-file pixels
+      "non_finite_cells": N | null,      # head cell-templates with NaN/Inf: no detection
       "overflow": {"n_images": 1, "total_events": N, "layers": [...]}   # OverflowReport
     }
 
@@ -43,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from qsim.cli.values import overflow_name, rounding_name
 from qsim.errors import InputError, PlanError, QsimError
 
 SCHEMA_VERSION = 1
@@ -61,9 +63,10 @@ def add_number_arguments(p: argparse.ArgumentParser, formats_help: str = "") -> 
                           "or fp16, k210, fp32" + formats_help)
     grp.add_argument("--plan", metavar="PLAN.json", help="a plan file (qsim profile --plan-out writes one)")
     p.add_argument("--acc-bits", type=int, default=32, help="accumulator width of a uniform plan (32)")
-    p.add_argument("--rounding", default="half_up", choices=ROUNDINGS, help="rounding mode (half_up)")
-    p.add_argument("--overflow", default="saturate", choices=("saturate", "wrap"),
-                   help="overflow mode (saturate)")
+    p.add_argument("--rounding", default="half_up", type=rounding_name, metavar="MODE",
+                   help=f"rounding mode: {', '.join(ROUNDINGS)} or a foreign name such as AP_RND_CONV (half_up)")
+    p.add_argument("--overflow", default="saturate", type=overflow_name, metavar="MODE",
+                   help="overflow mode: saturate, wrap (or AP_SAT, AP_WRAP) (saturate)")
     p.add_argument("--mode", default="full", choices=("full", "weights"),
                    help="full: integer everything; weights: quantized weights, float activations "
                         "(the paper's Table II)")
@@ -163,10 +166,9 @@ def load_graph(path: str | Path) -> Any:
     """The model file as a `Graph` (any importer error is a `QsimError` naming the file)."""
     import qsim
 
-    path = Path(path)
-    if not path.is_file():
-        raise QsimError(f"model file {path} not found")
-    return qsim.load_model(path)
+    from qsim.cli.files import check_input_file
+
+    return qsim.load_model(check_input_file(path, "model file"))
 
 
 def input_size(graph: Any, size: tuple[int, int] | None = None) -> tuple[int, int] | None:
@@ -225,10 +227,12 @@ def output_summaries(trace: Any) -> list[dict[str, Any]]:
 
 
 def detections(out: np.ndarray, input_hw: tuple[int, int], image_hw: tuple[int, int],
-               top: int = 10, score_threshold: float = 0.5, nms_iou: float = 0.3) -> list[dict] | None:
+               top: int = 10, score_threshold: float = 0.5, nms_iou: float = 0.3,
+               counts: dict | None = None) -> list[dict] | None:
     """Top decoded faces of a 125-channel Tiny-Face head output, in image-file pixels.
 
-    None when the output is not such a head or `qsim.facedet` cannot decode it.
+    None when the output is not such a head or `qsim.facedet` cannot decode it. `counts`
+    receives ``"non_finite"``, the cell-templates holding NaN/Inf (no detection; `decode`).
     """
     arr = np.asarray(out)
     if arr.ndim != 4 or arr.shape[-1] != HEAD_CHANNELS:
@@ -239,7 +243,7 @@ def detections(out: np.ndarray, input_hw: tuple[int, int], image_hw: tuple[int, 
         return None
     # stride: input pixels per output cell, a power of two for MobileNetV2 cuts (16, 32)
     stride = 2.0 ** round(math.log2(input_hw[0] / arr.shape[1]))
-    boxes, scores = decode(arr[0], stride=stride, score_threshold=score_threshold)
+    boxes, scores = decode(arr[0], stride=stride, score_threshold=score_threshold, counts=counts)
     try:
         from qsim.facedet.nms import nms
         keep = nms(boxes, scores, nms_iou)
@@ -267,18 +271,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from qsim.analysis.overflow import overflow_report
-    from qsim.analysis.report import fmt_num, markdown_table, write_json
+    from qsim.analysis.report import fmt_num, markdown_table
+    from qsim.cli.files import check_input_file, check_outputs, write_json_file
 
+    check_outputs(args, files=("--json",))
     graph = load_graph(args.model)
     executor, plan = executor_and_plan(args, graph)
-    if not Path(args.image).is_file():
-        raise InputError(f"image file {args.image} not found")
+    check_input_file(args.image, "image file")
     size = input_size(graph, args.size)
     x, image_hw = load_input(args.image, size)
     trace = prepare_program(graph, executor, plan, args, args.size).run(x)
     report = overflow_report(trace, graph)
     outputs = output_summaries(trace)
-    dets = detections(trace.output(0), x.shape[1:3], image_hw, top=args.top)
+    decode_counts: dict = {}
+    dets = detections(trace.output(0), x.shape[1:3], image_hw, top=args.top, counts=decode_counts)
 
     out = sys.stdout
     print(f"{graph.name}: {args.image} ({image_hw[0]}x{image_hw[1]}) -> input {list(x.shape)}, "
@@ -295,6 +301,9 @@ def run(args: argparse.Namespace) -> int:
                   file=out)
         else:
             print("no face above score 0.5", file=out)
+        if decode_counts.get("non_finite"):
+            print(f"{decode_counts['non_finite']} cell-template(s) of the head output hold NaN/Inf "
+                  "(overflow upstream): treated as no detection", file=out)
     print("", file=out)
     print(report.render(only_counted=bool(trace.counters) and not args.all_layers), file=out)
     first = report.first_overflow()
@@ -302,11 +311,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"overflow events: {report.total_events}"
           + (f" (first at {first.name}, site {first.worst_site})" if first else ""), file=out)
     if args.json:
-        write_json({
+        write_json_file({
             "qsim_run": SCHEMA_VERSION, "model": str(args.model), "image": str(args.image),
             "image_hw": list(image_hw), "input_shape": list(x.shape), "executor": executor,
             "plan": None if plan is None else plan.to_dict(), "outputs": outputs,
-            "detections": dets, "overflow": report.to_dict(),
+            "detections": dets, "non_finite_cells": decode_counts.get("non_finite", 0) if dets is not None else None,
+            "overflow": report.to_dict(),
         }, args.json)
         print(f"wrote {args.json}", file=out)
     return 0

@@ -14,6 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from qsim.cli.values import finite_float, overflow_name, positive_float, rounding_name, unit_float
 from qsim.errors import InputError
 from qsim.cli.run import add_calibration_arguments
 
@@ -40,25 +41,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="weights: quantized parameters, float activations (the paper's Table II); "
                         "full: integer activations and accumulators, overflow counted")
     p.add_argument("--acc-bits", type=int, default=32, help="accumulator width for --mode full (32)")
-    p.add_argument("--rounding", default="half_up",
-                   choices=("floor", "toward_zero", "half_up", "half_even", "half_away"))
-    p.add_argument("--overflow", default="saturate", choices=("saturate", "wrap"))
+    p.add_argument("--rounding", default="half_up", type=rounding_name, metavar="MODE",
+                   help="floor, toward_zero, half_up, half_even, half_away or e.g. AP_RND_CONV (half_up)")
+    p.add_argument("--overflow", default="saturate", type=overflow_name, metavar="MODE",
+                   help="saturate, wrap (saturate)")
     add_calibration_arguments(p)
     p.add_argument("--limit", type=int, metavar="N", help="first N images only (annotation order)")
     p.add_argument("--folds", default="present",
                    help="FDDB: 'present' (images on disk), 'all', or fold numbers like 1,2 (present)")
-    p.add_argument("--fddb-alpha", type=float, default=1.3,
+    p.add_argument("--fddb-alpha", type=positive_float, default=1.3,
                    help="FDDB box side / ellipse width (the paper's eq. 1: 1.3)")
-    p.add_argument("--fddb-beta", type=float, default=0.26,
+    p.add_argument("--fddb-beta", type=finite_float, default=0.26,
                    help="FDDB box centre shift down / ellipse width (the paper's eq. 2: 0.26)")
     p.add_argument("--wider-invalid", choices=("ignore", "drop", "keep"), default="ignore",
                    help="WIDER faces flagged invalid (ignore)")
-    p.add_argument("--wider-min-size", type=float, default=0.0,
+    p.add_argument("--wider-min-size", type=finite_float, default=0.0,
                    help="WIDER faces smaller than this (px) become ignore regions (0)")
     p.add_argument("--scales", type=_scales, default=(0.5, 1.0, 2.0), help="pyramid scales (0.5,1,2)")
     p.add_argument("--max-side", type=int, help="cap on the longest side of any network input")
-    p.add_argument("--score-threshold", type=float, default=0.01, help="lowest score on the PR curve (0.01)")
-    p.add_argument("--nms-iou", type=float, default=0.3, help="NMS IoU threshold (0.3)")
+    p.add_argument("--score-threshold", type=unit_float, default=0.01, help="lowest score on the PR curve (0.01)")
+    p.add_argument("--nms-iou", type=unit_float, default=0.3, help="NMS IoU threshold (0.3)")
     p.add_argument("--workers", type=int, default=1, help="processes (1)")
     p.add_argument("--cache", metavar="DIR", help="cache folder (default $QSIM_CACHE or ~/.cache/qsim)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
@@ -89,16 +91,17 @@ def load_dataset(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from qsim.analysis.report import write_json
+    from qsim.cli.files import check_input_file, check_outputs, write_json_file
     from qsim.facedet.sweep import parse_formats, sweep
 
+    check_outputs(args, files=("--json", "--plot"), dirs=() if args.no_cache else ("--cache",))
     formats = parse_formats(args.formats, mode=args.mode, acc_bits=args.acc_bits, rounding=args.rounding,
                             overflow=args.overflow, calibration=args.calibration,
                             calibration_count=args.calibration_count)
     if args.model is None and any(f.executor not in ("viola_jones", "kmodel") for f in formats):
         raise InputError("a MODEL is needed unless --formats is only vj and kmodel:PATH")
-    if args.model is not None and not Path(args.model).is_file():
-        raise InputError(f"model file {args.model} not found")
+    if args.model is not None:
+        check_input_file(args.model, "model file")
     ds = load_dataset(args)
     print(ds.summary(), file=sys.stderr)
     result = sweep(args.model, ds, formats, mode=args.mode, scales=args.scales, max_side=args.max_side,
@@ -115,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{row.format}: {row.overflow.total_events} overflow events; first at {first.name} "
                   f"({first.worst_site})")
     if args.json:
-        write_json(result.to_dict(), args.json)
+        write_json_file(result.to_dict(), args.json)
         print(f"wrote {args.json}", file=sys.stderr)
     if args.plot:
         result.plot(args.plot)

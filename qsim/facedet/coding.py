@@ -183,14 +183,20 @@ def assign(gt, anchor_boxes, pos_iou: float = 0.7, neg_iou: float = 0.3):
     return labels.reshape(grid), matched.reshape(grid)
 
 
-def decode(out, stride: float, templates=None, score_threshold: float = 0.5):
+def decode(out, stride: float, templates=None, score_threshold: float = 0.5, counts: dict | None = None):
     """Boxes and scores from one head output.
+
+    A cell-template whose logit or any box delta is NaN/Inf (an fp16 or wrap overflow upstream)
+    is no detection: the rest decode as if it were absent, so the AP of a format that overflows
+    is still a number. The overflow itself is counted by the executor's counters; `counts`
+    (optional dict) receives ``"non_finite"``: how many cell-templates were dropped here.
 
     Args:
         out: ``(H, W, T*5)`` (or ``(1, H, W, T*5)``) float head output (linear logits).
         stride: input pixels per output cell.
         templates: ``(T, 4)``; default the bundled Tiny-Face templates.
         score_threshold: keep cell-templates with ``sigmoid(logit) >= score_threshold``.
+        counts: optional dict; ``counts["non_finite"]`` is increased by the dropped cell-templates.
 
     Returns:
         ``boxes (K, 4)`` x1y1x2y2 in input pixels and ``scores (K,)`` in (0, 1), sorted by
@@ -202,11 +208,12 @@ def decode(out, stride: float, templates=None, score_threshold: float = 0.5):
         arr = arr[0]
     if arr.ndim != 3:
         raise InputError(f"decode: head output must be (H, W, C) or (1, H, W, C); got shape {np.shape(out)}")
-    if not np.isfinite(arr).all():
-        raise InputError(f"decode: head output holds {int((~np.isfinite(arr)).sum())} NaN/Inf value(s)")
     logits, deltas = split_head(arr, tpl.shape[0])
-    scores = sigmoid(logits)
-    keep = scores >= score_threshold
+    finite = np.isfinite(logits) & np.isfinite(deltas).all(axis=-1)
+    if counts is not None:
+        counts["non_finite"] = counts.get("non_finite", 0) + int(finite.size - np.count_nonzero(finite))
+    scores = sigmoid(np.where(finite, logits, -np.inf))
+    keep = finite & (scores >= score_threshold)
     if not keep.any():
         return np.zeros((0, 4)), np.zeros(0)
     anc = anchors(arr.shape[0], arr.shape[1], stride, tpl)

@@ -332,20 +332,49 @@ def _image_key(path: Path, settings: dict) -> str:
     return f"{Path(path).stem[:40]}-{h.hexdigest()[:16]}"
 
 
+def _entry_digest(boxes: np.ndarray, scores: np.ndarray, counters_json: str) -> str:
+    """sha256 of a cache entry's content (shapes, float64 bytes, counters JSON)."""
+    h = hashlib.sha256()
+    for a in (boxes, scores):
+        h.update(repr(a.shape).encode())
+        h.update(np.ascontiguousarray(a, "<f8").tobytes())
+    h.update(counters_json.encode())
+    return h.hexdigest()
+
+
+_WARNED: set[str] = set()  # "checksum": the one stderr line per process about untrusted entries
+
+
 def _save(path: Path, boxes, scores, counters) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
-    np.savez(tmp, boxes=np.asarray(boxes, np.float64), scores=np.asarray(scores, np.float64),
-             counters=np.array(json.dumps(counters)))
+    boxes, scores = np.asarray(boxes, np.float64), np.asarray(scores, np.float64)
+    counters_json = json.dumps(counters)
+    np.savez(tmp, boxes=boxes, scores=scores, counters=np.array(counters_json),
+             sha256=np.array(_entry_digest(boxes, scores, counters_json)))
     os.replace(tmp, path)  # atomic: a killed run never leaves half a file
 
 
 def _load(path: Path):
+    """The entry's (boxes, scores, counters), or None to recompute it: unreadable, written
+    without a checksum, or edited since (its sha256 no longer matches; said once on stderr)."""
     try:
-        with np.load(path) as z:
-            return z["boxes"], z["scores"], json.loads(str(z["counters"]))
+        with np.load(path, allow_pickle=False) as z:
+            boxes, scores = z["boxes"].astype(np.float64), z["scores"].astype(np.float64)
+            counters_json = str(z["counters"])
+            stored = str(z["sha256"]) if "sha256" in z.files else None
+        counters = json.loads(counters_json)
     except Exception:  # a corrupt cache entry is recomputed, never trusted
         return None
+    if stored != _entry_digest(boxes, scores, counters_json):
+        import sys
+
+        if stored is not None and "checksum" not in _WARNED:
+            _WARNED.add("checksum")
+            print(f"qsim sweep: cache entry {path} does not match its checksum (edited or corrupt); "
+                  "recomputing it (other such entries are recomputed without a message)", file=sys.stderr)
+        return None
+    return boxes, scores, counters
 
 
 # worker-process state (spawned workers load the graph once)

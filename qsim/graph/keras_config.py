@@ -44,6 +44,47 @@ class FlatModel:
     outputs: list[str]
 
 
+def check_structure(model_config: Any, source: str) -> None:
+    """Raise `ModelError` unless `model_config` has the shape every reader here relies on.
+
+    A model is an object with a string ``class_name``; its ``config`` an object (or, in very old
+    Sequential files, the layer list); ``layers`` a list of objects, each with a string
+    ``class_name``, an object ``config`` and a list ``inbound_nodes`` when present. Nested models
+    are checked the same way. Values inside a layer's config are checked by its converter.
+    """
+    if not isinstance(model_config, dict) or not isinstance(model_config.get("class_name"), str):
+        got = type(model_config).__name__ if not isinstance(model_config, dict) else "object without 'class_name'"
+        raise ModelError(f"{source}: not a Keras model config (got {got})")
+    _check_model(model_config, source, model_config.get("config", {}).get("name", "model")
+                 if isinstance(model_config.get("config"), dict) else "model")
+
+
+def _check_model(mcfg: dict, source: str, scope: str) -> None:
+    cfg = mcfg.get("config", {})
+    if isinstance(cfg, list) and mcfg["class_name"] in SEQUENTIAL_CLASSES:
+        specs = cfg
+    elif isinstance(cfg, dict):
+        specs = cfg.get("layers", [])
+    else:
+        raise ModelError(f"{source}: model {scope!r}: 'config' is a {type(cfg).__name__}, expected an object")
+    if not isinstance(specs, list):
+        raise ModelError(f"{source}: model {scope!r}: 'layers' is a {type(specs).__name__}, expected a list")
+    for i, spec in enumerate(specs):
+        if not isinstance(spec, dict) or not isinstance(spec.get("class_name"), str):
+            raise ModelError(f"{source}: model {scope!r}: layer #{i} is {spec!r:.60}, expected an object "
+                             "with a 'class_name'")
+        if not isinstance(spec.get("config", {}), dict):
+            raise ModelError(f"{source}: model {scope!r}: layer #{i} ({spec['class_name']}) has a "
+                             f"{type(spec['config']).__name__} 'config', expected an object")
+        name = _layer_name(spec)
+        if not isinstance(name, str) or not name:
+            raise ModelError(f"{source}: model {scope!r}: layer #{i} ({spec['class_name']}) has no name")
+        if not isinstance(spec.get("inbound_nodes", []), list):
+            raise ModelError(f"{source}: layer {name!r}: 'inbound_nodes' is not a list")
+        if spec["class_name"] in MODEL_CLASSES + SEQUENTIAL_CLASSES:
+            _check_model(spec, source, name)
+
+
 def layer_tree(model_config: dict) -> list[dict]:
     """``[{name, class_name, config, children}]`` in config order (nested models recurse)."""
     cfg = model_config.get("config", {})
@@ -66,8 +107,14 @@ def flatten(model_config: dict, source: str = "") -> FlatModel:
         raise ModelError(
             f"{source}: top-level object is a {cls!r}, expected a Functional or Sequential model"
         )
+    check_structure(model_config, source)
     flat = _Flattener(source)
-    outputs = flat.model(model_config, bindings=None, scope=model_config.get("config", {}).get("name", ""))
+    try:
+        outputs = flat.model(model_config, bindings=None, scope=model_config.get("config", {}).get("name", ""))
+    except (TypeError, KeyError, IndexError, ValueError, AttributeError) as exc:
+        # a tensor reference or name list of the wrong shape deep inside inbound_nodes
+        where = f" after layer {flat.layers[-1].name!r}" if flat.layers else ""
+        raise ModelError(f"{source}: malformed layer connections{where}: {type(exc).__name__}: {exc}") from None
     return FlatModel(model_config.get("config", {}).get("name", "model"), flat.layers,
                      [o for o in outputs])
 

@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from qsim.errors import ModelError
+from qsim.errors import ModelError, QsimError
 from qsim.graph.ir import Graph, Node
-from qsim.graph.keras_config import flatten, layer_tree
+from qsim.graph.keras_config import check_structure, flatten, layer_tree
 from qsim.graph.keras_layers import convert
 from qsim.graph.keras_weights import Weights, read_weights
 
@@ -35,11 +35,12 @@ def _h5py():
     return h5py
 
 
-def _load_arch(arch: Any, source: str) -> dict:
+def _load_arch(arch: Any, source: str, is_text: bool = False) -> dict:
+    """`arch` as a dict: a dict, a JSON string, or (unless `is_text`) a path to a JSON file."""
     if isinstance(arch, dict):
         return arch
     text = None
-    if isinstance(arch, (str, os.PathLike)) and not str(arch).lstrip().startswith("{"):
+    if not is_text and isinstance(arch, (str, os.PathLike)) and not str(arch).lstrip().startswith("{"):
         try:
             text = Path(arch).read_text()
         except OSError as exc:
@@ -74,6 +75,16 @@ def read_keras(path: str | os.PathLike, arch: Any = None) -> tuple[dict, Weights
         raise ModelError(
             f"{source}: neither HDF5 (.h5) nor a Keras zip archive (.keras); first bytes {magic!r}"
         )
+    try:
+        return _read_h5(p, source, arch)
+    except QsimError:
+        raise
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError, AttributeError) as exc:
+        # h5py on a damaged file fails in many places (B-tree signatures, heap offsets, attributes)
+        raise ModelError(f"{source}: cannot read (truncated or corrupt HDF5?): {type(exc).__name__}: {exc}") from None
+
+
+def _read_h5(p: Path, source: str, arch: Any) -> tuple[dict, Weights]:
     h5py = _h5py()
     with _open_h5(h5py, p, source) as f:
         config = None
@@ -81,12 +92,14 @@ def read_keras(path: str | os.PathLike, arch: Any = None) -> tuple[dict, Weights
             config = _load_arch(arch, source)
         elif "model_config" in f.attrs:
             raw = f.attrs["model_config"]
-            config = _load_arch(raw.decode() if isinstance(raw, bytes) else str(raw), source)
+            config = _load_arch(raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw), source,
+                                is_text=True)
         if config is None:
             raise ModelError(
                 f"{source}: a weights-only file (no model_config); pass its architecture as "
                 "arch= (a model.to_json() file or dict)"
             )
+        check_structure(config, source)
         group = f["model_weights"] if "model_weights" in f else f
         try:
             weights = read_weights(group, source, layer_tree(config))
@@ -101,19 +114,26 @@ def _read_keras_zip(p: Path, source: str, arch: Any) -> tuple[dict, Weights]:
             names = zf.namelist()
             if "model.weights.h5" not in names:
                 raise ModelError(f"{source}: .keras archive without model.weights.h5 (found {names})")
-            config_text = zf.read("config.json").decode() if "config.json" in names else None
+            config_text = zf.read("config.json").decode(errors="replace") if "config.json" in names else None
             weights_bytes = zf.read("model.weights.h5")
     except (zipfile.BadZipFile, OSError, EOFError, zipfile.LargeZipFile) as exc:
         raise ModelError(f"{source}: corrupt .keras archive (truncated?): {exc}") from exc
     if arch is not None:
         config = _load_arch(arch, source)
     elif config_text is not None:
-        config = _load_arch(config_text, source)
+        config = _load_arch(config_text, f"{source}:config.json", is_text=True)
     else:
         raise ModelError(f"{source}: .keras archive without config.json")
+    check_structure(config, source if arch is not None else f"{source}:config.json")
     h5py = _h5py()
-    with _open_h5(h5py, io.BytesIO(weights_bytes), f"{source}:model.weights.h5") as f:
-        weights = read_weights(f, source, layer_tree(config))
+    try:
+        with _open_h5(h5py, io.BytesIO(weights_bytes), f"{source}:model.weights.h5") as f:
+            weights = read_weights(f, source, layer_tree(config))
+    except QsimError:
+        raise
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise ModelError(f"{source}:model.weights.h5: cannot read (truncated or corrupt HDF5?): "
+                         f"{type(exc).__name__}: {exc}") from None
     return config, weights
 
 

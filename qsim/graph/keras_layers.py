@@ -18,12 +18,33 @@ from qsim.graph.keras_config import KerasLayer
 Converter = Callable[[KerasLayer, dict[str, np.ndarray]], list[Node]]
 
 
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 def _pair(value: Any, what: str, layer: KerasLayer) -> tuple[int, int]:
-    if isinstance(value, int):
-        return (value, value)
-    if isinstance(value, (list, tuple)) and len(value) == 2:
-        return (int(value[0]), int(value[1]))
-    raise ModelError(f"layer {layer.name!r} ({layer.class_name}): bad {what} {value!r}")
+    """A positive ``(h, w)`` from an int or a 2-list of ints (kernel_size, strides, dilation, size)."""
+    pair = (value, value) if _is_int(value) else tuple(value) if isinstance(value, (list, tuple)) else ()
+    if len(pair) != 2 or not all(_is_int(v) and v >= 1 for v in pair):
+        raise ModelError(f"layer {layer.name!r} ({layer.class_name}): bad {what} {value!r} "
+                         "(expected a positive int or a pair of them)")
+    return pair
+
+
+def _positive_int(layer: KerasLayer, field: str, default: Any = None) -> int:
+    value = layer.config.get(field, default)
+    if not _is_int(value) or value < 1:
+        raise ModelError(f"layer {layer.name!r} ({layer.class_name}): bad {field} {value!r} "
+                         "(expected a positive int)")
+    return value
+
+
+def _check_shape(layer: KerasLayer, var: str, array: np.ndarray, expected: tuple, why: str) -> None:
+    """The stored array must have the shape the config implies (None = any size on that axis)."""
+    if len(expected) != array.ndim or any(e is not None and e != d for e, d in zip(expected, array.shape)):
+        want = tuple("?" if e is None else e for e in expected)
+        raise ModelError(f"layer {layer.name!r} ({layer.class_name}): stored {var} has shape {array.shape}, "
+                         f"the config ({why}) implies {want}")
 
 
 def _channels_last(layer: KerasLayer) -> None:
@@ -42,7 +63,11 @@ def _weight(layer: KerasLayer, weights: dict[str, np.ndarray], var: str, ndim: i
             f"layer {layer.name!r} ({layer.class_name}): weight {var!r} missing from the file "
             f"(found: {have})"
         )
-    array = np.asarray(weights[var], dtype=np.float32)
+    raw = np.asarray(weights[var])
+    if raw.dtype.kind not in "fiub":
+        raise ModelError(f"layer {layer.name!r} ({layer.class_name}): weight {var!r} is not numeric "
+                         f"(dtype {raw.dtype})")
+    array = raw.astype(np.float32)
     if array.ndim != ndim:
         raise ModelError(
             f"layer {layer.name!r} ({layer.class_name}): weight {var!r} has shape {array.shape}, "
@@ -97,17 +122,27 @@ def conv2d(layer: KerasLayer, weights: dict[str, np.ndarray]) -> list[Node]:
     if int(layer.config.get("groups", 1)) != 1:
         raise ModelError(f"layer {layer.name!r} (Conv2D): groups={layer.config['groups']} not supported")
     attrs = _conv_common(layer)
+    kh, kw = _pair(layer.config.get("kernel_size"), "kernel_size", layer)
+    filters = _positive_int(layer, "filters")
     w = {"kernel": _weight(layer, weights, "kernel", 4)}
+    why = f"kernel_size {[kh, kw]}, filters {filters}"
+    _check_shape(layer, "kernel", w["kernel"], (kh, kw, None, filters), why)
     if layer.config.get("use_bias", True):
         w["bias"] = _weight(layer, weights, "bias", 1)
+        _check_shape(layer, "bias", w["bias"], (filters,), why)
     return _with_activation(layer, "conv2d", attrs, w)
 
 
 def depthwise_conv2d(layer: KerasLayer, weights: dict[str, np.ndarray]) -> list[Node]:
     attrs = _conv_common(layer)
+    kh, kw = _pair(layer.config.get("kernel_size"), "kernel_size", layer)
+    mult = _positive_int(layer, "depth_multiplier", 1)
     w = {"kernel": _weight(layer, weights, "kernel", 4)}
+    why = f"kernel_size {[kh, kw]}, depth_multiplier {mult}"
+    _check_shape(layer, "kernel", w["kernel"], (kh, kw, None, mult), why)
     if layer.config.get("use_bias", True):
         w["bias"] = _weight(layer, weights, "bias", 1)
+        _check_shape(layer, "bias", w["bias"], (w["kernel"].shape[2] * mult,), why)
     return _with_activation(layer, "depthwise_conv2d", attrs, w)
 
 
@@ -125,6 +160,8 @@ def batch_norm(layer: KerasLayer, weights: dict[str, np.ndarray]) -> list[Node]:
         "mean": mean,
         "variance": _weight(layer, weights, "moving_variance", 1),
     }
+    for key, v in w.items():
+        _check_shape(layer, key, v, mean.shape, f"{mean.size} channels of moving_mean")
     return [Node(layer.name, "batch_norm", list(layer.inputs), {"epsilon": float(cfg.get("epsilon", 1e-3))},
                  w, layer.class_name)]
 

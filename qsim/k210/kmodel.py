@@ -21,7 +21,7 @@ past its end) is a `KmodelError` naming the file and, for nodes, the node index 
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -444,4 +444,44 @@ def read_kmodel(source: str | Path | bytes) -> Kmodel:
         pos += size
     if pos - len(buf) >= 8:
         raise KmodelError(f"{where}: truncated: the node bodies need {pos} bytes, the file has {len(buf)}")
-    return Kmodel(where, version, flags, TARGETS[target], main_size, inputs, shapes, outputs, constants, nodes)
+    model = Kmodel(where, version, flags, TARGETS[target], main_size, inputs, shapes, outputs, constants, nodes)
+    _check_ranges(model)
+    return model
+
+
+def _check_range(rng: MemoryRange, capacity: dict[int, int], what: str) -> None:
+    """`rng` holds whole elements and lies inside its memory (a corrupt field must fail here,
+    at load, not as a NumPy error after the whole inference)."""
+    names = {0: "constants", 1: "main memory", 2: "KPU RAM"}
+    if rng.size % rng.dtype.itemsize:
+        raise KmodelError(f"{what} {rng}: size {rng.size} bytes is not a whole number of "
+                          f"{rng.dtype.name} ({rng.dtype.itemsize} bytes each)")
+    cap = capacity[rng.memory_type]
+    if rng.start + rng.size > cap:
+        raise KmodelError(f"{what} {rng}: runs past the end of the {names[rng.memory_type]} of {cap} bytes")
+
+
+def _check_ranges(m: Kmodel) -> None:
+    """Every memory range of the header and of each node body, and the input shapes."""
+    from qsim.k210.layout import KPU_RAM_BYTES
+
+    capacity = {0: len(m.constants), 1: m.main_mem_size, 2: KPU_RAM_BYTES}
+    for i, (rng, shape) in enumerate(zip(m.inputs, m.input_shapes)):
+        _check_range(rng, capacity, f"{m.path}: input {i}")
+        if min(shape) < 1:
+            raise KmodelError(f"{m.path}: input {i} has shape {tuple(shape)}; every dimension must be >= 1")
+        need = int(np.prod(np.array(shape, np.int64))) * rng.dtype.itemsize
+        if need > rng.size:
+            raise KmodelError(f"{m.path}: input {i} shape {tuple(shape)} needs {need} bytes, its range {rng} "
+                              f"holds {rng.size}")
+    for i, rng in enumerate(m.outputs):
+        _check_range(rng, capacity, f"{m.path}: output {i}")
+    for node in m.nodes:
+        if isinstance(node.body, Unsupported):
+            continue
+        for f in fields(node.body):
+            value = getattr(node.body, f.name)
+            for j, rng in enumerate(value if isinstance(value, list) else [value]):
+                if isinstance(rng, MemoryRange):
+                    label = f.name if not isinstance(value, list) else f"{f.name}[{j}]"
+                    _check_range(rng, capacity, f"{m.path}: {node} {label}")

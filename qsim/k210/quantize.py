@@ -184,12 +184,25 @@ def act_table(activation, s_act_in: float, out_q: QParam, y_q: QParam | None = N
         pieces = _act_pieces(activation, lo, hi)
     xs = [-(1 << 35)]
     ym, sh, bias = [0], [0], [0]
+    # B is an int36 ALU value: a piece starting outside (-2**35, 2**35 - 16) is moved to the
+    # range's edge (its bias re-evaluated there), because its start cannot be reached anyway. A
+    # tiny B unit (s_act_in) puts the domain's start far below -2**35 (issue 17 #1). Starts that
+    # round to one code keep the last piece: the earlier ones would cover no B value.
+    x_lo, x_hi = -(1 << 35) + 1, (1 << 35) - 16
     for start, slope, f_start in pieces:
+        x_raw = int(np.rint(start / s_act_in))
+        x0 = min(max(x_raw, x_lo), x_hi)
+        if x0 == x_hi and len(xs) > 1:
+            break  # this piece and all later ones start above every reachable B
+        f_x0 = f_start if x0 == x_raw else f_start + slope * (x0 * s_act_in - start)
         mul, shift = fixed_mul(slope * s_act_in / out_q.scale, 16, 43)
-        xs.append(int(np.rint(start / s_act_in)))
+        while len(xs) > 1 and xs[-1] >= x0:
+            for v in (xs, ym, sh, bias):
+                v.pop()
+        xs.append(x0)
         ym.append(mul)
         sh.append(shift)
-        bias.append(int(min(max(np.rint(f_start / out_q.scale + out_q.zero_point), 0), 255)))
+        bias.append(int(min(max(np.rint(f_x0 / out_q.scale + out_q.zero_point), 0), 255)))
     if any(b <= a for a, b in zip(xs, xs[1:])):
         raise PlanError(f"activation segments do not start in increasing order: {xs}")
     n_park = 16 - len(xs)

@@ -65,3 +65,28 @@ def test_python_api_has_the_cli_verbs():
 
     with pytest.raises(AttributeError):
         qsim.no_such_verb  # noqa: B018
+
+
+def test_ctrl_c_is_one_line_and_exit_130(monkeypatch, capsys):
+    """Issue 17: Ctrl-C printed chained tracebacks."""
+    import qsim.cli.inspect as inspect_verb
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(inspect_verb, "run", interrupted)
+    assert main(["inspect", "x.h5"]) == 130
+    err = capsys.readouterr().err
+    assert err == "qsim inspect: interrupted\n"
+
+
+def test_first_compile_is_announced(monkeypatch, tmp_path, capsys):
+    """Issue 17: the first ~8 s of Numba compilation printed nothing."""
+    from qsim import cli
+
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    assert cli.numba_cache_is_empty()
+    assert main(["run", "missing.h5", "missing.png", "--format", "q9"]) == 1
+    assert "compiling kernels" in capsys.readouterr().err
+    (tmp_path / "k.nbi").write_bytes(b"")
+    assert not cli.numba_cache_is_empty()

@@ -173,5 +173,40 @@ def test_decode_head_output():
     np.testing.assert_allclose(boxes[1], [8 + 0.5 * w9 - w9 / 2, 8 - h9, 8 + 0.5 * w9 + w9 / 2, 8 + h9])
     empty_boxes, empty_scores = decode(out, 16, tpl, score_threshold=0.99)
     assert empty_boxes.shape == (0, 4) and empty_scores.shape == (0,)
-    with pytest.raises(InputError, match="NaN"):
-        decode(np.full((1, 1, 125), np.nan), 16)
+    counts: dict = {}
+    boxes, scores = decode(np.full((1, 1, 125), np.nan), 16, counts=counts)
+    assert boxes.shape == (0, 4) and counts == {"non_finite": 25}
+
+
+def test_decode_non_finite_cells_are_no_detection_issue17():
+    """Issue 17 #12: fp16 overflow to Inf in the head output aborted `run` and `sweep`; now the
+    cell-templates holding NaN/Inf are no detection, counted, and the rest decode as before."""
+    tpl = load_templates()
+    logits = np.full((2, 3, 25), -10.0)
+    deltas = np.zeros((2, 3, 25, 4))
+    logits[0, 0, 4] = 2.0             # a good detection
+    logits[0, 1, 4] = np.inf          # overflowed logit: sigmoid would say 1.0
+    logits[1, 2, 7] = 3.0
+    deltas[1, 2, 7, 0] = np.inf       # a confident score with an infinite box
+    logits[1, 0, 3] = np.nan
+    out = pack_head(logits, deltas)
+    counts: dict = {}
+    boxes, scores = decode(out, 16, tpl, score_threshold=0.5, counts=counts)
+    assert counts == {"non_finite": 3}
+    assert np.isfinite(boxes).all() and len(scores) == 1
+    np.testing.assert_allclose(scores, [sigmoid(2.0)])
+    logits[0, 1, 4] = logits[1, 2, 7] = logits[1, 0, 3] = -10.0  # the same head without them
+    deltas[1, 2, 7, 0] = 0.0
+    clean_boxes, _ = decode(pack_head(logits, deltas), 16, tpl, score_threshold=0.5)
+    np.testing.assert_allclose(boxes, clean_boxes)
+    decode(out, 16, tpl)  # without a counts dict: no error either
+
+
+def test_run_prints_the_non_finite_count():
+    from qsim.cli.run import detections
+
+    out = np.full((1, 2, 2, 125), -10.0)
+    out[0, 0, 0, 0] = np.inf
+    counts: dict = {}
+    dets = detections(out, (32, 32), (32, 32), counts=counts)
+    assert dets == [] and counts["non_finite"] == 1

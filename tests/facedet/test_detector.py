@@ -105,3 +105,17 @@ def test_bad_network_output():
                score_threshold=0.5, scales=(1.0,))
     with pytest.raises(InputError):
         detect(np.zeros((32, 32)), lambda x: x, stride=16, score_threshold=0.5)
+
+
+def test_overflowed_head_output_still_gives_detections_issue17():
+    """Issue 17 #12: the sweep path (candidates_from_outputs, as `qsim sweep` caches them) on an
+    fp16 head output holding Inf: the finite cells decode, the overflowed ones are dropped."""
+    from qsim.facedet.detector import ScaleOutput, candidates_from_outputs
+
+    out = np.full((4, 4, 125), -10.0, np.float32)
+    out[1, 1, 4] = 3.0                    # one real face
+    out[2, 2, 0] = np.float32(np.inf)     # fp16 overflow of a logit
+    out[0, 3, 25 + 6] = -np.float32(np.inf)  # and of a box delta
+    boxes, scores = candidates_from_outputs([ScaleOutput(1.0, (64, 64), out)], (64, 64), stride=16,
+                                            score_threshold=0.01)
+    assert len(scores) == 1 and np.isfinite(boxes).all()

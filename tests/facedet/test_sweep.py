@@ -168,3 +168,28 @@ def test_sweep_cli(tf, data_dir, tmp_path, capsys):
     assert main(["sweep", str(tmp_path / "missing.h5"), "--formats", "fp32"]) == 1
     assert main(["sweep", str(path), "--formats", "q99", "--data", str(data_dir / "fddb")]) == 1
     assert "q99" in capsys.readouterr().err
+
+
+def test_cache_entry_edited_by_hand_is_recomputed_with_one_warning_issue17(tmp_path, capsys, monkeypatch):
+    """Issue 17 #11: a hand-edited entry that is still a valid .npz was trusted (AP 0.579 -> 0.514)."""
+    import importlib
+
+    sweep_mod = importlib.import_module("qsim.facedet.sweep")  # the module, not the function
+    monkeypatch.setattr(sweep_mod, "_WARNED", set(), raising=False)
+    boxes = np.array([[1.0, 2.0, 30.0, 40.0], [5.0, 5.0, 9.0, 9.0]])
+    scores = np.array([0.9, 0.2])
+    paths = [tmp_path / "m" / "fp32" / f"img{i}.npz" for i in range(2)]
+    for p in paths:
+        sweep_mod._save(p, boxes, scores, [{"conv": {"acc": {"events": 0}}}])
+        got = sweep_mod._load(p)
+        assert np.array_equal(got[0], boxes) and np.array_equal(got[1], scores)
+        assert got[2] == [{"conv": {"acc": {"events": 0}}}]
+    assert capsys.readouterr().err == ""
+    for p in paths:  # the edit the audit made: same keys, other scores, a valid npz
+        with np.load(p) as z:
+            fields = {k: z[k] for k in z.files}
+        fields["scores"] = np.array([0.1, 0.95])
+        np.savez(p, **fields)
+    assert sweep_mod._load(paths[0]) is None and sweep_mod._load(paths[1]) is None
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "checksum" in err and "img0" in err and "recomput" in err

@@ -84,7 +84,11 @@ def test_inspect_cli_table_and_json(tmp_path, capsys):
     assert "BatchNorm: 1 folded into convs" in text and "fold_bn: folded bn into conv" in text
     summary = json.loads(out_json.read_text())
     graph = qsim.load_model(path, input_hw=(16, 16))
+    backend_notes = summary.pop("backend_notes")
     assert summary == json.loads(json.dumps(summarize(graph, (16, 16))))
+    assert backend_notes == {"fixed": ["fuse_activation: relu runs in the requantization of bn",
+                                       "fuse_activation: side runs in the requantization of side_linear"]}
+    assert "fixed backend passes" in text
     total = sum(count_macs(n, infer_shapes(graph, (16, 16))[n.name]) for n in graph)
     assert summary["totals"]["macs"] == total
     assert main(["inspect", str(path), "--no-fold-bn"]) == 0

@@ -149,9 +149,8 @@ def test_memory_range_outside_memory_is_an_error(slim, tmp_path):
     model = read_kmodel(slim)
     node = model.nodes[17]  # transpose: input range first
     struct.pack_into("<I", data, node.body_offset + 8, 10_000_000)  # input.start
-    ex = KmodelExecutor(read_kmodel(_write(tmp_path, bytes(data))))
-    with pytest.raises(KmodelError, match=r"node 17 \(transpose.*runs past"):
-        ex.run(np.zeros((3, 240, 320), np.uint8))
+    with pytest.raises(KmodelError, match=r"node 17 \(transpose.*runs past"):  # at load (issue 17 #7)
+        read_kmodel(_write(tmp_path, bytes(data)))
 
 
 def test_layout_registers_that_disagree_with_the_layout_are_refused(slim, tmp_path):
@@ -174,3 +173,25 @@ def test_unmodelled_register_fields_are_refused(slim, tmp_path):
     struct.pack_into("<Q", data, off, word)
     with pytest.raises(KmodelError, match="bypass_conv"):
         KmodelExecutor(read_kmodel(_write(tmp_path, bytes(data))))
+
+
+def test_corrupt_output_range_is_refused_at_load_issue17(slim, tmp_path):
+    """Issue 17 #7: slim-320 with byte 84 XOR 0x61 (output 0's size: 35393 bytes, not whole
+    float32s) failed with a ValueError only after the whole inference; now `read_kmodel` refuses."""
+    data = bytearray(slim.read_bytes())
+    data[84] ^= 0x61
+    with pytest.raises(KmodelError, match=r"bad\.kmodel.*output 0.*35393.*float32"):
+        read_kmodel(_write(tmp_path, bytes(data)))
+
+
+@pytest.mark.parametrize("offset, value, match", [
+    (80, 236000, r"output 0.*runs past.*main memory of 236480"),  # output 0 start
+    (48, 3 << 20, r"input 0.*runs past.*KPU RAM"),  # input 0 start
+    (56, 0, r"input 0.*shape \(0, 3, 240, 320\)"),  # input 0 shape N
+    (64, 2000, r"input 0.*shape.*needs 1920000 bytes.*230400"),  # input 0 shape H
+])
+def test_header_ranges_and_shapes_checked_at_load(slim, tmp_path, offset, value, match):
+    data = bytearray(slim.read_bytes())
+    struct.pack_into("<I", data, offset, value)
+    with pytest.raises(KmodelError, match=match):
+        read_kmodel(_write(tmp_path, bytes(data)))

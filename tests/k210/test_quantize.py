@@ -256,3 +256,23 @@ def test_fused_sigmoid_uses_a_fitted_table():
     got = k210_run(g, x, calibration=prog).outputs["s"]
     ref = float_run(g, x).outputs["s"]
     assert np.max(np.abs(got - ref)) < 4 * prog.params["s"].scale
+
+
+def test_leaky_relu_segment_below_int36_is_clamped_issue17():
+    """Issue 17 #1: a 1-channel depthwise 1x1 leaky ReLU whose first piece starts below -2**35.
+
+    Its tiny B unit (s_act_in) puts the domain's start (-2.0) at -4.6e10 units: beyond the int36
+    ALU, so unreachable. The table must still increase and the layer must track float.
+    """
+    r = np.random.default_rng(0)
+    kernel, bias = r.normal(0, 1, (1, 1, 1, 1)), r.normal(0, 0.5, 1)
+    in_q, out_q = quant_param(-1, 1), quant_param(-2, 4)
+    layer = make_kpu_layer("l", kernel, bias, True, in_q, out_q, ("relu", None, 0.1), (4, 4), 0)
+    xs = layer.act.x_start.tolist()
+    assert xs == sorted(xs) and len(set(xs)) == 16 and xs[0] == -(1 << 35)
+    x = np.arange(0, 256, dtype=np.uint8)[:16].reshape(1, 4, 4)
+    x = np.linspace(0, 255, 16).astype(np.uint8).reshape(1, 4, 4)
+    y = kernel[0, 0, 0, 0] * in_q.dequantize(x) + bias[0]
+    want = np.where(y < 0, 0.1 * y, y)
+    got = out_q.dequantize(layer.run(x))
+    assert np.max(np.abs(got - want)) <= 1.5 * out_q.scale
