@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import fddb_images, machine_facts, model_path  # noqa: E402
+from common import fddb_images, machine_facts, model_path
 
 LADDER = tuple(f"Q{m}.{15 - m}" for m in range(2, 11))
 

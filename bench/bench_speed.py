@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import fddb_images, machine_facts, model_path  # noqa: E402
+from common import fddb_images, machine_facts, model_path
 
 
 def _median_time(fn, repeats: int, warmup: int = 1) -> tuple[float, list[float]]:
@@ -112,8 +112,8 @@ def main(argv=None) -> int:
     macs = {n.name: count_macs(n, shapes[n.name]) or 0 for n in graph}
     total_gmac = sum(macs.values()) / 1e9
 
-    import tensorflow as tf
     import keras
+    import tensorflow as tf
 
     kmodel = keras.models.load_model(path, compile=False)
     tf_fn = tf.function(lambda t: kmodel(t, training=False))

@@ -23,11 +23,11 @@ def main(argv=None) -> int:
     import onnxruntime as ort
 
     from qsim.datasets import data_path
+    from qsim.facedet import ultraface as uf
     from qsim.facedet.fddb import load_fddb
     from qsim.facedet.metrics import evaluate
     from qsim.images import load_image
     from qsim.k210 import KmodelExecutor
-    from qsim.facedet import ultraface as uf
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", type=int, default=None)
@@ -72,7 +72,7 @@ def main(argv=None) -> int:
     for name in ("float", "k210"):
         ev = evaluate(per[name])
         result[f"ap_{name}"] = ev.ap
-        result[f"n_gt"] = ev.n_gt
+        result["n_gt"] = ev.n_gt
     print(json.dumps(result, indent=2))
     if args.json:
         with open(args.json, "w") as fh:

@@ -22,9 +22,9 @@ def main(argv=None) -> int:
     from qsim.datasets import data_root
     from qsim.facedet.fddb import load_fddb
     from qsim.facedet.metrics import evaluate
+    from qsim.facedet.region import FACE_DETECT, RegionDetector
     from qsim.images import load_image
     from qsim.k210.kpu import KpuSwitches
-    from qsim.facedet.region import FACE_DETECT, RegionDetector
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kmodel", default=None, help="default: <data>/kmodels/detect.kmodel")

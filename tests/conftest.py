@@ -35,7 +35,7 @@ def ci_hypothesis_seed() -> int | None:
         return None
     import datetime
 
-    return int(datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d"))
+    return int(datetime.datetime.now(datetime.UTC).strftime("%Y%m%d"))
 
 
 def pytest_configure(config):
@@ -83,7 +83,7 @@ def data_dir():
 def tf():
     """TensorFlow, imported lazily; skips off-CI when not installed."""
     try:
-        import tensorflow as tf_mod  # noqa: F401
+        import tensorflow as tf_mod
     except ImportError:
         tf_mod = None
     _need(tf_mod is not None, "tensorflow")

@@ -12,8 +12,9 @@ statistics themselves, so every plotted number is also in the JSON report.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -38,8 +38,9 @@ Suggested plan (`Profile.suggest_plan`), per node:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 

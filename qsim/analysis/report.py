@@ -22,8 +22,9 @@ import dataclasses
 import enum
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -32,8 +32,15 @@ import argparse
 from pathlib import Path
 
 from qsim.cli.run import (
-    add_number_arguments, add_size_argument, describe, executor_and_plan, input_size, load_graph, load_input,
-    prepare_program, progress_bar,
+    add_number_arguments,
+    add_size_argument,
+    describe,
+    executor_and_plan,
+    input_size,
+    load_graph,
+    load_input,
+    prepare_program,
+    progress_bar,
 )
 from qsim.cli.values import finite_float
 

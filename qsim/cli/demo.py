@@ -66,11 +66,11 @@ def run(args: argparse.Namespace) -> int:
     import qsim
     from qsim.analysis.overflow import OverflowReport
     from qsim.analysis.report import fmt_num, fmt_pct, markdown_table, write_json
-    from qsim.facedet.sweep import infer_stride
-    from qsim.runtime import BACKENDS, prepare
     from qsim.facedet.detector import detect
     from qsim.facedet.draw import draw_boxes, save_png
+    from qsim.facedet.sweep import infer_stride
     from qsim.plan import Plan
+    from qsim.runtime import BACKENDS, prepare
 
     model = Path(args.model) if args.model else BUNDLED_MODEL
     if model.is_dir():

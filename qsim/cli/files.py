@@ -100,7 +100,7 @@ def read_npy(path: str | os.PathLike, flag: str) -> np.ndarray:
         raise InputError(f"{flag} {p}: empty file (0 bytes), expected a .npy array")
     try:
         arr = np.load(p, allow_pickle=False)
-    except Exception as exc:  # noqa: BLE001 - any failure to parse a user's file is that file's fault
+    except Exception as exc:
         # numpy parses the header with ast.literal_eval/tokenize: a corrupt header raises
         # SyntaxError, TokenError, ValueError, EOFError ... depending on where the damage is
         raise InputError(f"{flag} {p}: not a readable .npy array ({type(exc).__name__}: {exc})") from None

@@ -29,7 +29,12 @@ import argparse
 from pathlib import Path
 
 from qsim.cli.run import (
-    ROUNDINGS, add_size_argument, input_size, load_graph, load_input, progress_bar,
+    ROUNDINGS,
+    add_size_argument,
+    input_size,
+    load_graph,
+    load_input,
+    progress_bar,
 )
 from qsim.cli.values import overflow_name, rounding_name
 from qsim.errors import QsimError

@@ -127,7 +127,6 @@ def executor_and_plan(args: argparse.Namespace, graph: Any) -> tuple[str, Any]:
     """(executor name, validated plan or None) from ``--format``/``--plan`` and friends."""
     from qsim.fixed.format import QFormat
     from qsim.plan import Plan
-
     from qsim.runtime import backend_for
 
     if getattr(args, "plan", None):
@@ -165,7 +164,6 @@ def describe(executor: str, plan: Any) -> str:
 def load_graph(path: str | Path) -> Any:
     """The model file as a `Graph` (any importer error is a `QsimError` naming the file)."""
     import qsim
-
     from qsim.cli.files import check_input_file
 
     return qsim.load_model(check_input_file(path, "model file"))

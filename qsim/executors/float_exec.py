@@ -15,7 +15,8 @@ on their rewritten graphs (`FloatProgram`'s ``executor`` and ``static_counters``
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 

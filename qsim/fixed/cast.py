@@ -140,9 +140,9 @@ def narrow(raw, bits: int, signed: bool, *, overflow, counter: OverflowCounter |
     if raw.dtype == object:  # beyond int64: exact Python ints
         span = 1 << bits
         if overflow is Overflow.SATURATE:
-            f = lambda v: min(max(v, lo), hi)  # noqa: E731
+            f = lambda v: min(max(v, lo), hi)
         else:
-            f = lambda v: (v - lo) % span + lo  # noqa: E731
+            f = lambda v: (v - lo) % span + lo
         return np.vectorize(f, otypes=[np.int64])(raw) if raw.size else raw.astype(np.int64)
     if overflow is Overflow.SATURATE:
         return np.clip(raw, lo, hi)
@@ -286,7 +286,7 @@ def rescale(raw, src_frac: int, dst_fmt: "QFormat | str", *, rounding, overflow,
 def _shift_exact(raw: np.ndarray, shift: int, rounding: Rounding) -> np.ndarray:
     """Exact ``round(raw / 2**shift)``; int64 when possible, Python ints otherwise."""
     if raw.dtype == object or shift >= 64:
-        f = lambda v: shift_round_int(int(v), shift, rounding)  # noqa: E731
+        f = lambda v: shift_round_int(int(v), shift, rounding)
         out = np.empty(raw.shape, dtype=object)
         out.reshape(-1)[:] = [f(v) for v in raw.reshape(-1).tolist()]
         return _as_int_array(out, "rescale")

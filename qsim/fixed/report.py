@@ -25,8 +25,9 @@ with ``e = dequantize(q) - x`` (sums in float64 over the tensor):
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 

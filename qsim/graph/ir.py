@@ -34,14 +34,14 @@ the extra pixel at the bottom/right); `resolve_pads` applies it.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
 from qsim.errors import ModelError
 from qsim.graph.ops import OPS
-
 
 
 @dataclass

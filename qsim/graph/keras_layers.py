@@ -7,7 +7,8 @@ Anything else raises `ModelError` naming the layer, its class and the supported 
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

@@ -17,15 +17,13 @@ BatchNorm adds none); the elementwise ops count zero MACs.
 """
 from __future__ import annotations
 
-from typing import Optional
-
 from qsim.errors import ModelError
 from qsim.graph.ir import Graph, Node, conv_out_size, resolve_pads
 
-Shape = tuple[Optional[int], Optional[int], int]
+Shape = tuple[int | None, int | None, int]
 
 
-def _conv_hw(node: Node, in_shape: Shape) -> tuple[Optional[int], Optional[int]]:
+def _conv_hw(node: Node, in_shape: Shape) -> tuple[int | None, int | None]:
     kh, kw = node.weights["kernel"].shape[:2]
     sh, sw = node.attrs.get("strides", (1, 1))
     dh, dw = node.attrs.get("dilation", (1, 1))

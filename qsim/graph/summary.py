@@ -99,9 +99,8 @@ def summarize(graph: Graph, input_hw: tuple[int, int] | None = None) -> dict[str
 def inspect_model(path, size: tuple[int, int] | None = None, fold_bn: bool = True, arch=None,
                   symmetric_pads: bool = False) -> dict[str, Any]:
     """Python twin of ``qsim inspect``: load ``path`` and `summarize` it at ``size`` (H, W)."""
-    from qsim.model import load_model
-
     from qsim.graph.passes import run_passes
+    from qsim.model import load_model
 
     graph = load_model(path, fold_bn=fold_bn, arch=arch, input_hw=size, symmetric_pads=symmetric_pads)
     summary = summarize(graph, size)

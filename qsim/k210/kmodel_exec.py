@@ -22,8 +22,23 @@ import numpy as np
 from qsim.errors import InputError, KmodelError, QsimError
 from qsim.k210 import cpu_ops, layout
 from qsim.k210.kmodel import (
-    Binary, Concat, Kmodel, KmodelNode, KpuConv2d, KpuUpload, MemoryCopy, MemoryRange, Pad,
-    QuantizedBinary, QuantParamOp, Reduce, ResizeImage, Softmax, Transpose, Unary, read_kmodel,
+    Binary,
+    Concat,
+    Kmodel,
+    KmodelNode,
+    KpuConv2d,
+    KpuUpload,
+    MemoryCopy,
+    MemoryRange,
+    Pad,
+    QuantizedBinary,
+    QuantParamOp,
+    Reduce,
+    ResizeImage,
+    Softmax,
+    Transpose,
+    Unary,
+    read_kmodel,
 )
 from qsim.k210.kpu import KpuLayer, KpuSwitches
 from qsim.trace import Trace

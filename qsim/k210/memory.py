@@ -84,7 +84,7 @@ class MemoryPlan:
         }
 
     def to_markdown(self) -> str:
-        lines = [f"| layer | op | in (C,H,W) | out (C,H,W) | in KiB | out KiB | in+out KiB | fits |",
+        lines = ["| layer | op | in (C,H,W) | out (C,H,W) | in KiB | out KiB | in+out KiB | fits |",
                  "|---|---|---|---|---:|---:|---:|---|"]
         for l in self.layers:
             lines.append(f"| {l.name} | {l.op} | {l.in_shape} | {l.out_shape} | {l.in_bytes / 1024:.1f} | "

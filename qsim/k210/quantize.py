@@ -387,7 +387,6 @@ def quantize_graph(graph: Graph, calibration, input_hw: tuple[int, int] | None =
     shapes = infer_shapes(graph, tuple(input_hw))
     params = {name: quant_param(*rng) for name, rng in ranges.items()}
     steps: list[QStep] = []
-    produced: dict[str, str] = {}  # graph node -> name of the step value that holds it
     skip: set[str] = set()
     notes: list[str] = []
     for node in graph:

@@ -116,7 +116,7 @@ def _make_tail(relu: bool, keep_pre: bool, direct: int):
                             for ch in range(nch):
                                 racc[ch] += (x0 * w0[ch] + x1 * w1[ch]) + (x2 * w2[ch] + x3 * w3_[ch])
                         k += 4
-                    for k in range(k, kdim):
+                    for k in range(k, kdim):  # noqa: B020 - the rest after the groups of four
                         xv = xr[k]
                         if xv != 0.0:
                             wk = w[k]

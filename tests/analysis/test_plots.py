@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from qsim.analysis.compare import ErrorStats, Comparison, LayerError
+from qsim.analysis.compare import Comparison, ErrorStats, LayerError
 from qsim.analysis.plots import plot_comparison, plot_heatmap, plot_profile
 from qsim.analysis.profile import Profile
 from qsim.errors import QsimError

@@ -9,7 +9,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from qsim.analysis.profile import (
-    BINS_PER_OCTAVE, Profile, RangeStats, format_for, int_bits_needed,
+    BINS_PER_OCTAVE,
+    Profile,
+    RangeStats,
+    format_for,
+    int_bits_needed,
 )
 from qsim.errors import InputError, QsimError
 from qsim.fixed import QFormat

@@ -6,13 +6,13 @@ import json
 import numpy as np
 from PIL import Image
 
-from qsim.cli import main
 from qsim.cli import demo as demo_cli
+from qsim.cli import main
 
 from .tiny import tiny  # noqa: F401  (session fixture)
 
 
-def test_demo_on_a_given_image(tiny, tmp_path, capsys):  # noqa: F811
+def test_demo_on_a_given_image(tiny, tmp_path, capsys):
     out = tmp_path / "out"
     code = main(["demo", "--model", str(tiny["fc"]), "--image", str(tiny["image"]), "--out", str(out),
                  "--score-threshold", "0.3", "--format", "Q4.11", "--no-k210"])
@@ -31,7 +31,7 @@ def test_demo_on_a_given_image(tiny, tmp_path, capsys):  # noqa: F811
         assert ((png == [0, 255, 0]).all(axis=-1).any()) == (n > 0)
 
 
-def test_demo_default_image(tiny, tmp_path, capsys):  # noqa: F811
+def test_demo_default_image(tiny, tmp_path, capsys):
     code = main(["demo", "--model", str(tiny["fc"]), "--out", str(tmp_path), "--score-threshold", "0.9",
                  "--max-side", "256", "--no-k210"])
     assert code == 0
@@ -59,7 +59,7 @@ def test_bundled_demo_model_runs(tmp_path, capsys):
     assert doc["stride"] == 16 and len(doc["runs"]["fp32"]["detections"]) >= 1
 
 
-def test_demo_with_k210(tiny, tmp_path, capsys):  # noqa: F811
+def test_demo_with_k210(tiny, tmp_path, capsys):
     code = main(["demo", "--model", str(tiny["fc"]), "--image", str(tiny["image"]), "--out", str(tmp_path),
                  "--score-threshold", "0.3"])
     assert code == 0

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from qsim.cli import main
-from qsim.errors import ModelError
 from qsim.cli.quantize import read_tensors
+from qsim.errors import ModelError
 from qsim.fixed import QFormat
 from qsim.fixed.ref import quantize_ref
 

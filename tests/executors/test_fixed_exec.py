@@ -13,10 +13,8 @@ import numpy as np
 import pytest
 
 import qsim.runtime
-
 from qsim.errors import InputError, ModelError, PlanError
-from qsim.executors import float_exec, run
-from qsim.executors import fixed_exec
+from qsim.executors import fixed_exec, float_exec, run
 from qsim.fixed import QFormat
 from qsim.fixed.cast import quantize
 from qsim.graph.ir import Graph, Node, resolve_pads

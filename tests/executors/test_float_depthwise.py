@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from qsim.graph.ir import resolve_pads
 from qsim.kernels import float_ops

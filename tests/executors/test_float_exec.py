@@ -6,8 +6,8 @@ import pytest
 
 import qsim
 from qsim.executors import float_exec
-from qsim.runtime import BACKENDS, get_backend
 from qsim.graph.ir import Graph, Node
+from qsim.runtime import BACKENDS, get_backend
 
 
 def small_graph() -> Graph:

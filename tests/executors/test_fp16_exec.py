@@ -12,7 +12,7 @@ from qsim.plan import Plan
 
 def graph(scale: float = 0.3) -> Graph:
     rng = np.random.default_rng(0)
-    w = lambda *s: (rng.standard_normal(s) * scale).astype(np.float32)  # noqa: E731
+    w = lambda *s: (rng.standard_normal(s) * scale).astype(np.float32)
     return Graph([
         Node("in", "input", attrs={"shape": (None, None, 3)}),
         Node("c1", "conv2d", ["in"], {"strides": (1, 1), "pads": "same"}, {"kernel": w(3, 3, 3, 4), "bias": w(4)}),

@@ -10,24 +10,26 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from qsim.errors import FormatError, QuantizationError
 from qsim.fixed import (
     Overflow,
     OverflowCounter,
     QFormat,
     Rounding,
+    _numba,
     accumulate,
     add,
+    cast,
     dequantize,
     mul,
     narrow,
     quantize,
+    ref,
     requantize,
     rescale,
     saturating_sum,
     sum_format,
 )
-from qsim.errors import FormatError, QuantizationError
-from qsim.fixed import _numba, cast, ref
 
 from .strategies import codes, formats, overflows, reals_for, roundings
 

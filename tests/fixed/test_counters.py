@@ -11,8 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from qsim.errors import QsimError
-from qsim.fixed import Overflow, OverflowCounter, QFormat, Rounding, quantize, rescale
-from qsim.fixed import _numba, cast, ref
+from qsim.fixed import Overflow, OverflowCounter, QFormat, Rounding, _numba, cast, quantize, ref, rescale
 
 
 def test_headroom_bits():

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
 
 from qsim.errors import FormatError, QsimError
 from qsim.fixed import Overflow, QFormat, Rounding

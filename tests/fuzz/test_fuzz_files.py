@@ -22,13 +22,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from graph.keras2_files import keras2_config, write_legacy_h5  # tests/ is on sys.path (its conftest)
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import qsim
 from qsim.errors import QsimError
-
-from graph.keras2_files import keras2_config, write_legacy_h5  # tests/ is on sys.path (its conftest)
 
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
 JSON_LEAF = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True),

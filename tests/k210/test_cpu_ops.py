@@ -1,7 +1,6 @@
 """CPU-side kmodel ops: hand vectors and a Python-int reference for quantized_binary."""
 from __future__ import annotations
 
-
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st

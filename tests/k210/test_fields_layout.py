@@ -9,8 +9,17 @@ from hypothesis import strategies as st
 from qsim.errors import InputError, KmodelError
 from qsim.k210 import layout
 from qsim.k210.fields import (
-    LAYER_FIELDS, ActTable, BatchNorm, LayerArgs, decode_act, decode_bn, decode_layer, encode_act,
-    encode_bn, encode_layer, to_signed,
+    LAYER_FIELDS,
+    ActTable,
+    BatchNorm,
+    LayerArgs,
+    decode_act,
+    decode_bn,
+    decode_layer,
+    encode_act,
+    encode_bn,
+    encode_layer,
+    to_signed,
 )
 
 

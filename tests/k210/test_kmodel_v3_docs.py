@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from test_kmodel_v3_real import v3_dir  # noqa: F401  (the fixture that finds the v3 files)
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "k210-v3.md"
@@ -19,7 +18,7 @@ def _blocks(lang: str) -> list[str]:
 
 
 @pytest.fixture
-def doc_data(tmp_path, data_dir, v3_dir, monkeypatch):  # noqa: F811
+def doc_data(tmp_path, data_dir, v3_dir, monkeypatch):
     """A data folder holding the v3 files under kmodels/ (wherever the tests found them) and FDDB."""
     root = tmp_path / "data"
     (root / "kmodels").mkdir(parents=True)
@@ -65,10 +64,10 @@ def test_python_blocks_run(doc_data, capsys):
 
 
 def test_detections_table(doc_data):
+    from qsim.facedet import region
     from qsim.facedet.boxes import iou_matrix
     from qsim.facedet.fddb import load_fddb
     from qsim.images import load_image
-    from qsim.facedet import region
 
     rows = re.findall(r"^\| (2002/\S+) \| ([\d ]+) \| ([\d ]+) \| ([\d.]+) \| ([\d.]+) \|$", DOC.read_text(), re.M)
     assert len(rows) == 4

@@ -56,8 +56,8 @@ def detector(v3_dir):
 
 
 def test_four_public_models_run(v3_dir, fddb):
-    from qsim.images import load_image
     from qsim.facedet.ultraface import image_to_input
+    from qsim.images import load_image
 
     rgb = load_image(fddb[0].path)
     pools = set()
@@ -90,8 +90,8 @@ def test_face_detector_finds_fddb_faces(detector, fddb):
 def test_outputs_deterministic_across_runs_and_threads(v3_dir, fddb):
     import numba
 
-    from qsim.images import load_image
     from qsim.facedet.ultraface import image_to_input
+    from qsim.images import load_image
 
     x = image_to_input(load_image(fddb[2].path))
     threads = numba.get_num_threads()
@@ -108,8 +108,8 @@ def test_outputs_deterministic_across_runs_and_threads(v3_dir, fddb):
 
 def test_activation_tie_rounding_is_observable(v3_dir, fddb):
     """The open point: v4-runtime ties-to-even vs nncase 0.1's half-up change output bytes of the v3 models."""
-    from qsim.images import load_image
     from qsim.facedet.ultraface import image_to_input
+    from qsim.images import load_image
 
     x = image_to_input(load_image(fddb[0].path))
     a = KmodelV3Executor(v3_dir / "detect.kmodel").run(x).outputs[0]
@@ -145,8 +145,8 @@ def test_fuzz_real_file(v3_dir):
 
 def test_cli_runs_v3_like_v4(v3_dir, fddb, tmp_path, capsys):
     from qsim.cli import main
-    from qsim.images import load_image
     from qsim.facedet.ultraface import image_to_input
+    from qsim.images import load_image
 
     x = image_to_input(load_image(fddb[1].path))
     raw, out, js = tmp_path / "in.npy", tmp_path / "out.npz", tmp_path / "rep.json"
@@ -181,10 +181,10 @@ def test_yolo_voc_decode(v3_dir, fddb):
 
 def test_sweep_format_kmodel(v3_dir, fddb, data_dir, tmp_path):
     """``--formats kmodel:detect.kmodel``: an AP row from the region detector, no MODEL needed."""
-    from qsim.facedet.sweep import parse_formats, sweep
     from qsim.errors import InputError
     from qsim.facedet.annotations import FaceDataset
     from qsim.facedet.metrics import evaluate
+    from qsim.facedet.sweep import parse_formats, sweep
     from qsim.images import load_image
 
     path = str(v3_dir / "detect.kmodel")

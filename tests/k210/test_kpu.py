@@ -9,7 +9,14 @@ from hypothesis import strategies as st
 from qsim.errors import InputError, KmodelError
 from qsim.k210.fields import ActTable, BatchNorm, LayerArgs
 from qsim.k210.kpu import (
-    ACT_ROUNDINGS, ALU_MAX, KpuLayer, KpuSwitches, act_stage, bn_stage, conv_stage, pool_stage,
+    ACT_ROUNDINGS,
+    ALU_MAX,
+    KpuLayer,
+    KpuSwitches,
+    act_stage,
+    bn_stage,
+    conv_stage,
+    pool_stage,
 )
 from qsim.k210.ref import kpu_ref
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from qsim.facedet import ultraface as uf
 from qsim.facedet.boxes import iou_matrix
 from qsim.facedet.fddb import load_fddb
 from qsim.images import load_image
 from qsim.k210 import KmodelExecutor
-from qsim.facedet import ultraface as uf
 
 N_IMAGES = 20
 

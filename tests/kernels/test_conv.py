@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from kstrategies import OVERFLOWS, ROUNDINGS, assert_tally, codes, qformats
 
 from qsim.errors import InputError, PlanError
 from qsim.fixed import QFormat
@@ -11,8 +13,6 @@ from qsim.fixed.counters import OverflowCounter
 from qsim.kernels import conv as conv_mod
 from qsim.kernels.conv import ConvPath, conv2d, exact_sums
 from qsim.kernels.ref.conv import conv2d_ref
-
-from kstrategies import OVERFLOWS, ROUNDINGS, assert_tally, codes, qformats
 
 
 @st.composite

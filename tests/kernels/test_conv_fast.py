@@ -4,15 +4,15 @@ cached weight forms (`conv.derived`)."""
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from kstrategies import OVERFLOWS, ROUNDINGS, assert_tally, codes
 
 from qsim.fixed import QFormat
 from qsim.fixed.counters import OverflowCounter
 from qsim.kernels import conv as conv_mod
 from qsim.kernels.conv import conv2d
 from qsim.kernels.ref.conv import conv2d_ref
-
-from kstrategies import OVERFLOWS, ROUNDINGS, assert_tally, codes
 
 F_IN, F_W, F_B, F_OUT = QFormat(6, 9), QFormat(3, 12), QFormat(6, 9), QFormat(5, 10)
 

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from kstrategies import OVERFLOWS, ROUNDINGS, assert_tally, codes, qformats
 
 from qsim.errors import InputError, PlanError
 from qsim.fixed import QFormat
@@ -12,8 +14,6 @@ from qsim.kernels import eltwise, sigmoid, upsample
 from qsim.kernels.ref.eltwise import add_ref, concat_ref, pad_ref, relu_ref, upsample_nearest_ref
 from qsim.kernels.ref.sigmoid import sigmoid_ref
 from qsim.kernels.ref.upsample import upsample_bilinear_ref
-
-from kstrategies import OVERFLOWS, ROUNDINGS, assert_tally, codes, qformats
 
 SHAPES = st.tuples(st.integers(1, 2), st.integers(1, 4), st.integers(1, 4), st.integers(1, 3))
 

@@ -149,10 +149,9 @@ def nested_backbone(tf, tmp_path_factory):
 
 @pytest.mark.parametrize("kind", ["h5", "keras", "legacy_weights", "keras3_weights"])
 def test_nested_backbone_is_flattened_and_matches_tf(nested_backbone, kind):
+    import qsim
     from qsim.executors import float_exec
     from reference.tf_trace import trace_model
-
-    import qsim
 
     model, files, arch = nested_backbone
     graph = qsim.load_model(files[kind], arch=arch if "weights" in kind else None, fold_bn=False)
@@ -170,10 +169,9 @@ def test_imagenet_weights_file_with_keras_architecture(tf, data_dir):
     """The shared legacy weights-only file (TF-slim ImageNet) + Keras' MobileNetV2 JSON."""
     import keras
 
-    from reference.tf_trace import trace_model
-
     import qsim
     from qsim.executors import float_exec
+    from reference.tf_trace import trace_model
 
     path = data_dir / "weights" / "mobilenet_v2_1.0_224_no_top_tfslim.h5"
     model = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(None, None, 3))

@@ -6,8 +6,8 @@ Each returns ``(codes, Tally)`` for the site that narrows.
 """
 from __future__ import annotations
 
-from fractions import Fraction
 import math
+from fractions import Fraction
 
 import numpy as np
 
@@ -65,8 +65,8 @@ def concat_ref(inputs, in_fmts, *, out_fmt: QFormat, rounding, overflow):
     parts = []
     for a, f in zip(inputs, in_fmts):
         a = np.asarray(a)
-        parts.append(_map(a.shape, lambda idx: _to_code(Fraction(int(a[idx]), 2**f.frac_bits),
-                                                        out_fmt, rounding, overflow, tally)))
+        parts.append(_map(a.shape, lambda idx, a=a, f=f: _to_code(Fraction(int(a[idx]), 2**f.frac_bits),
+                                                                   out_fmt, rounding, overflow, tally)))
     return np.concatenate(parts, axis=-1), tally
 
 

@@ -6,8 +6,8 @@ the final value is rounded once to the output format.
 """
 from __future__ import annotations
 
-from fractions import Fraction
 import math
+from fractions import Fraction
 
 import numpy as np
 
@@ -37,7 +37,7 @@ def upsample_bilinear_ref(x, size, *, in_fmt: QFormat, out_fmt: QFormat, roundin
             for ox in range(w * fw):
                 x0, x1, lx = _taps(ox, w, w * fw)
                 for ch in range(c):
-                    def v(yy, xx):
+                    def v(yy, xx, b=b, ch=ch):
                         return Fraction(int(x[b, yy, xx, ch]), 2**in_fmt.frac_bits)
                     top = v(y0, x0) * (1 - lx) + v(y0, x1) * lx
                     bot = v(y1, x0) * (1 - lx) + v(y1, x1) * lx
