@@ -466,3 +466,17 @@ class Plan:
         return isinstance(other, Plan) and self.to_dict() == other.to_dict()
 
     __hash__ = None  # mutable-looking value object: compare, never hash
+
+    # --- hls4ml precision configs (the conversion lives in qsim.export) ------------------
+    @classmethod
+    def from_hls4ml(cls, config: Mapping[str, Any], *, acc_bits: int = 32) -> "Plan":
+        """A plan from an hls4ml precision config (``Model.Precision``, ``LayerName``)."""
+        from qsim.export import plan_from_hls4ml
+
+        return plan_from_hls4ml(config, acc_bits=acc_bits)
+
+    def to_hls4ml(self, graph) -> dict[str, Any]:
+        """This plan as an hls4ml precision config listing every node of `graph`."""
+        from qsim.export import hls4ml_config
+
+        return hls4ml_config(self, graph)
