@@ -19,6 +19,8 @@ setup(
         "scikit-image>=0.22",  # bundled public-domain demo image (astronaut)
     ],
     extras_require={
+        # qsim.testing (hypothesis strategies and assert_same_codes for users' own kernels)
+        "testing": ["hypothesis>=6.100"],
         # TensorFlow and friends: reference/ (build, train, export), bench/ and tests only.
         "test": [
             "pytest>=8",

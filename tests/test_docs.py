@@ -3,7 +3,9 @@
 Blocks of one page share a namespace (a later block may use an earlier one's names) and run
 in a fresh temporary working directory, so files they write (``plan.json``) land there. A
 block preceded by the line ``<!-- no-test -->`` is skipped (for a block that cannot run in
-CI, e.g. one that needs a cluster; say why next to it).
+CI, e.g. one that needs a cluster; say why next to it), and so is a block named by a marker
+line such as ``<!-- conv1x1.py -->``: a test of its own extracts and runs it with what it
+needs (e.g. the C library it wraps: tests/testing/test_c_kernel.py).
 """
 from __future__ import annotations
 
@@ -22,14 +24,18 @@ def python_blocks(text: str) -> list[tuple[int, str, bool]]:
     out = []
     for m in BLOCK.finditer("\n" + text):
         line = text.count("\n", 0, max(m.start("code") - 1, 0)) + 1
-        out.append((line, m.group("code"), m.group("before").strip() == SKIP_MARK))
+        before = m.group("before").strip()
+        named = re.fullmatch(r"<!-- [\w.-]+\.py -->", before) is not None
+        out.append((line, m.group("code"), before == SKIP_MARK or named))
     return out
 
 
 def test_block_finder_sees_blocks_and_skip_marks():
-    text = "intro\n```python\nx = 1\n```\n<!-- no-test -->\n```python\nraise SystemExit\n```\n```sh\nls\n```\n"
+    text = ("intro\n```python\nx = 1\n```\n<!-- no-test -->\n```python\nraise SystemExit\n```\n```sh\nls\n```\n"
+            "<!-- ex.py -->\n```python\nlib.f()\n```\n")
     assert [(code, skip) for _, code, skip in python_blocks(text)] == [("x = 1\n", False),
-                                                                      ("raise SystemExit\n", True)]
+                                                                      ("raise SystemExit\n", True),
+                                                                      ("lib.f()\n", True)]
 
 
 PAGES = sorted(DOCS.glob("*.md"))

@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "profile": ("qsim.cli.profile", "per-layer ranges on calibration images and a suggested plan"),
     "sweep": ("qsim.cli.sweep", "face-detection AP per number format (the paper's Tables II-IV)"),
     "k210": ("qsim.cli.k210", "Kendryte K210: run a .kmodel or quantize a Keras model for the KPU"),
+    "export": ("qsim.cli.export", "quantized weights and biases as C headers, ap_fixed types and an hls4ml config"),
+    "vectors": ("qsim.cli.vectors", "golden test vectors per layer: input, parameters, accumulators, output codes"),
 }
 
 
