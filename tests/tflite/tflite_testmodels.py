@@ -1,0 +1,135 @@
+"""Small int8 / uint8 .tflite models converted inside the tests (TensorFlow needed).
+
+Shapes follow the MLPerf Tiny models (ResNet-8, DS-CNN, MobileNet) at a reduced size
+so that conversion and BUILTIN_REF runs stay fast. ``pow2=True`` rounds every
+calibration range so that scales come out as powers of two, which makes rounding
+ties frequent (the case that separates double from single rounding).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _convert(tf, model, shape, seed, pow2=False, n_calib=8):
+    rng = np.random.default_rng(seed)
+    calib = [rng.uniform(-1, 1, (1, *shape)).astype(np.float32) for _ in range(n_calib)]
+    if pow2:
+        # inputs on a 1/64 grid within [-2, 2): the input scale is 2^-k-ish and ties are common
+        calib = [np.round(c * 64) / 64 for c in calib]
+
+    def rep():
+        for c in calib:
+            yield [c]
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = rep
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    return conv.convert()
+
+
+def _pow2_weights(model):
+    """Round every weight to a few bits so weight scales and products tie often."""
+    for layer in model.layers:
+        ws = layer.get_weights()
+        if ws:
+            layer.set_weights([np.round(w * 8) / 8 for w in ws])
+
+
+def resnet8_like(tf, pow2=False, seed=0):
+    L = tf.keras.layers
+    x = inp = L.Input((16, 16, 3))
+    x = L.Conv2D(8, 3, padding="same", activation="relu")(x)
+    y = L.Conv2D(8, 3, strides=2, padding="same", activation="relu")(x)
+    y = L.Conv2D(8, 3, padding="same")(y)
+    s = L.Conv2D(8, 1, strides=2)(x)
+    x = L.ReLU()(L.Add()([y, s]))
+    y = L.Conv2D(16, 3, strides=2, padding="same", activation="relu")(x)
+    y = L.Conv2D(16, 3, padding="same")(y)
+    s = L.Conv2D(16, 1, strides=2)(x)
+    x = L.ReLU()(L.Add()([y, s]))
+    x = L.AveragePooling2D(4)(x)
+    x = L.Flatten()(x)
+    x = L.Dense(10)(x)
+    out = L.Softmax()(x)
+    m = tf.keras.Model(inp, out)
+    _init(m, seed, pow2)
+    return _convert(tf, m, (16, 16, 3), seed, pow2)
+
+
+def dscnn_like(tf, pow2=False, seed=1):
+    L = tf.keras.layers
+    x = inp = L.Input((25, 10, 1))
+    x = L.Conv2D(16, (5, 3), strides=(2, 2), padding="same", activation="relu")(x)
+    for _ in range(2):
+        x = L.DepthwiseConv2D(3, padding="same", activation="relu")(x)
+        x = L.Conv2D(16, 1, activation="relu")(x)
+    x = L.AveragePooling2D((13, 5))(x)
+    x = L.Flatten()(x)
+    x = L.Dense(12)(x)
+    out = L.Softmax()(x)
+    m = tf.keras.Model(inp, out)
+    _init(m, seed, pow2)
+    return _convert(tf, m, (25, 10, 1), seed, pow2)
+
+
+def mobilenet_like(tf, pow2=False, seed=2):
+    L = tf.keras.layers
+    x = inp = L.Input((24, 24, 3))
+    x = L.Conv2D(8, 3, strides=2, padding="same")(x)
+    x = L.ReLU(6.0)(x)
+    for ch, st in ((16, 2), (16, 1)):
+        x = L.DepthwiseConv2D(3, strides=st, padding="same", depth_multiplier=1)(x)
+        x = L.ReLU(6.0)(x)
+        x = L.Conv2D(ch, 1)(x)
+        x = L.ReLU(6.0)(x)
+    x = L.DepthwiseConv2D(3, padding="valid", depth_multiplier=2)(x)
+    x = L.MaxPooling2D(2, padding="same")(x)
+    x = L.GlobalAveragePooling2D()(x)
+    x = L.Dense(5)(x)
+    out = L.Softmax()(x)
+    m = tf.keras.Model(inp, out)
+    _init(m, seed, pow2)
+    return _convert(tf, m, (24, 24, 3), seed, pow2)
+
+
+def opmix(tf, pow2=False, seed=3):
+    L = tf.keras.layers
+    x = inp = L.Input((12, 12, 4))
+    a = L.Conv2D(6, 3, padding="same", activation="relu")(x)
+    b = L.Conv2D(6, 3, strides=2, padding="same")(x)
+    b = L.Resizing(24, 24, interpolation="bilinear")(b)  # half_pixel_centers
+    b = L.Resizing(12, 12, interpolation="bilinear")(b)
+    c = L.Concatenate()([a, b])
+    g = L.Activation("sigmoid")(L.Conv2D(12, 1)(c))
+    c = L.Multiply()([c, g])
+    n = L.Resizing(24, 24, interpolation="nearest")(c)
+    n = L.ZeroPadding2D(((1, 0), (0, 1)))(n)
+    n = L.MaxPooling2D(3, strides=2)(n)
+    m_ = L.GlobalAveragePooling2D()(n)  # MEAN
+    d = L.Dense(8, activation="tanh" if False else None)(m_)
+    e = L.Activation("relu6")(d)
+    out = L.Softmax()(L.Dense(4)(e))
+    m = tf.keras.Model(inp, out)
+    _init(m, seed, pow2)
+    return _convert(tf, m, (12, 12, 4), seed, pow2)
+
+
+def _init(model, seed, pow2):
+    rng = np.random.default_rng(seed + 100)
+    for layer in model.layers:
+        ws = layer.get_weights()
+        if ws:
+            layer.set_weights([rng.normal(0, 0.4, w.shape).astype(np.float32) for w in ws])
+    if pow2:
+        _pow2_weights(model)
+
+
+MODELS = {
+    "resnet8": resnet8_like,
+    "dscnn": dscnn_like,
+    "mobilenet": mobilenet_like,
+    "opmix": opmix,
+}
