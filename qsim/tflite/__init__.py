@@ -9,3 +9,14 @@
 from qsim.tflite.reader import TfliteError, TfliteModel, read_tflite, read_tflite_bytes
 
 __all__ = ["TfliteError", "TfliteModel", "read_tflite", "read_tflite_bytes"]
+from qsim.tflite.executor import (  # noqa: E402
+    OP_TABLE,
+    Program,
+    TfliteOptions,
+    TfliteRun,
+    prepare,
+    quantize_input,
+    whatif_report,
+)
+
+__all__ += ["OP_TABLE", "Program", "TfliteOptions", "TfliteRun", "prepare", "quantize_input", "whatif_report"]

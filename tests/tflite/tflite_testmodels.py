@@ -27,7 +27,48 @@ def _convert(tf, model, shape, seed, pow2=False, n_calib=8):
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     conv.inference_input_type = tf.int8
     conv.inference_output_type = tf.int8
-    return conv.convert()
+    out = conv.convert()
+    return pow2_scales(out) if pow2 else out
+
+
+def pow2_scales(buf: bytes) -> bytes:
+    """Rewrite every scale of a converted model to the nearest power of two, in place.
+
+    Bias scales are set to input scale x filter scale (the kernels' Prepare checks this),
+    which is again a power of two, so every requantization multiplier is exactly 2^k and
+    rounding ties are as frequent as they can be. Codes and zero points are unchanged.
+    """
+    import struct
+
+    import tflite as schema
+
+    b = bytearray(buf)
+    sg = schema.Model.GetRootAs(b, 0).Subgraphs(0)
+
+    def scale_vec(i):
+        q = sg.Tensors(i).Quantization()
+        if q is None or q.ScaleLength() == 0:
+            return None, 0
+        return q._tab.Vector(q._tab.Offset(8)), q.ScaleLength()
+
+    def read(i):
+        pos, n = scale_vec(i)
+        return None if pos is None else np.array(struct.unpack_from(f"<{n}f", b, pos), np.float32)
+
+    def write(i, vals):
+        pos, n = scale_vec(i)
+        struct.pack_into(f"<{n}f", b, pos, *[float(v) for v in np.broadcast_to(vals, (n,))])
+
+    for i in range(sg.TensorsLength()):
+        s = read(i)
+        if s is not None:
+            write(i, np.float32(2.0) ** np.round(np.log2(s.astype(np.float64))))
+    for k in range(sg.OperatorsLength()):
+        op = sg.Operators(k)
+        ins = op.InputsAsNumpy()
+        if len(ins) == 3 and ins[2] >= 0 and read(int(ins[2])) is not None and read(int(ins[1])) is not None:
+            write(int(ins[2]), read(int(ins[0]))[0] * read(int(ins[1])))
+    return bytes(b)
 
 
 def _pow2_weights(model):
@@ -40,7 +81,7 @@ def _pow2_weights(model):
 
 def resnet8_like(tf, pow2=False, seed=0):
     L = tf.keras.layers
-    x = inp = L.Input((16, 16, 3))
+    x = inp = L.Input((16, 16, 3), batch_size=1)
     x = L.Conv2D(8, 3, padding="same", activation="relu")(x)
     y = L.Conv2D(8, 3, strides=2, padding="same", activation="relu")(x)
     y = L.Conv2D(8, 3, padding="same")(y)
@@ -51,7 +92,7 @@ def resnet8_like(tf, pow2=False, seed=0):
     s = L.Conv2D(16, 1, strides=2)(x)
     x = L.ReLU()(L.Add()([y, s]))
     x = L.AveragePooling2D(4)(x)
-    x = L.Flatten()(x)
+    x = L.Reshape((16,))(x)  # Flatten would add SHAPE/STRIDED_SLICE for the batch dim
     x = L.Dense(10)(x)
     out = L.Softmax()(x)
     m = tf.keras.Model(inp, out)
@@ -61,13 +102,13 @@ def resnet8_like(tf, pow2=False, seed=0):
 
 def dscnn_like(tf, pow2=False, seed=1):
     L = tf.keras.layers
-    x = inp = L.Input((25, 10, 1))
+    x = inp = L.Input((25, 10, 1), batch_size=1)
     x = L.Conv2D(16, (5, 3), strides=(2, 2), padding="same", activation="relu")(x)
     for _ in range(2):
         x = L.DepthwiseConv2D(3, padding="same", activation="relu")(x)
         x = L.Conv2D(16, 1, activation="relu")(x)
     x = L.AveragePooling2D((13, 5))(x)
-    x = L.Flatten()(x)
+    x = L.Reshape((16,))(x)
     x = L.Dense(12)(x)
     out = L.Softmax()(x)
     m = tf.keras.Model(inp, out)
@@ -77,7 +118,7 @@ def dscnn_like(tf, pow2=False, seed=1):
 
 def mobilenet_like(tf, pow2=False, seed=2):
     L = tf.keras.layers
-    x = inp = L.Input((24, 24, 3))
+    x = inp = L.Input((24, 24, 3), batch_size=1)
     x = L.Conv2D(8, 3, strides=2, padding="same")(x)
     x = L.ReLU(6.0)(x)
     for ch, st in ((16, 2), (16, 1)):
@@ -97,7 +138,7 @@ def mobilenet_like(tf, pow2=False, seed=2):
 
 def opmix(tf, pow2=False, seed=3):
     L = tf.keras.layers
-    x = inp = L.Input((12, 12, 4))
+    x = inp = L.Input((12, 12, 4), batch_size=1)
     a = L.Conv2D(6, 3, padding="same", activation="relu")(x)
     b = L.Conv2D(6, 3, strides=2, padding="same")(x)
     b = L.Resizing(24, 24, interpolation="bilinear")(b)  # half_pixel_centers
