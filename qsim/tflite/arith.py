@@ -9,7 +9,7 @@ Contract (TFLite ``kernels/internal/common.{h,cc}``, ``quantization_util.cc``, g
   The single-rounding build also saturates shift > 30 to (2^31 - 1, 30).
 * `multiply_by_quantized_multiplier(x, q, shift, single_rounding)`: x is an int32 value.
   Double rounding (the TF pip wheel): ``RDBPOT(SRDHM(x * 2^max(shift,0), q), max(-shift,0))``,
-  two roundings, each half away from zero. Single rounding (``TFLITE_SINGLE_ROUNDING``):
+  two roundings: SRDHM ties toward +inf, RDBPOT ties away from zero. Single rounding (``TFLITE_SINGLE_ROUNDING``):
   ``(x*q + 2^(30-shift)) >> (31-shift)``, one rounding, ties toward +inf. The choice is a
   run-time argument here, never a build flag or a global.
 * Every division is C division (truncates toward zero): `c_div`.
@@ -93,7 +93,10 @@ def c_div(a: np.ndarray, b) -> np.ndarray:
 
 
 def srdhm(a: np.ndarray, b) -> np.ndarray:
-    """gemmlowp ``SaturatingRoundingDoublingHighMul``: round(a*b / 2^31), ties away from zero.
+    """gemmlowp ``SaturatingRoundingDoublingHighMul``: a*b / 2^31 to nearest, ties toward +inf.
+
+    Positive ties round up (away from zero); negative ties round toward zero, because the
+    negative nudge is 1 - 2^30 and the division truncates: SRDHM(-1, 2^30) = 0.
 
     The one overflow, a == b == INT32_MIN, gives INT32_MAX.
     """
