@@ -242,6 +242,8 @@ def _read_tensor(r: _Reader, sg, i: int, buffers: list[bytes | None]) -> Tensor:
     if np.any(shape_arr < 0) and shape_arr.size:
         raise r.fail(path + ".shape", t, f"tensor {i} '{name}': negative dimension in {shape_arr.tolist()}")
     shape = tuple(int(s) for s in shape_arr)
+    if int(np.prod(shape_arr, dtype=np.float64)) > 2**31:
+        raise r.fail(path + ".shape", t, f"tensor {i} '{name}': shape {list(shape)} has more than 2^31 elements")
     ttype = int(r.get(path + ".type", t, t.Type))
     tname = _TYPE_NAMES.get(ttype, f"type#{ttype}")
     dtype = TENSOR_DTYPES.get(ttype)

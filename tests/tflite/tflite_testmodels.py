@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def _convert(tf, model, shape, seed, pow2=False, n_calib=8):
+def _convert(tf, model, shape, seed, pow2=False, n_calib=8, float_io=False, scale=1.0):
     rng = np.random.default_rng(seed)
-    calib = [rng.uniform(-1, 1, (1, *shape)).astype(np.float32) for _ in range(n_calib)]
+    calib = [(scale * rng.uniform(-1, 1, (1, *shape))).astype(np.float32) for _ in range(n_calib)]
     if pow2:
         # inputs on a 1/64 grid within [-2, 2): the input scale is 2^-k-ish and ties are common
         calib = [np.round(c * 64) / 64 for c in calib]
@@ -25,8 +25,9 @@ def _convert(tf, model, shape, seed, pow2=False, n_calib=8):
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = rep
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
+    if not float_io:  # float I/O keeps a QUANTIZE at the input and a DEQUANTIZE at the output
+        conv.inference_input_type = tf.int8
+        conv.inference_output_type = tf.int8
     out = conv.convert()
     return pow2_scales(out) if pow2 else out
 
@@ -158,6 +159,29 @@ def opmix(tf, pow2=False, seed=3):
     return _convert(tf, m, (12, 12, 4), seed, pow2)
 
 
+def lut(tf, pow2=False, seed=4):
+    """LOGISTIC and SOFTMAX over every int8 code: input (1, 256), wide calibration range."""
+    L = tf.keras.layers
+    x = inp = L.Input((256,), batch_size=1)
+    a = L.Activation("sigmoid")(x)
+    b = L.Softmax()(L.Reshape((4, 64))(x))
+    m = tf.keras.Model(inp, [a, b])
+    return _convert(tf, m, (256,), seed, pow2, scale=8.0)
+
+
+def fcdeep(tf, pow2=False, seed=5):
+    """Wide FULLY_CONNECTED layers with float input/output (QUANTIZE, DEQUANTIZE)."""
+    L = tf.keras.layers
+    x = inp = L.Input((64,), batch_size=1)
+    x = L.Dense(256, activation="relu")(x)
+    x = L.Dense(256)(x)
+    x = L.Dense(256, activation="relu6")(x)
+    out = L.Dense(10)(x)
+    m = tf.keras.Model(inp, out)
+    _init(m, seed, pow2)
+    return _convert(tf, m, (64,), seed, pow2, float_io=True)
+
+
 def _init(model, seed, pow2):
     rng = np.random.default_rng(seed + 100)
     for layer in model.layers:
@@ -173,4 +197,6 @@ MODELS = {
     "dscnn": dscnn_like,
     "mobilenet": mobilenet_like,
     "opmix": opmix,
+    "lut": lut,
+    "fcdeep": fcdeep,
 }
