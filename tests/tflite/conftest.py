@@ -13,8 +13,8 @@ def tflite_model_bytes(tf, tmp_path_factory):
 
     def get(name: str) -> bytes:
         if name not in cache:
-            base, _, variant = name.partition("_")
-            cache[name] = models.MODELS[base](tf, pow2=(variant == "pow2"))
+            base = name.removesuffix("_pow2")
+            cache[name] = models.MODELS[base](tf, pow2=(base != name))
         return cache[name]
 
     return get

@@ -11,7 +11,7 @@ import pytest
 
 from qsim.tflite import TfliteOptions, prepare, read_tflite_bytes
 
-MODELS = ["resnet8", "dscnn", "mobilenet", "opmix", "lut", "fcdeep"]
+MODELS = ["resnet8", "dscnn", "mobilenet", "opmix", "lut", "fcdeep", "legacy_u8", "legacy_u8mix"]
 ALL = MODELS + [m + "_pow2" for m in ("resnet8", "dscnn", "mobilenet", "opmix", "fcdeep")]
 
 
@@ -92,3 +92,10 @@ def test_fully_connected_reference_requantizes_in_float(tf, tflite_model_bytes):
     bad = mismatches(tf, buf, TfliteOptions(fc_requant="integer"), seed=2)
     assert any(k[1] == "FULLY_CONNECTED" for k in bad)
     assert mismatches(tf, buf, seed=2) == {}
+
+
+def test_legacy_model_is_uint8_per_tensor_asymmetric(tflite_model_bytes):
+    m = read_tflite_bytes(tflite_model_bytes("legacy_u8"))
+    w = [m.tensors[op.inputs[1]] for op in m.operators if op.name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")]
+    assert all(t.dtype == np.uint8 and not t.quant.per_channel for t in w)
+    assert any(int(t.quant.zero_point[0]) not in (0, 128) for t in w)  # asymmetric weights

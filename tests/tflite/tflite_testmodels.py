@@ -182,6 +182,68 @@ def fcdeep(tf, pow2=False, seed=5):
     return _convert(tf, m, (64,), seed, pow2, float_io=True)
 
 
+def _fq(tf, t, lo, hi):
+    return tf.quantization.fake_quant_with_min_max_args(t, min=lo, max=hi, num_bits=8)
+
+
+def _convert_v1_uint8(tf, build):
+    """The paper's path: a TF1 frozen graph with FakeQuant ranges -> legacy uint8 .tflite."""
+    tf1 = tf.compat.v1
+    g = tf.Graph()
+    with g.as_default():
+        x, out = build()
+        with tf1.Session(graph=g) as sess:
+            conv = tf1.lite.TFLiteConverter.from_session(sess, [x], [out])
+            conv.inference_type = tf.uint8
+            conv.quantized_input_stats = {"input": (127.5, 127.5)}
+            return conv.convert()
+
+
+def legacy_u8(tf, pow2=False, seed=6):
+    """uint8 per-tensor asymmetric: conv, depthwise, add, average pool, FC, softmax."""
+    rng = np.random.default_rng(seed)
+    tf1 = tf.compat.v1
+
+    def c(*shape):
+        return tf.constant(rng.normal(0, 0.3, shape).astype(np.float32))
+
+    def build():
+        x = tf1.placeholder(tf.float32, [1, 12, 12, 3], name="input")
+        fq = lambda t, lo, hi: _fq(tf, t, lo, hi)  # noqa: E731
+        h = fq(x, -1.0, 1.0)
+        h = fq(tf.nn.relu6(tf.nn.conv2d(h, fq(c(3, 3, 3, 8), -0.9, 0.8), 1, "SAME") + c(8)), 0.0, 6.0)
+        d = fq(tf.nn.relu6(tf.nn.depthwise_conv2d(h, fq(c(3, 3, 8, 1), -0.7, 0.9), [1, 2, 2, 1], "SAME") + c(8)), 0.0, 6.0)
+        e = fq(tf.nn.conv2d(d, fq(c(1, 1, 8, 8), -0.8, 0.8), 1, "VALID") + c(8), -3.0, 3.0)
+        s = fq(tf.add(e, d), -3.0, 7.0)
+        p = fq(tf.nn.avg_pool2d(s, 3, 3, "VALID"), -3.0, 7.0)
+        lo = fq(tf.matmul(tf.reshape(p, [1, 32]), fq(c(32, 5), -1.0, 1.0)) + c(5), -8.0, 8.0)
+        return x, tf.identity(fq(tf.nn.softmax(lo), 0.0, 255.0 / 256), name="out")
+
+    return _convert_v1_uint8(tf, build)
+
+
+def legacy_u8mix(tf, pow2=False, seed=7):
+    """uint8: RESIZE_BILINEAR (half-pixel), RESIZE_NEAREST, MUL, CONCATENATION with rescaling,
+    LOGISTIC, MAX_POOL_2D, MEAN."""
+    rng = np.random.default_rng(seed)
+    tf1 = tf.compat.v1
+
+    def build():
+        x = tf1.placeholder(tf.float32, [1, 8, 8, 4], name="input")
+        fq = lambda t, lo, hi: _fq(tf, t, lo, hi)  # noqa: E731
+        h = fq(x, -1.0, 1.0)
+        w = fq(tf.constant(rng.normal(0, 0.3, (3, 3, 4, 4)).astype(np.float32)), -0.9, 0.8)
+        cv = fq(tf.nn.conv2d(h, w, 2, "SAME"), -2.0, 2.0)
+        u = fq(tf1.image.resize_bilinear(cv, [8, 8], half_pixel_centers=True), -2.0, 2.0)
+        n = fq(fq(tf1.image.resize_nearest_neighbor(cv, [8, 8]), -2.0, 2.0) * 0.5, -1.5, 1.0)
+        cat = fq(tf.concat([u, n], axis=3), -2.0, 2.0)
+        mu = fq(cat * fq(tf.sigmoid(cat), 0.0, 255.0 / 256), -1.0, 2.0)
+        mp = fq(tf.nn.max_pool2d(mu, 2, 2, "SAME"), -1.0, 2.0)
+        return x, tf.identity(fq(tf.reduce_mean(mp, axis=[1, 2]), -0.5, 1.0), name="out")
+
+    return _convert_v1_uint8(tf, build)
+
+
 def _init(model, seed, pow2):
     rng = np.random.default_rng(seed + 100)
     for layer in model.layers:
@@ -199,4 +261,6 @@ MODELS = {
     "opmix": opmix,
     "lut": lut,
     "fcdeep": fcdeep,
+    "legacy_u8": legacy_u8,
+    "legacy_u8mix": legacy_u8mix,
 }
