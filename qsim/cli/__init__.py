@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "profile": ("qsim.cli.profile", "per-layer ranges on calibration images and a suggested plan"),
     "sweep": ("qsim.cli.sweep", "face-detection AP per number format (the paper's Tables II-IV)"),
     "k210": ("qsim.cli.k210", "Kendryte K210: run a .kmodel or quantize a Keras model for the KPU"),
+    "tflite": ("qsim.cli.tflite", "run an int8/uint8 .tflite bit-exactly as TFLite's reference kernels, with what-ifs"),
 }
 
 

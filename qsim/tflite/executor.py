@@ -143,9 +143,12 @@ class Kernel:
             raise self.error(f"{role} must be a constant tensor")
         return t.data
 
-    def act_range(self, out: Tensor, code: int) -> tuple[int, int]:
-        """``CalculateActivationRangeQuantized``: float32 round(f / out_s) + out_zp, within the dtype."""
-        qmin, qmax = _QTYPES[out.dtype]
+    def act_range(self, out: Tensor, code: int) -> tuple[int | None, int | None]:
+        """The fused activation's own bounds in codes, before the dtype clip (None = no bound).
+
+        ``CalculateActivationRangeQuantized``: q(f) = out_zp + round(float32 f / out_s); the
+        kernel clamps to these bounds intersected with the dtype range.
+        """
         s = np.float32(out.quant.scale[0])
         zp = int(out.quant.zero_point[0])
 
@@ -154,13 +157,13 @@ class Kernel:
             return zp + int(np.sign(v) * np.floor(np.abs(np.float64(v)) + 0.5))
 
         if code == ACT_NONE:
-            return qmin, qmax
+            return None, None
         if code == ACT_RELU:
-            return max(qmin, q(0.0)), qmax
+            return q(0.0), None
         if code == ACT_RELU6:
-            return max(qmin, q(0.0)), min(qmax, q(6.0))
+            return q(0.0), q(6.0)
         if code == ACT_RELU_N1_TO_1:
-            return max(qmin, q(-1.0)), min(qmax, q(1.0))
+            return q(-1.0), q(1.0)
         raise self.error(f"fused activation {_ACT_NAMES.get(code, code)} is not supported (NONE, RELU, RELU6, RELU_N1_TO_1)")
 
     def multiplier(self, m: float) -> tuple[int, int]:
@@ -172,14 +175,20 @@ class Kernel:
         if tuple(got) != tuple(t.shape):
             raise self.error(f"computed output shape {list(got)} but tensor {t.index} '{t.name}' has {list(t.shape)}")
 
-    def finish(self, v: np.ndarray, out: Tensor, act: tuple[int, int], ctx: _Ctx) -> np.ndarray:
-        """Shared tail: + out_zp already applied in v; count dtype and activation clamps; narrow."""
+    def finish(self, v: np.ndarray, out: Tensor, act: tuple[int | None, int | None], ctx: _Ctx) -> np.ndarray:
+        """Shared tail on v = requantized value + out_zp: the activation clamp (site ``act``),
+        then saturation to the stored dtype (site ``requant``); the same bits as TFLite's
+        single clamp to [max(qmin, act_lo), min(qmax, act_hi)]."""
+        lo, hi = act
+        if lo is not None or hi is not None:
+            big = np.int64(1) << 62
+            lo_ = -big if lo is None else lo
+            hi_ = big if hi is None else hi
+            ctx.counter("act").observe(v, lo_, hi_)
+            v = np.clip(v, lo_, hi_)
         qmin, qmax = _QTYPES[out.dtype]
         ctx.counter("requant").observe(v, qmin, qmax)
-        v = np.clip(v, qmin, qmax)
-        if act != (qmin, qmax):
-            ctx.counter("act").observe(v, *act)
-        return np.clip(v, *act).astype(out.dtype)
+        return np.clip(v, qmin, qmax).astype(out.dtype)
 
     # --- to override ------------------------------------------------------------------
     def prepare(self) -> None:  # pragma: no cover - abstract
@@ -462,7 +471,7 @@ class Mean(Kernel):
         if n < 1:
             raise self.error("reduces an empty axis")
         self.q, self.shift = ops.mean_multiplier(q0, s0, n)
-        self.act = _QTYPES[out.dtype]
+        self.act = (None, None)
 
     def run(self, ins, ctx):
         s, _ = ops.mean_sum(ins[0], self.in_zp, self.axes)
@@ -554,7 +563,7 @@ class Quantize(Kernel):
             return [ops.quantize_float(x, self.scale, self.out_zp, self.qmin, self.qmax).astype(out.dtype)]
         v = ops.requantize(ins[0].astype(np.int64) - self.in_zp, self.q, self.shift,
                            single_rounding=ctx.options.single_rounding) + self.out_zp
-        return [self.finish(v, out, (self.qmin, self.qmax), ctx)]
+        return [self.finish(v, out, (None, None), ctx)]
 
 
 class Dequantize(Kernel):
