@@ -70,6 +70,15 @@ def conv2d_acc(x, in_zp, w, w_zp, bias, stride, dilation, pads, out_hw) -> np.nd
     oh, ow = out_hw
     groups = ic // fic
     ph, pw = pads
+    if kh == kw == 1 and groups == 1 and pads == (0, 0):
+        # pointwise: no window gather, one exact float64 GEMM on the strided view
+        _check_exact_fanin(fic, 255, 255)
+        xs = x[:, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw, :].astype(np.float64)
+        acc = (xs.reshape(-1, ic) @ w.reshape(oc, ic).T.astype(np.float64)).astype(np.int64)
+        out = acc.reshape(n, oh, ow, oc)
+        if bias is not None:
+            out += np.asarray(bias, np.int64)
+        return out
     need_h = (oh - 1) * sh + (kh - 1) * dh + 1
     need_w = (ow - 1) * sw + (kw - 1) * dw + 1
     xp = np.zeros((n, max(need_h, h + ph), max(need_w, wd + pw), ic), np.float64)
@@ -144,8 +153,11 @@ def requantize_float(acc, effective_scale) -> np.ndarray:
 
 
 def requantize(acc, q, shift, *, single_rounding: bool) -> np.ndarray:
-    """Integer requantization of int32 accumulators: ``MultiplyByQuantizedMultiplier``."""
-    return multiply_by_quantized_multiplier(acc, q, shift, single_rounding=single_rounding)
+    """Integer requantization of int32 accumulators: ``MultiplyByQuantizedMultiplier``,
+    per channel along the last axis (compiled; == `arith.multiply_by_quantized_multiplier`)."""
+    from qsim.tflite._numba import mbqm_lastaxis
+
+    return mbqm_lastaxis(acc, q, shift, single_rounding)
 
 
 def add(x1, zp1, m1, x2, zp2, m2, m_out, left_shift: int, *, single_rounding: bool) -> np.ndarray:

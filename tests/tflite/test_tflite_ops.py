@@ -242,3 +242,19 @@ def test_resize_bilinear(h, w, oh, ow, align, half, single, seed):
     img = x[0, :, :, 0].tolist()
     want = [[ref.resize_bilinear_1(img, y, xx, (oh, ow), align, half, single) for xx in range(ow)] for y in range(oh)]
     assert got[0, :, :, 0].tolist() == want
+
+
+@given(st.lists(st.integers(-(2**31), 2**31 - 1), min_size=1, max_size=24), st.lists(st.tuples(Q, SHIFT), min_size=1, max_size=3),
+       st.booleans())
+def test_compiled_requantize_equals_vectorised(xs, qs, single):
+    """ops.requantize (Numba, per channel on the last axis) == arith.multiply_by_quantized_multiplier."""
+    c = len(qs)
+    xs = (xs * c)[: max(c, len(xs) // c * c)]
+    x = np.array(xs, np.int64).reshape(-1, c)
+    if single:
+        x = np.clip(x, -(2**20), 2**20)  # the single-rounding form needs |x*q| < 2^62
+    q = np.array([a for a, _ in qs])
+    s = np.array([b for _, b in qs])
+    got = ops.requantize(x, q, s, single_rounding=single)
+    want = arith.multiply_by_quantized_multiplier(x, q, s, single_rounding=single)
+    assert got.tolist() == want.tolist()

@@ -1,0 +1,60 @@
+"""Compiled (Numba) MultiplyByQuantizedMultiplier over a channels-last array.
+
+The same integer formulas as `qsim.tflite.arith.multiply_by_quantized_multiplier`
+(tests compare the two value for value, ties included); one pass per element instead of
+the dozen NumPy temporaries of the vectorised form, which dominate a MobileNet run.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+_I32_MIN = -(2**31)
+_I32_MAX = 2**31 - 1
+
+
+@njit(cache=True)
+def _mbqm_lastaxis(x, q, shift, single_rounding, out):
+    """out[i] = MBQM(x[i], q[i % C], shift[i % C]) for flat int64 x (C = len(q))."""
+    c = q.shape[0]
+    n = x.shape[0]
+    for i in range(n):
+        k = i % c
+        qq = q[k]
+        sh = shift[k]
+        v = x[i]
+        if single_rounding:
+            total = 31 - sh
+            out[i] = (v * qq + (np.int64(1) << (total - 1))) >> total
+            continue
+        left = sh if sh > 0 else 0
+        right = -sh if sh < 0 else 0
+        a = v << left
+        a = ((a + (np.int64(1) << 31)) & np.int64(0xFFFFFFFF)) - (np.int64(1) << 31)  # int32 wrap
+        if a == _I32_MIN and qq == _I32_MIN:
+            hi = np.int64(_I32_MAX)
+        else:
+            ab = a * qq
+            if ab >= 0:
+                hi = (ab + (np.int64(1) << 30)) >> 31
+            else:
+                t = -(ab + 1 - (np.int64(1) << 30))  # C truncating division of a negative
+                hi = -(t >> 31)
+        if right > 0:
+            mask = (np.int64(1) << right) - 1
+            rem = hi & mask
+            thr = (mask >> 1) + (1 if hi < 0 else 0)
+            hi = (hi >> right) + (1 if rem > thr else 0)
+        out[i] = hi
+
+
+def mbqm_lastaxis(x: np.ndarray, q: np.ndarray, shift: np.ndarray, single_rounding: bool) -> np.ndarray:
+    """MBQM with per-channel (q, shift) along the last axis of x (or scalars broadcast)."""
+    x = np.ascontiguousarray(x, dtype=np.int64)
+    q = np.ascontiguousarray(np.atleast_1d(q), dtype=np.int64)
+    shift = np.ascontiguousarray(np.atleast_1d(shift), dtype=np.int64)
+    if q.size != 1 and (x.ndim == 0 or x.shape[-1] != q.size):
+        raise ValueError(f"{q.size} multipliers for an array of shape {x.shape}")
+    out = np.empty(x.size, np.int64)
+    _mbqm_lastaxis(x.reshape(-1), q, shift, bool(single_rounding), out)
+    return out.reshape(x.shape)
