@@ -11,7 +11,7 @@ import pytest
 
 from qsim.tflite import TfliteOptions, prepare, read_tflite_bytes
 
-MODELS = ["resnet8", "dscnn", "mobilenet", "opmix", "lut", "fcdeep", "legacy_u8", "legacy_u8mix"]
+MODELS = ["resnet8", "dscnn", "mobilenet", "opmix", "lut", "fcdeep", "legacy_u8", "legacy_u8mix", "a98"]
 ALL = MODELS + [m + "_pow2" for m in ("resnet8", "dscnn", "mobilenet", "opmix", "fcdeep")]
 
 
