@@ -22,9 +22,12 @@ The slow Python-int twins are in `qsim.tflite.ref`.
 (1073741824, 0)
 >>> int(multiply_by_quantized_multiplier(np.int64(3), 1073741824, 0, single_rounding=False))  # 3 * 0.5 = 1.5 -> 2
 2
->>> int(multiply_by_quantized_multiplier(np.int64(-3), 1073741824, 0, single_rounding=False))  # ties away: -2
+>>> int(multiply_by_quantized_multiplier(np.int64(-3), 1073741824, 0, single_rounding=False))  # SRDHM tie: up
+-1
+>>> q, s = quantize_multiplier(0.25)  # 2^30, shift -1: the tie now falls in RDBPOT
+>>> int(multiply_by_quantized_multiplier(np.int64(-6), q, s, single_rounding=False))  # RDBPOT tie: away
 -2
->>> int(multiply_by_quantized_multiplier(np.int64(-3), 1073741824, 0, single_rounding=True))  # ties up: -1
+>>> int(multiply_by_quantized_multiplier(np.int64(-6), q, s, single_rounding=True))  # single: up
 -1
 """
 from __future__ import annotations
