@@ -265,9 +265,18 @@ class _ConvBase(Kernel):
         self.q = np.array([q for q, _ in qs], np.int64)
         self.shift = np.array([s for _, s in qs], np.int64)
         self.act = self.act_range(out, int(o.get("fused_activation_function", 0)))
+        qmin, qmax = _QTYPES[x.dtype]
+        x_absmax = max(abs(qmin - self.in_zp), abs(qmax - self.in_zp))
+        self.sum_dtype = ops.exact_float_dtype(self.w, self.w_zp, x_absmax, 3 if self.depthwise else 0)
+
+    # the fused compiled tail (True) or the NumPy composition narrow_acc -> requantize ->
+    # finish (False); the same bits and counts (tests/tflite/test_tflite_executor.py)
+    fused = True
 
     def run(self, ins, ctx):
         x = ins[0]
+        if self.fused:
+            return [self._run_fused(x, ctx)]
         if self.depthwise:
             acc = ops.depthwise_acc(x, self.in_zp, self.w, self.w_zp, self.bias, self.stride, self.dil,
                                     self.pads, self.out_hw, self.mult)
@@ -277,6 +286,36 @@ class _ConvBase(Kernel):
         acc = ctx.narrow_acc(acc)
         v = ops.requantize(acc, self.q, self.shift, single_rounding=ctx.options.single_rounding) + self.out_zp
         return [self.finish(v, self.tout(), self.act, ctx)]
+
+
+    def _run_fused(self, x, ctx):
+        from qsim.tflite._numba import mac_tail
+
+        if self.depthwise:
+            sums = ops.depthwise_sums(x, self.in_zp, self.w, self.w_zp, self.stride, self.dil,
+                                      self.pads, self.out_hw, self.mult, self.sum_dtype)
+        else:
+            sums = ops.conv2d_sums(x, self.in_zp, self.w, self.w_zp, self.stride, self.dil, self.pads,
+                                   self.out_hw, self.sum_dtype)
+        out = self.tout()
+        o = ctx.options
+        codes, st = mac_tail(sums.reshape(-1, sums.shape[-1]), self.bias, o.acc_bits, o.acc_overflow == "saturate",
+                             self.q, self.shift, o.single_rounding, self.out_zp, self.act, _QTYPES[out.dtype], out.dtype)
+        record_stats(ctx, st, codes.size, o.acc_bits, self.act, _QTYPES[out.dtype])
+        return codes.reshape(out.shape)
+
+
+def record_stats(ctx: _Ctx, st: np.ndarray, n: int, acc_bits: int, act, qrange) -> None:
+    """Feed the fused kernel's (events, min, max) per site to the counters, as `observe` would."""
+    big = 1 << 62
+    ctx.counter("acc").record(events=int(st[0]), elements=n, peak=max(abs(int(st[1])), abs(int(st[2]))),
+                              lo=-(1 << (acc_bits - 1)), hi=(1 << (acc_bits - 1)) - 1)
+    lo, hi = act
+    if lo is not None or hi is not None:
+        ctx.counter("act").record(events=int(st[3]), elements=n, peak=max(abs(int(st[4])), abs(int(st[5]))),
+                                  lo=-big if lo is None else lo, hi=big if hi is None else hi)
+    ctx.counter("requant").record(events=int(st[6]), elements=n, peak=max(abs(int(st[7])), abs(int(st[8]))),
+                                  lo=qrange[0], hi=qrange[1])
 
 
 class Conv2D(_ConvBase):

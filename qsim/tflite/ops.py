@@ -61,7 +61,31 @@ def conv2d_acc(x, in_zp, w, w_zp, bias, stride, dilation, pads, out_hw) -> np.nd
     outside the image are skipped, which equals padding x - in_zp with 0. Returns the
     exact sum (int64), before any accumulator narrowing.
     """
-    x = np.asarray(x, np.int64) - int(in_zp)
+    out = conv2d_sums(x, in_zp, w, w_zp, stride, dilation, pads, out_hw, np.float64).astype(np.int64)
+    if bias is not None:
+        out += np.asarray(bias, np.int64)
+    return out
+
+
+def exact_float_dtype(w, w_zp, x_absmax: int, axis_oc: int = 0):
+    """float32 if every partial sum of (w - w_zp)(x - zp) is provably below 2^24, else float64.
+
+    Bound per output channel: sum_k |w - w_zp| * max|x - zp|; every intermediate of any
+    summation order is an integer no larger, hence exact in the chosen float type.
+    """
+    wz = np.abs(np.asarray(w, np.int64) - np.asarray(w_zp, np.int64))
+    per_oc = np.moveaxis(wz, axis_oc, 0).reshape(wz.shape[axis_oc], -1).sum(axis=1)
+    bound = int(per_oc.max(initial=0)) * int(x_absmax)
+    if bound < 2**24:
+        return np.float32
+    _check_exact_fanin(1, bound, 1)
+    return np.float64
+
+
+def conv2d_sums(x, in_zp, w, w_zp, stride, dilation, pads, out_hw, dtype) -> np.ndarray:
+    """sum (w - w_zp)(x - in_zp) over the taps inside the image, without bias, as `dtype`
+    (float32 / float64, exact: see `exact_float_dtype`); [N, OH, OW, OC]."""
+    x = np.asarray(x)
     w = np.asarray(w, np.int64) - np.asarray(w_zp, np.int64)
     n, h, wd, ic = x.shape
     oc, kh, kw, fic = w.shape
@@ -70,32 +94,25 @@ def conv2d_acc(x, in_zp, w, w_zp, bias, stride, dilation, pads, out_hw) -> np.nd
     oh, ow = out_hw
     groups = ic // fic
     ph, pw = pads
+    _check_exact_fanin(kh * kw * fic, 255, 255)
+    wf = w.astype(dtype)
     if kh == kw == 1 and groups == 1 and pads == (0, 0):
-        # pointwise: no window gather, one exact float64 GEMM on the strided view
-        _check_exact_fanin(fic, 255, 255)
-        xs = x[:, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw, :].astype(np.float64)
-        acc = (xs.reshape(-1, ic) @ w.reshape(oc, ic).T.astype(np.float64)).astype(np.int64)
-        out = acc.reshape(n, oh, ow, oc)
-        if bias is not None:
-            out += np.asarray(bias, np.int64)
-        return out
+        # pointwise: no window gather, one GEMM on the strided view
+        xs = x[:, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw, :].astype(dtype) - dtype(in_zp)
+        return (xs.reshape(-1, ic) @ wf.reshape(oc, ic).T).reshape(n, oh, ow, oc)
     need_h = (oh - 1) * sh + (kh - 1) * dh + 1
     need_w = (ow - 1) * sw + (kw - 1) * dw + 1
-    xp = np.zeros((n, max(need_h, h + ph), max(need_w, wd + pw), ic), np.float64)
-    xp[:, ph:ph + h, pw:pw + wd, :] = x
+    xp = np.zeros((n, max(need_h, h + ph), max(need_w, wd + pw), ic), dtype)
+    xp[:, ph:ph + h, pw:pw + wd, :] = x.astype(dtype) - dtype(in_zp)
     xp = xp[:, :need_h, :need_w, :]
-    _check_exact_fanin(kh * kw * fic, 255, 255)
     ocg = oc // groups
-    acc = np.empty((n, oh, ow, oc), np.float64)
+    acc = np.empty((n, oh, ow, oc), dtype)
     for g in range(groups):
         cols = np.stack([v[..., g * fic:(g + 1) * fic] for _, _, v in _windows(xp, kh, kw, sh, sw, dh, dw, oh, ow)], axis=3)
         cols = cols.reshape(n * oh * ow, kh * kw * fic)
-        wg = w[g * ocg:(g + 1) * ocg].reshape(ocg, kh * kw * fic).astype(np.float64)
+        wg = wf[g * ocg:(g + 1) * ocg].reshape(ocg, kh * kw * fic)
         acc[..., g * ocg:(g + 1) * ocg] = (cols @ wg.T).reshape(n, oh, ow, ocg)
-    out = acc.astype(np.int64)
-    if bias is not None:
-        out += np.asarray(bias, np.int64)
-    return out
+    return acc
 
 
 def depthwise_acc(x, in_zp, w, w_zp, bias, stride, dilation, pads, out_hw, multiplier) -> np.ndarray:
@@ -105,8 +122,17 @@ def depthwise_acc(x, in_zp, w, w_zp, bias, stride, dilation, pads, out_hw, multi
     (x[n, oy*sh + ky*dh - top, ox*sw + kx*dw - left, oc // multiplier] - in_zp), taps
     outside the image skipped. Exact int64.
     """
-    x = np.asarray(x, np.int64) - int(in_zp)
-    w = np.asarray(w, np.int64) - np.asarray(w_zp, np.int64)
+    acc = depthwise_sums(x, in_zp, w, w_zp, stride, dilation, pads, out_hw, multiplier, np.int64)
+    if bias is not None:
+        acc += np.asarray(bias, np.int64)
+    return acc
+
+
+def depthwise_sums(x, in_zp, w, w_zp, stride, dilation, pads, out_hw, multiplier, dtype) -> np.ndarray:
+    """The depthwise sums without bias in `dtype` (int64, or a float type proved exact by
+    `exact_float_dtype`)."""
+    x = np.asarray(x).astype(dtype) - dtype(in_zp)
+    w = (np.asarray(w, np.int64) - np.asarray(w_zp, np.int64)).astype(dtype)
     n, h, wd, ic = x.shape
     _, kh, kw, oc = w.shape
     if multiplier > 1:
@@ -117,13 +143,11 @@ def depthwise_acc(x, in_zp, w, w_zp, bias, stride, dilation, pads, out_hw, multi
     ph, pw = pads
     need_h = (oh - 1) * sh + (kh - 1) * dh + 1
     need_w = (ow - 1) * sw + (kw - 1) * dw + 1
-    xp = np.zeros((n, max(need_h, h + ph), max(need_w, wd + pw), oc), np.int64)
+    xp = np.zeros((n, max(need_h, h + ph), max(need_w, wd + pw), oc), dtype)
     xp[:, ph:ph + h, pw:pw + wd, :] = x
-    acc = np.zeros((n, oh, ow, oc), np.int64)
+    acc = np.zeros((n, oh, ow, oc), dtype)
     for ky, kx, v in _windows(xp, kh, kw, sh, sw, dh, dw, oh, ow):
         acc += v * w[0, ky, kx, :]
-    if bias is not None:
-        acc += np.asarray(bias, np.int64)
     return acc
 
 

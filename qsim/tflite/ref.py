@@ -122,7 +122,8 @@ def depthwise(x, in_zp, w, w_zp, bias, stride, dilation, pads, out_hw, multiplie
 def fc_float_requant(acc: int, in_s: float, w_s: float, out_s: float) -> int:
     """FULLY_CONNECTED reference requantization: std::round(double(acc) * eff) (one double product)."""
     eff = in_s * w_s / out_s  # the double the kernel holds
-    return round_away(Fraction(float(acc) * eff))  # the double product, then exact rounding
+    # the double product, exact rounding; beyond int32 C's cast is undefined: saturate
+    return clamp(round_away(Fraction(float(acc) * eff)), INT32_MIN, INT32_MAX)
 
 
 def add(x1, zp1, m1, x2, zp2, m2, m_out, left_shift, single_rounding):
