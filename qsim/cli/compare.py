@@ -44,7 +44,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--images", required=True, metavar="DIR", help="folder of JPEG/PNG images (recursive)")
     p.add_argument("--n", type=int, default=8, help="number of images, sampled with --seed (8)")
     p.add_argument("--seed", type=int, default=0, help="seed of the image sample (0)")
-    add_number_arguments(p)
+    grp = add_number_arguments(p)
+    grp.add_argument("--against", metavar="MODEL.tflite",
+                     help="compare an int8/uint8 TFLite model of this Keras model (reference kernels, "
+                          "dequantized) instead of a Q-format run; tensors matched by name (see docs/tflite.md)")
     add_size_argument(p)
     p.add_argument("--sqnr-threshold", type=float, default=20.0, metavar="DB",
                    help="report the first layer whose SQNR falls below this (20 dB)")
@@ -58,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
     from qsim.analysis.report import write_json
     from qsim.images import list_images
 
+    if getattr(args, "against", None):
+        from qsim.cli.tflite import run_compare_against
+
+        return run_compare_against(args)
     graph = load_graph(args.model)
     executor, plan = executor_and_plan(args, graph)
     files = list_images(args.images, n=args.n, seed=args.seed)

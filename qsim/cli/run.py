@@ -51,8 +51,8 @@ HEAD_CHANNELS = 125
 
 # --- arguments shared by run / compare --------------------------------------------------
 
-def add_number_arguments(p: argparse.ArgumentParser, formats_help: str = "") -> None:
-    """``--format`` | ``--plan`` and the uniform-plan options."""
+def add_number_arguments(p: argparse.ArgumentParser, formats_help: str = ""):
+    """``--format`` | ``--plan`` and the uniform-plan options; returns the --format|--plan group."""
     grp = p.add_mutually_exclusive_group(required=True)
     grp.add_argument("--format", metavar="FMT",
                      help="number format of a uniform plan: Q6.9, q9 (paper: Q6.9), ap_fixed<16,7>, "
@@ -65,6 +65,7 @@ def add_number_arguments(p: argparse.ArgumentParser, formats_help: str = "") -> 
     p.add_argument("--mode", default="full", choices=("full", "weights"),
                    help="full: integer everything; weights: quantized weights, float activations "
                         "(the paper's Table II)")
+    return grp
 
 
 def add_size_argument(p: argparse.ArgumentParser) -> None:

@@ -153,3 +153,52 @@ def _print_table(model, options, rows) -> None:
         if r["differ"] is not None:
             line += f" {r['differ']:>6}/{r['elements']:<6}"
         print(line)
+
+
+def run_compare_against(args) -> int:
+    """``qsim compare KERAS.h5 --against MODEL.tflite --images DIR``: per layer, the TFLite run
+    (reference arithmetic, dequantized) against qsim's float run of the Keras model.
+
+    Images are resized to the TFLite input's H x W (or ``--size``) and preprocessed the
+    MobileNet way (x/127.5 - 1) for both; the TFLite side quantizes that float input with its
+    input tensor's parameters. JSON: `qsim compare`'s schema with ``"executor": "tflite"``
+    and ``"against"``, ``"matched"`` (node -> tensor index) added.
+    """
+    from qsim.analysis.compare import render_comparison
+    from qsim.analysis.report import write_json
+    from qsim.cli.compare import SCHEMA_VERSION as COMPARE_SCHEMA
+    from qsim.cli.run import input_size, load_graph, load_input, progress_bar, run_once
+    from qsim.images import list_images
+    from qsim.tflite import read_tflite
+    from qsim.tflite.compare import compare_against, match_nodes
+
+    model = read_tflite(args.against)
+    t_in = model.tensors[model.inputs[0]]
+    if len(t_in.shape) != 4 or t_in.shape[3] != 3:
+        raise InputError(f"{args.against}: input {list(t_in.shape)} is not an NHWC RGB image")
+    size = tuple(args.size) if args.size else (int(t_in.shape[1]), int(t_in.shape[2]))
+    if size != (t_in.shape[1], t_in.shape[2]):
+        raise InputError(f"--size {size[0]}x{size[1]} differs from the TFLite input {t_in.shape[1]}x{t_in.shape[2]}")
+    graph = load_graph(args.model)
+    input_size(graph, size)  # checks the Keras model takes RGB images of this size
+    files = list_images(args.images, n=args.n, seed=args.seed)
+    matched = match_nodes(graph, model)
+    comp = compare_against(graph, model, (load_input(f, size)[0] for f in files),
+                           float_run=lambda x: run_once(graph, x, "float"), progress=progress_bar(len(files)))
+    print(f"{graph.name}: {args.against} (TFLite reference kernels, dequantized) vs float; "
+          f"{len(comp.layers)} of {len(list(graph))} layers matched by name")
+    print(render_comparison(comp, args.sqnr_threshold))
+    if args.json:
+        doc = {"qsim_compare": COMPARE_SCHEMA, "model": str(args.model), "against": str(args.against),
+               "images": [str(f) for f in files], "input_hw": list(size), "executor": "tflite", "plan": None,
+               "matched": matched}
+        doc.update(comp.to_dict(args.sqnr_threshold))
+        write_json(doc, args.json)
+        print(f"wrote {args.json}")
+    if args.plot:
+        from qsim.analysis.plots import plot_comparison
+
+        plot_comparison(comp, Path(args.plot), args.sqnr_threshold)
+        print(f"wrote {args.plot}")
+    return 0
+
