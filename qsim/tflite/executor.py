@@ -172,6 +172,10 @@ class Kernel:
         return round_multiplier_bits(q, s, self.options.multiplier_bits)
 
     def check_shape(self, got: tuple, t: Tensor) -> None:
+        """The computed output shape must be the file's, or (shape inference) becomes it."""
+        if self.model.infer_shapes and t.data is None:
+            t.shape = tuple(int(d) for d in got)
+            return
         if tuple(got) != tuple(t.shape):
             raise self.error(f"computed output shape {list(got)} but tensor {t.index} '{t.name}' has {list(t.shape)}")
 
@@ -354,6 +358,9 @@ class FullyConnected(Kernel):
         self.bias = None if b is None else self.const(b, "bias").astype(np.int64)
         if self.bias is not None and self.bias.shape != (oc,):
             raise self.error(f"bias shape {list(self.bias.shape)} for {oc} outputs")
+        if self.model.infer_shapes:
+            keep = bool(o.get("keep_num_dims", False))
+            self.check_shape((*x.shape[:-1], oc) if keep else (self.batches, oc), out)
         if int(np.prod(out.shape)) != self.batches * oc:
             raise self.error(f"output {list(out.shape)} does not hold {self.batches} x {oc} values")
         self.uint8 = x.dtype == np.dtype(np.uint8)
@@ -501,6 +508,9 @@ class Mean(Kernel):
             raise self.error(f"axis {axes} out of range for rank {r}")
         self.axes = sorted({int(a) % r for a in axes})
         kept = tuple(1 if i in self.axes else d for i, d in enumerate(x.shape))
+        if self.model.infer_shapes:
+            keep = bool(self.op.options.get("keep_dims", False))
+            self.check_shape(kept if keep else tuple(d for i, d in enumerate(x.shape) if i not in self.axes), out)
         if int(np.prod(kept)) != int(np.prod(out.shape)):
             raise self.error(f"reducing {list(x.shape)} over {self.axes} cannot give {list(out.shape)}")
         self.in_zp = int(x.quant.zero_point[0])
@@ -824,9 +834,24 @@ def quantize_input(t: Tensor, x: np.ndarray) -> np.ndarray:
                               int(t.quant.zero_point[0]), qmin, qmax).astype(t.dtype)
 
 
-def prepare(model: TfliteModel, options: TfliteOptions | None = None, **kw) -> Program:
-    """Check every operator of subgraph 0 and precompute its parameters."""
+def prepare(model: TfliteModel, options: TfliteOptions | None = None, input_shapes: dict | None = None,
+            **kw) -> Program:
+    """Check every operator of subgraph 0 and precompute its parameters.
+
+    ``input_shapes`` ({input tensor index: shape}) runs the model at other input sizes (as
+    TFLite's ``resize_tensor_input``): every non-constant tensor shape is then inferred op by
+    op on a copy of the model (RESHAPE must keep its element count).
+    """
     options = options or TfliteOptions(**kw)
+    if input_shapes:
+        tensors = [t if t.data is not None else replace(t) for t in model.tensors]
+        for idx, shape in input_shapes.items():
+            if idx not in model.inputs:
+                raise InputError(f"{model.path}: tensor {idx} is not a model input")
+            if len(shape) != len(model.tensors[idx].shape):
+                raise InputError(f"{model.path}: input {idx} has rank {len(model.tensors[idx].shape)}, got {list(shape)}")
+            tensors[idx].shape = tuple(int(d) for d in shape)
+        model = replace(model, tensors=tensors, infer_shapes=True)
     if kw and options is not None and not isinstance(options, TfliteOptions):
         raise QsimError("pass either options or keyword arguments")
     prog = Program(model, options)

@@ -94,6 +94,8 @@ class Tensor:
     quant: Quantization | None
     buffer: int
     data: np.ndarray | None = None
+    # shape_signature: -1 marks a dynamic dimension (None when the file has none)
+    signature: tuple[int, ...] | None = None
 
     @property
     def is_constant(self) -> bool:
@@ -124,6 +126,8 @@ class TfliteModel:
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
     n_subgraphs: int = 1
+    # set on the copy `prepare(..., input_shapes=...)` makes: op outputs take inferred shapes
+    infer_shapes: bool = False
 
     def tensor(self, index: int) -> Tensor:
         return self.tensors[index]
@@ -261,7 +265,10 @@ def _read_tensor(r: _Reader, sg, i: int, buffers: list[bytes | None]) -> Tensor:
                          f"tensor {i} '{name}': buffer {bidx} has {len(raw)} bytes, shape {list(shape)} x {tname} needs {want}")
         data = np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(shape)
     quant = _read_quant(r, t, path + ".quantization", i, name, shape)
-    return Tensor(i, name, shape, dtype if dtype is not None else np.dtype(np.void), tname, quant, bidx, data)
+    sig = r.array(path + ".shape_signature", t, t.ShapeSignatureLength, t.ShapeSignatureAsNumpy, np.int64)
+    signature = tuple(int(v) for v in sig) if sig.size else None
+    return Tensor(i, name, shape, dtype if dtype is not None else np.dtype(np.void), tname, quant, bidx, data,
+                  signature)
 
 
 def _read_quant(r: _Reader, t, path: str, i: int, name: str, shape) -> Quantization | None:

@@ -99,3 +99,25 @@ def test_legacy_model_is_uint8_per_tensor_asymmetric(tflite_model_bytes):
     w = [m.tensors[op.inputs[1]] for op in m.operators if op.name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")]
     assert all(t.dtype == np.uint8 and not t.quant.per_channel for t in w)
     assert any(int(t.quant.zero_point[0]) not in (0, 128) for t in w)  # asymmetric weights
+
+
+@pytest.mark.parametrize("shape", [(1, 24, 24, 3), (1, 40, 56, 3), (1, 13, 9, 3)])
+def test_other_input_sizes_like_resize_tensor_input(tf, tflite_model_bytes, shape):
+    """A model with a dynamic H x W, run at other sizes (prepare(input_shapes=...)) ==
+    BUILTIN_REF after resize_tensor_input, every tensor."""
+    buf = tflite_model_bytes("mobilenet_dyn")
+    m = read_tflite_bytes(buf)
+    assert m.tensors[m.inputs[0]].signature == (1, -1, -1, 3)
+    x = np.random.default_rng(5).integers(-128, 128, shape).astype(np.int8)
+    it = tf.lite.Interpreter(model_content=buf,
+                             experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF,
+                             experimental_preserve_all_tensors=True)
+    it.resize_tensor_input(m.inputs[0], shape)
+    it.allocate_tensors()
+    it.set_tensor(m.inputs[0], x)
+    it.invoke()
+    run = prepare(m, input_shapes={m.inputs[0]: shape}).run(x)
+    for op in m.operators:
+        for i in op.outputs:
+            np.testing.assert_array_equal(run.tensors[i], it.get_tensor(i))
+    assert m.tensors[m.inputs[0]].shape == (1, 1, 1, 3)  # the loaded model is not modified

@@ -117,9 +117,9 @@ def dscnn_like(tf, pow2=False, seed=1):
     return _convert(tf, m, (25, 10, 1), seed, pow2)
 
 
-def mobilenet_like(tf, pow2=False, seed=2):
+def mobilenet_like(tf, pow2=False, seed=2, dynamic=False):
     L = tf.keras.layers
-    x = inp = L.Input((24, 24, 3), batch_size=1)
+    x = inp = L.Input((None, None, 3) if dynamic else (24, 24, 3), batch_size=1)
     x = L.Conv2D(8, 3, strides=2, padding="same")(x)
     x = L.ReLU(6.0)(x)
     for ch, st in ((16, 2), (16, 1)):
@@ -135,6 +135,11 @@ def mobilenet_like(tf, pow2=False, seed=2):
     m = tf.keras.Model(inp, out)
     _init(m, seed, pow2)
     return _convert(tf, m, (24, 24, 3), seed, pow2)
+
+
+def mobilenet_dyn(tf, pow2=False):
+    """mobilenet_like with a dynamic H x W (shape_signature -1): run at other sizes."""
+    return mobilenet_like(tf, pow2, dynamic=True)
 
 
 def opmix(tf, pow2=False, seed=3):
@@ -276,4 +281,5 @@ MODELS = {
     "legacy_u8": legacy_u8,
     "legacy_u8mix": legacy_u8mix,
     "a98": a98,
+    "mobilenet_dyn": mobilenet_dyn,
 }
