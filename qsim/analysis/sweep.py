@@ -16,6 +16,8 @@ interpolation). Formats (`parse_formats`):
 ``*.json``      a plan file (`qsim.plan`; its own mode wins)
 ``k210``        the K210 KPU simulator (when registered in `qsim.executors.registry`)
 ``vj``          the OpenCV Viola-Jones baseline (`qsim.facedet.viola_jones`), greyscale
+``tflite:F``    the int8/uint8 TFLite model F (a conversion of MODEL), bit-exact with
+                TFLite's reference kernels at every pyramid size (`qsim.tflite.runner`)
 ==============  =====================================================================
 
 Parameters and size: the parameter count of the loaded graph (BatchNorm folded into the
@@ -67,11 +69,14 @@ class SweepFormat:
     name: str
     executor: str
     plan: Any = None
+    tflite: str | None = None  # the .tflite file of a "tflite:F" row
 
     @property
     def mode(self) -> str:
         if self.executor == "viola_jones":
             return "-"
+        if self.executor == "tflite":
+            return "full"
         if self.executor == "float":
             return "float"
         if self.executor == "k210":
@@ -93,20 +98,24 @@ class SweepFormat:
             except ImportError:
                 cv_version = None
             doc["vj"] = [SCALE_FACTOR, MIN_NEIGHBORS, list(MIN_SIZE), cv_version]
+        if self.tflite is not None:
+            from qsim.tflite.runner import file_hash
+
+            doc["tflite"] = file_hash(self.tflite)
         text = json.dumps(doc, sort_keys=True, default=str)
         return f"{self.name.replace('/', '_')[:24]}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
     def spec(self) -> dict:
         """Picklable description (for worker processes)."""
         return {"name": self.name, "executor": self.executor,
-                "plan": None if self.plan is None else self.plan.to_dict()}
+                "plan": None if self.plan is None else self.plan.to_dict(), "tflite": self.tflite}
 
     @classmethod
     def from_spec(cls, spec: dict) -> "SweepFormat":
         from qsim.plan import Plan
 
         plan = None if spec["plan"] is None else Plan.from_dict(spec["plan"])
-        return cls(spec["name"], spec["executor"], plan)
+        return cls(spec["name"], spec["executor"], plan, spec.get("tflite"))
 
 
 def parse_formats(formats: "str | Sequence[str]", *, mode: str = "weights", acc_bits: int = 32,
@@ -136,6 +145,11 @@ def parse_formats(formats: "str | Sequence[str]", *, mode: str = "weights", acc_
             out.append(SweepFormat("k210", "k210"))
         elif low in ("vj", "viola_jones", "viola-jones"):
             out.append(SweepFormat("vj", "viola_jones"))
+        elif low.startswith("tflite:"):
+            path = item.split(":", 1)[1]
+            if not Path(path).is_file():
+                raise InputError(f"format {item!r}: TFLite file {path} not found")
+            out.append(SweepFormat("tflite", "tflite", tflite=path))
         elif low.endswith(".json"):
             plan = Plan.load(item)
             executor = "fp16" if plan.mode.value == "fp16" else "fixed"
@@ -160,6 +174,10 @@ def model_size(graph: Any, fmt: SweepFormat) -> tuple[int | None, int | None]:
 
     if fmt.executor == "viola_jones":
         return None, None
+    if fmt.executor == "tflite":
+        from qsim.tflite.runner import constant_bytes
+
+        return constant_bytes(fmt.tflite)
     params = 0
     bits = 0
     for node in graph:
@@ -228,11 +246,18 @@ class _Runner:
         self.fmt = fmt
         self.settings = settings
         self._vj = None
+        self._tflite = None
 
     def run_fn(self, counters_out: list):
         from qsim.executors import run
 
         fmt = self.fmt
+        if fmt.executor == "tflite":
+            if self._tflite is None:
+                from qsim.tflite.runner import TfliteFunction
+
+                self._tflite = TfliteFunction(fmt.tflite)
+            return self._tflite
         want_counters = fmt.executor in ("fixed", "fp16", "k210")
 
         def call(x):
@@ -459,6 +484,10 @@ def sweep(model: Any, dataset: Any, formats: "str | Sequence[str] | Sequence[Swe
             from qsim.facedet.viola_jones import ViolaJones
 
             ViolaJones()
+        elif fmt.executor == "tflite":
+            from qsim.tflite import read_tflite
+
+            read_tflite(fmt.tflite)
         else:
             from qsim.executors import get_executor
 
