@@ -40,6 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--input", metavar="X.npy", help="input tensor: codes in its dtype, or float values to quantize")
     src.add_argument("--image", metavar="P", help="a picture, resized to the model input")
+    p.add_argument("--size", metavar="HxW", help="--image: resize to HxW instead of the input tensor's H x W "
+                                                "(the model then runs at that size, like resize_tensor_input)")
     p.add_argument("--preprocess", default="mobilenet", choices=("mobilenet", "unit", "raw"),
                    help="--image to float before quantizing: x/127.5-1 (default), x/255, or 0..255")
     p.add_argument("--save-tensors", metavar="OUT.npz", help="write every non-constant tensor as t{index}")
@@ -85,7 +87,12 @@ def load_input(model, args) -> np.ndarray:
 
         if len(t.shape) != 4 or t.shape[3] != 3:
             raise InputError(f"--image needs an NHWC 3-channel input; tensor {t.index} '{t.name}' is {list(t.shape)}")
-        img = resize_bilinear(load_image(args.image), (t.shape[1], t.shape[2])).astype(np.float32)
+        hw = (t.shape[1], t.shape[2])
+        if args.size:
+            from qsim.cli.run import parse_size
+
+            hw = parse_size(args.size)
+        img = resize_bilinear(load_image(args.image), hw).astype(np.float32)
         f = {"mobilenet": img / 127.5 - 1.0, "unit": img / 255.0, "raw": img}[args.preprocess]
         return quantize_input(t, f[None].astype(np.float32))
     raise InputError("give --input X.npy or --image P")
@@ -98,12 +105,24 @@ def run(args) -> int:
     model = read_tflite(args.model)
     options = _options(args)
     x = load_input(model, args)
+    t_in = model.tensors[model.inputs[0]]
+    shapes = None
+    if np.ndim(x) == len(t_in.shape) and tuple(np.shape(x)) != tuple(t_in.shape):
+        sig = t_in.signature or t_in.shape
+        if any(a != b and s_ != -1 for a, b, s_ in zip(np.shape(x), t_in.shape, sig)):
+            raise InputError(f"{model.path}: input tensor {t_in.index} '{t_in.name}' has shape {list(t_in.shape)}, "
+                             f"got {list(np.shape(x))} (only dimensions that are -1 in its shape_signature "
+                             f"{list(sig)} may change)")
+        shapes = {t_in.index: tuple(np.shape(x))}  # a dynamic dimension: infer every shape
     if options.is_reference:
-        result = prepare(model, options).run(x)
+        prog = prepare(model, options, input_shapes=shapes)
+        result = prog.run(x)
         layers = None
     else:
-        rep = whatif_report(model, x, options)
+        rep = whatif_report(model, x, options, input_shapes=shapes)
         result, layers = rep["whatif"], {(d["op"], d["tensor"]): d for d in rep["layers"]}
+    if shapes:  # report the inferred shapes
+        model = prepare(model, input_shapes=shapes).model
     rows = []
     for op in model.operators:
         label = op_label(op, model)

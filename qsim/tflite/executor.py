@@ -869,14 +869,14 @@ def prepare(model: TfliteModel, options: TfliteOptions | None = None, input_shap
     return prog
 
 
-def whatif_report(model: TfliteModel, inputs: Any, options: TfliteOptions) -> dict:
+def whatif_report(model: TfliteModel, inputs: Any, options: TfliteOptions, input_shapes: dict | None = None) -> dict:
     """Run the reference and `options`; per operator, how many output values differ.
 
     Returns {"reference": TfliteRun, "whatif": TfliteRun, "layers": [dict per op]} where
     each layer dict has op, name, elements, differ, max_abs_diff (in LSB of the output).
     """
-    ref = prepare(model, TfliteOptions()).run(inputs)
-    alt = prepare(model, options).run(inputs)
+    ref = prepare(model, TfliteOptions(), input_shapes=input_shapes).run(inputs)
+    alt = prepare(model, options, input_shapes=input_shapes).run(inputs)
     layers = []
     for op in model.operators:
         for i in op.outputs:
