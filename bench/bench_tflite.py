@@ -24,17 +24,20 @@ from common import CACHE, REPO, fddb_images, machine_facts, model_path  # noqa: 
 sys.path.insert(0, str(REPO / "tests" / "tflite"))
 
 
-def convert_a98(tf, size: int, n_calib: int) -> bytes:
+def convert_a98(tf, size: int, n_calib: int, dynamic: bool = False) -> bytes:
+    """A98 int8 per-channel, calibrated on n_calib FDDB pictures at size x size; with
+    `dynamic` the input H x W is -1 (the ZeroPadding2D stay PAD ops, so the model is the
+    Keras network at every pyramid size, which `qsim sweep --formats tflite:F` needs)."""
     import keras
 
     from qsim.images import load_image, mobilenet_preprocess, resize_bilinear
 
     src = model_path(None)
-    out = CACHE / f"{src.stem}_int8_{size}.tflite"
+    out = CACHE / f"{src.stem}_int8_{'dyn' if dynamic else size}.tflite"
     if out.is_file():
         return out.read_bytes()
     base = keras.models.load_model(src, compile=False)
-    inp = keras.Input((size, size, 3), batch_size=1)
+    inp = keras.Input((None, None, 3) if dynamic else (size, size, 3), batch_size=1)
     model = keras.Model(inp, base(inp))
     calib = [mobilenet_preprocess(resize_bilinear(load_image(p), (size, size)))[None].astype(np.float32)
              for p in fddb_images(n_calib)]
@@ -97,8 +100,15 @@ def main(argv=None) -> int:
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--calib", type=int, default=8)
     ap.add_argument("--json", metavar="OUT")
+    ap.add_argument("--export-dynamic", action="store_true",
+                    help="only write .qsim-cache/<model>_int8_dyn.tflite (dynamic H x W, for qsim sweep)")
     args = ap.parse_args(argv)
     import tensorflow as tf
+
+    if args.export_dynamic:
+        convert_a98(tf, args.size, args.calib, dynamic=True)
+        print(CACHE / f"{model_path(None).stem}_int8_dyn.tflite")
+        return 0
 
     import tflite_testmodels as tm
     from qsim.images import load_image, mobilenet_preprocess, resize_bilinear

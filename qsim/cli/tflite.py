@@ -195,8 +195,12 @@ def run_compare_against(args) -> int:
     t_in = model.tensors[model.inputs[0]]
     if len(t_in.shape) != 4 or t_in.shape[3] != 3:
         raise InputError(f"{args.against}: input {list(t_in.shape)} is not an NHWC RGB image")
+    sig = t_in.signature or t_in.shape
+    dynamic = sig[1] == -1 and sig[2] == -1
+    if dynamic and not args.size:
+        raise InputError(f"{args.against}: the input has a dynamic H x W; give --size HxW")
     size = tuple(args.size) if args.size else (int(t_in.shape[1]), int(t_in.shape[2]))
-    if size != (t_in.shape[1], t_in.shape[2]):
+    if not dynamic and size != (t_in.shape[1], t_in.shape[2]):
         raise InputError(f"--size {size[0]}x{size[1]} differs from the TFLite input {t_in.shape[1]}x{t_in.shape[2]}")
     graph = load_graph(args.model)
     input_size(graph, size)  # checks the Keras model takes RGB images of this size

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from qsim.errors import QsimError
-from qsim.tflite.executor import prepare, quantize_input
+from qsim.tflite.executor import quantize_input
 from qsim.tflite.ops import dequantize
 from qsim.tflite.reader import TfliteModel
 
@@ -93,12 +93,15 @@ def compare_against(graph: Any, model: TfliteModel, inputs: Iterable[np.ndarray]
     nodes = match_nodes(graph, model)
     if not nodes:
         raise QsimError(f"{model.path}: no TFLite tensor matches a layer of {graph.name!r} by name")
-    prog = prepare(model, options)
-    t_in = model.tensors[model.inputs[0]]
+    from qsim.tflite.runner import TfliteFunction
+
+    fn = TfliteFunction(model, options)  # one prepared program per input shape
+    t_in = fn.t_in
     comparer = TraceComparer(ops={node.name: node.op for node in graph})
     for x in (inputs if progress is None else progress(inputs)):
         ref = float_run(x)
-        tr = tflite_trace(model, prog.run(quantize_input(t_in, x)), nodes)
+        prog = fn.program(x.shape)
+        tr = tflite_trace(prog.model, prog.run(quantize_input(t_in, x)), nodes)
         for name in list(tr.values):
             if name not in ref.values or np.shape(ref.values[name]) != tr.values[name].shape:
                 del tr.values[name]

@@ -29,12 +29,12 @@ def test_compare_against_tflite(tflite_model_path, tmp_path, capsys):
         base = rng.uniform(0, 255, (8, 8, 3)).astype(np.uint8)
         Image.fromarray(base).resize((80, 70), Image.BILINEAR).save(imgs / f"p{k}.png")
     rc = main(["compare", str(A98), "--against", str(tflite_model_path("a98")), "--images", str(imgs),
-               "--n", "2", "--json", str(tmp_path / "c.json")])
+               "--n", "2", "--size", "64x48", "--json", str(tmp_path / "c.json")])
     assert rc == 0
     out = capsys.readouterr().out
     assert "TFLite reference kernels" in out and "block_13_expand_relu" in out
     doc = json.loads((tmp_path / "c.json").read_text())
-    assert doc["executor"] == "tflite" and doc["input_hw"] == [64, 64]
+    assert doc["executor"] == "tflite" and doc["input_hw"] == [64, 48]
     layers = {layer["name"]: layer for layer in doc["layers"]}
     assert {"Conv1_relu", "block_1_project_BN", "block_13_expand_relu", "head"} <= set(layers)
     assert len(layers) >= 45
@@ -43,8 +43,11 @@ def test_compare_against_tflite(tflite_model_path, tmp_path, capsys):
     assert all(layer["nonfinite"] == 0 for layer in doc["layers"])
 
 
-def test_compare_against_needs_matching_size(tflite_model_path, tmp_path, capsys):
-    rc = main(["compare", str(A98), "--against", str(tflite_model_path("a98")), "--images", str(tmp_path),
+def test_compare_against_size_rules(tflite_model_path, tmp_path, capsys):
+    rc = main(["compare", str(A98), "--against", str(tflite_model_path("a98")), "--images", str(tmp_path)])
+    assert rc == 1
+    assert "dynamic H x W; give --size HxW" in capsys.readouterr().err
+    rc = main(["compare", str(A98), "--against", str(tflite_model_path("mobilenet")), "--images", str(tmp_path),
                "--size", "32x32"])
     assert rc == 1
-    assert "differs from the TFLite input 64x64" in capsys.readouterr().err
+    assert "differs from the TFLite input 24x24" in capsys.readouterr().err

@@ -12,11 +12,24 @@ A98 = REPO_ROOT / "qsim" / "assets" / "a98_alpha1.0.h5"
 
 
 def test_tflite_function_runs_any_pyramid_size(tflite_model_path):
-    f = TfliteFunction(tflite_model_path("a98"))  # converted at 64x64, run at other sizes
-    for hw in ((64, 64), (48, 80), (96, 64)):
+    f = TfliteFunction(tflite_model_path("a98"))  # dynamic H x W, run at pyramid sizes
+    for hw in ((64, 64), (48, 80), (96, 64), (37, 53)):
         out = f(np.zeros((1, *hw, 3), np.float32))
-        assert out.shape == (1, hw[0] // 16, hw[1] // 16, 125) and out.dtype == np.float32
-    assert len(f._programs) == 3
+        assert out.shape[0] == 1 and out.shape[3] == 125 and out.dtype == np.float32
+        if hw[0] % 16 == 0 and hw[1] % 16 == 0:
+            assert out.shape[1:3] == (hw[0] // 16, hw[1] // 16)
+    assert len(f._programs) == 4
+
+
+def test_fixed_size_model_refuses_other_sizes(tflite_model_path):
+    import pytest
+
+    from qsim.errors import InputError
+
+    f = TfliteFunction(tflite_model_path("mobilenet"))  # converted at a fixed 24x24
+    f(np.zeros((1, 24, 24, 3), np.float32))
+    with pytest.raises(InputError, match="dynamic H x W"):
+        f(np.zeros((1, 32, 24, 3), np.float32))
 
 
 def test_parse_tflite_format(tflite_model_path, tmp_path):
@@ -45,3 +58,17 @@ def test_sweep_has_a_tflite_row(tflite_model_path, data_dir, tmp_path):
     again = sweep(str(A98), ds, f"tflite:{tflite_model_path('a98')}", scales=(0.5,), cache_dir=tmp_path,
                   progress=False)
     assert again.rows[0].cached_images == 2 and again.rows[0].ap == t.ap
+
+
+def test_dynamic_model_is_the_keras_network_at_odd_sizes(tflite_model_path):
+    """The pyramid's odd sizes: same output grid as the float graph, close values."""
+    import qsim
+    from qsim.executors import run
+
+    g = qsim.load_model(A98)
+    f = TfliteFunction(tflite_model_path("a98"))
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 45, 67, 3)).astype(np.float32)
+    want = np.asarray(run(g, x, executor="float").output(0))
+    got = f(x)
+    assert got.shape == want.shape
+    assert np.corrcoef(got.ravel(), want.ravel())[0, 1] > 0.9

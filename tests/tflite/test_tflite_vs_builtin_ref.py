@@ -15,12 +15,24 @@ MODELS = ["resnet8", "dscnn", "mobilenet", "opmix", "lut", "fcdeep", "legacy_u8"
 ALL = MODELS + [m + "_pow2" for m in ("resnet8", "dscnn", "mobilenet", "opmix", "fcdeep")]
 
 
+def input_shape_for(t):
+    """The stored input shape, or for a dynamic H x W (shape_signature -1) the test size."""
+    if t.signature is not None and -1 in t.signature:
+        from tflite_testmodels import A98_TEST_HW
+
+        return (1, *A98_TEST_HW, t.shape[3])
+    return tuple(t.shape)
+
+
 def builtin_ref(tf, buf: bytes, x: np.ndarray):
     it = tf.lite.Interpreter(
         model_content=buf,
         experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF,
         experimental_preserve_all_tensors=True,
     )
+    inp = it.get_input_details()[0]
+    if tuple(inp["shape"]) != x.shape:
+        it.resize_tensor_input(inp["index"], x.shape)
     it.allocate_tensors()
     it.set_tensor(it.get_input_details()[0]["index"], x)
     it.invoke()
@@ -29,19 +41,22 @@ def builtin_ref(tf, buf: bytes, x: np.ndarray):
 
 def inputs_for(model, seed: int):
     t = model.tensors[model.inputs[0]]
+    shape = input_shape_for(t)
     rng = np.random.default_rng(seed)
     if t.dtype == np.dtype(np.float32):
-        return [rng.uniform(-1.5, 1.5, t.shape).astype(np.float32)]
+        return [rng.uniform(-1.5, 1.5, shape).astype(np.float32)]
     lo, hi = np.iinfo(t.dtype).min, np.iinfo(t.dtype).max
-    every = (np.arange(int(np.prod(t.shape))) % (hi - lo + 1) + lo).reshape(t.shape)
-    return [rng.integers(lo, hi + 1, t.shape).astype(t.dtype), every.astype(t.dtype),
-            np.full(t.shape, hi, t.dtype)]
+    every = (np.arange(int(np.prod(shape))) % (hi - lo + 1) + lo).reshape(shape)
+    return [rng.integers(lo, hi + 1, shape).astype(t.dtype), every.astype(t.dtype),
+            np.full(shape, hi, t.dtype)]
 
 
 def mismatches(tf, buf, options=TfliteOptions(), seed=0):
     """{(op index, op name, tensor): (differing values, size)} over all test inputs."""
     m = read_tflite_bytes(buf)
-    prog = prepare(m, options)
+    t = m.tensors[m.inputs[0]]
+    shapes = None if input_shape_for(t) == tuple(t.shape) else {t.index: input_shape_for(t)}
+    prog = prepare(m, options, input_shapes=shapes)
     bad = {}
     for x in inputs_for(m, seed):
         it = builtin_ref(tf, buf, x)
