@@ -17,6 +17,8 @@ setup(
         "matplotlib>=3.8",
         "tqdm>=4.66",
         "scikit-image>=0.22",  # bundled public-domain demo image (astronaut)
+        "flatbuffers>=23.5",  # .tflite files are flatbuffers (qsim.tflite.reader)
+        "tflite>=2.18",  # generated Python bindings of TFLite's schema.fbs (no TensorFlow)
     ],
     extras_require={
         # qsim.testing (hypothesis strategies and assert_same_codes for users' own kernels)

@@ -28,12 +28,20 @@ def test_every_verb_has_an_example():
 
 
 @pytest.mark.parametrize("command", _commands(), ids=lambda c: c.split()[1])
-def test_readme_command_runs(command, data_dir, tmp_path):
+def test_readme_command_runs(command, data_dir, tmp_path, request):
     args = shlex.split(command)
     assert args[0] == "qsim"
+    if "model.tflite" in args:  # a small int8 model, converted here (TensorFlow is a test dependency)
+        import numpy as np
+
+        from tests.tflite.tflite_testmodels import MODELS
+
+        (tmp_path / "model.tflite").write_bytes(MODELS["resnet8"](request.getfixturevalue("tf"), pow2=False))
+        np.save(tmp_path / "x.npy", np.random.default_rng(0).uniform(-1, 1, (1, 16, 16, 3)).astype(np.float32))
     data = str(Path(data_dir))
     args = [a.replace("../shared/data", data) for a in args[1:]]
-    args = [str(tmp_path / a) if a == "demo-out" else a for a in args]
+    local = {"demo-out", "vectors-out", "export-out", "model.tflite", "x.npy"}
+    args = [str(tmp_path / a) if a in local else a for a in args]
     env = dict(os.environ, QSIM_CACHE=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
     proc = subprocess.run([sys.executable, "-m", "qsim", *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=600)

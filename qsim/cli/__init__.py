@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "k210": ("qsim.cli.k210", "Kendryte K210: run a .kmodel or quantize a Keras model for the KPU"),
     "export": ("qsim.cli.export", "quantized weights and biases as C headers, ap_fixed types and an hls4ml config"),
     "vectors": ("qsim.cli.vectors", "golden test vectors per layer: input, parameters, accumulators, output codes"),
+    "tflite": ("qsim.cli.tflite", "run an int8/uint8 .tflite bit-exactly as TFLite's reference kernels, with what-ifs"),
 }
 
 

@@ -43,6 +43,7 @@ from qsim.cli.run import (
     progress_bar,
 )
 from qsim.cli.values import finite_float
+from qsim.errors import InputError
 
 SCHEMA_VERSION = 1
 
@@ -52,7 +53,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--images", required=True, metavar="DIR", help="folder of JPEG/PNG images (recursive)")
     p.add_argument("--n", type=int, default=8, help="number of images, sampled with --seed (8)")
     p.add_argument("--seed", type=int, default=0, help="seed of the image sample (0)")
-    add_number_arguments(p)
+    grp = add_number_arguments(p)
+    grp.add_argument("--against", metavar="MODEL.tflite",
+                     help="compare an int8/uint8 TFLite model of this Keras model (reference kernels, "
+                          "dequantized) instead of a Q-format run; tensors matched by name (see docs/tflite.md)")
     add_size_argument(p)
     p.add_argument("--sqnr-threshold", type=finite_float, default=20.0, metavar="DB",
                    help="report the first layer whose SQNR falls below this (20 dB)")
@@ -67,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
     from qsim.images import list_images
 
     check_outputs(args, files=("--json", "--plot"))
+    if getattr(args, "against", None):
+        return run_compare_against(args)
     graph = load_graph(args.model)
     executor, plan = executor_and_plan(args, graph)
     files = list_images(args.images, n=args.n, seed=args.seed)
@@ -103,3 +109,54 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {args.plot}")
     return 0
 
+
+def run_compare_against(args) -> int:
+    """``qsim compare KERAS.h5 --against MODEL.tflite --images DIR``: per layer, the TFLite run
+    (reference arithmetic, dequantized) against qsim's float run of the Keras model.
+
+    Images are resized to the TFLite input's H x W (or ``--size``) and preprocessed the
+    MobileNet way (x/127.5 - 1) for both; the TFLite side quantizes that float input with its
+    input tensor's parameters. JSON: `qsim compare`'s schema with ``"executor": "tflite"``
+    and ``"against"``, ``"matched"`` (node -> tensor index) added.
+    """
+    from qsim.analysis.compare import render_comparison
+    from qsim.analysis.report import write_json
+    from qsim.cli.run import input_size, load_graph, load_input, progress_bar
+    from qsim.runtime import prepare
+    from qsim.images import list_images
+    from qsim.tflite import read_tflite
+    from qsim.analysis.tflite_compare import compare_against, match_nodes
+
+    model = read_tflite(args.against)
+    t_in = model.tensors[model.inputs[0]]
+    if len(t_in.shape) != 4 or t_in.shape[3] != 3:
+        raise InputError(f"{args.against}: input {list(t_in.shape)} is not an NHWC RGB image")
+    sig = t_in.signature or t_in.shape
+    dynamic = sig[1] == -1 and sig[2] == -1
+    if dynamic and not args.size:
+        raise InputError(f"{args.against}: the input has a dynamic H x W; give --size HxW")
+    size = tuple(args.size) if args.size else (int(t_in.shape[1]), int(t_in.shape[2]))
+    if not dynamic and size != (t_in.shape[1], t_in.shape[2]):
+        raise InputError(f"--size {size[0]}x{size[1]} differs from the TFLite input {t_in.shape[1]}x{t_in.shape[2]}")
+    graph = load_graph(args.model)
+    input_size(graph, size)  # checks the Keras model takes RGB images of this size
+    files = list_images(args.images, n=args.n, seed=args.seed)
+    matched = match_nodes(graph, model)
+    comp = compare_against(graph, model, (load_input(f, size)[0] for f in files),
+                           float_run=prepare(graph).run, progress=progress_bar(len(files)))
+    print(f"{graph.name}: {args.against} (TFLite reference kernels, dequantized) vs float; "
+          f"{len(comp.layers)} of {len(list(graph))} layers matched by name")
+    print(render_comparison(comp, args.sqnr_threshold))
+    if args.json:
+        doc = {"qsim_compare": SCHEMA_VERSION, "model": str(args.model), "against": str(args.against),
+               "images": [str(f) for f in files], "input_hw": list(size), "executor": "tflite", "plan": None,
+               "matched": matched}
+        doc.update(comp.to_dict(args.sqnr_threshold))
+        write_json(doc, args.json)
+        print(f"wrote {args.json}")
+    if args.plot:
+        from qsim.analysis.plots import plot_comparison
+
+        plot_comparison(comp, Path(args.plot), args.sqnr_threshold)
+        print(f"wrote {args.plot}")
+    return 0

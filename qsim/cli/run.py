@@ -55,8 +55,8 @@ HEAD_CHANNELS = 125
 
 # --- arguments shared by run / compare --------------------------------------------------
 
-def add_number_arguments(p: argparse.ArgumentParser, formats_help: str = "") -> None:
-    """``--format`` | ``--plan`` and the uniform-plan options."""
+def add_number_arguments(p: argparse.ArgumentParser, formats_help: str = ""):
+    """``--format`` | ``--plan`` and the uniform-plan options; returns the --format|--plan group."""
     grp = p.add_mutually_exclusive_group(required=True)
     grp.add_argument("--format", metavar="FMT",
                      help="number format of a uniform plan: Q6.9, q9 (paper: Q6.9), ap_fixed<16,7>, "
@@ -71,6 +71,7 @@ def add_number_arguments(p: argparse.ArgumentParser, formats_help: str = "") -> 
                    help="full: integer everything; weights: quantized weights, float activations "
                         "(the paper's Table II)")
     add_calibration_arguments(p)
+    return grp
 
 
 def add_calibration_arguments(p: argparse.ArgumentParser) -> None:

@@ -36,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="dataset folder (default: <data>/fddb or <data>/wider, data = $QSIM_DATA or ../shared/data)")
     p.add_argument("--formats", default="fp32,fp16,q9,q8,q7,q6",
                    help="comma list: fp32, fp16, qN (paper: 16-bit word, N fraction bits), Qm.n, "
-                        "plan .json, k210, vj (default fp32,fp16,q9,q8,q7,q6)")
+                        "plan .json, k210, vj, tflite:MODEL.tflite (default fp32,fp16,q9,q8,q7,q6)")
     p.add_argument("--mode", choices=("weights", "full"), default="weights",
                    help="weights: quantized parameters, float activations (the paper's Table II); "
                         "full: integer activations and accumulators, overflow counted")

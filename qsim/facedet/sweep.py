@@ -20,6 +20,8 @@ interpolation). Formats (`parse_formats`):
 ``kmodel:PATH``  a kmodel v3 YOLOv2 face detector (e.g. the vendor's ``detect.kmodel``) run
                 bit-exactly by `qsim.k210.kmodel_v3_exec` on the picture resized to its input,
                 decoded with its own NMS (`qsim.facedet.region`); no MODEL needed (docs/k210-v3.md)
+``tflite:F``    the int8/uint8 TFLite model F (a conversion of MODEL), bit-exact with
+                TFLite's reference kernels at every pyramid size (`qsim.tflite.runner`)
 ==============  =====================================================================
 
 Parameters and size: the parameter count of the loaded graph (BatchNorm folded into the
@@ -79,6 +81,7 @@ class SweepFormat:
     plan: Any = None
     options: dict = field(default_factory=dict)
     path: str | None = None  # the .kmodel of a "kmodel" row
+    tflite: str | None = None  # the .tflite file of a "tflite:F" row
 
     @property
     def mode(self) -> str:
@@ -86,6 +89,8 @@ class SweepFormat:
             return "-"
         if self.executor == "kmodel":
             return "k210 v3"
+        if self.executor == "tflite":
+            return "full"
         if self.executor == "float":
             return "float"
         if self.executor == "k210":
@@ -111,6 +116,10 @@ class SweepFormat:
             doc["vj"] = [SCALE_FACTOR, MIN_NEIGHBORS, list(MIN_SIZE), cv_version]
         if self.executor == "kmodel":
             doc["kmodel"] = model_hash(self.path)
+        if self.tflite is not None:
+            from qsim.tflite.runner import file_hash
+
+            doc["tflite"] = file_hash(self.tflite)
         text = json.dumps(doc, sort_keys=True, default=str)
         return f"{self.name.replace('/', '_')[:24]}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
@@ -118,14 +127,15 @@ class SweepFormat:
         """Picklable description (for worker processes)."""
         return {"name": self.name, "executor": self.executor,
                 "plan": None if self.plan is None else self.plan.to_dict(), "options": dict(self.options),
-                "path": self.path}
+                "path": self.path, "tflite": self.tflite}
 
     @classmethod
     def from_spec(cls, spec: dict) -> "SweepFormat":
         from qsim.plan import Plan
 
         plan = None if spec["plan"] is None else Plan.from_dict(spec["plan"])
-        return cls(spec["name"], spec["executor"], plan, dict(spec.get("options") or {}), spec.get("path"))
+        return cls(spec["name"], spec["executor"], plan, dict(spec.get("options") or {}), spec.get("path"),
+                   spec.get("tflite"))
 
 
 def parse_formats(formats: "str | Sequence[str]", *, mode: str = "weights", acc_bits: int = 32,
@@ -172,6 +182,11 @@ def parse_formats(formats: "str | Sequence[str]", *, mode: str = "weights", acc_
                 raise InputError(f"format {item!r}: {path} is not a kmodel v3 (a YOLOv2 region detector "
                                  "such as the vendor's detect.kmodel)")
             out.append(SweepFormat(f"kmodel:{Path(path).name}", "kmodel", path=str(path)))
+        elif low.startswith("tflite:"):
+            path = item.split(":", 1)[1]
+            if not Path(path).is_file():
+                raise InputError(f"format {item!r}: TFLite file {path} not found")
+            out.append(SweepFormat("tflite", "tflite", tflite=path))
         elif low.endswith(".json"):
             plan = Plan.load(item)
             out.append(SweepFormat(Path(item).name, backend_for(plan), plan))
@@ -201,6 +216,10 @@ def model_size(graph: Any, fmt: SweepFormat) -> tuple[int | None, int | None]:
         n = sum(int(layer.body.weights.size) for layer in read_kmodel_v3(fmt.path).layers
                 if layer.name == "k210_conv")
         return n, n
+    if fmt.executor == "tflite":
+        from qsim.tflite.runner import constant_bytes
+
+        return constant_bytes(fmt.tflite)
     params = 0
     bits = 0
     for node in graph:
@@ -271,6 +290,7 @@ class _Runner:
         self._vj = None
         self._program = None
         self._region = None
+        self._tflite = None
 
     def program(self):
         """The format's runtime program, prepared once (calibration included) and kept."""
@@ -287,6 +307,12 @@ class _Runner:
         return self._program
 
     def run_fn(self, counters_out: list):
+        if self.fmt.executor == "tflite":  # its own runner (the int8 model, not the graph)
+            if self._tflite is None:
+                from qsim.tflite.runner import TfliteFunction
+
+                self._tflite = TfliteFunction(self.fmt.tflite)
+            return self._tflite
         program = self.program()
         want_counters = self.fmt.executor != "float"
 
@@ -551,6 +577,10 @@ def sweep(model: Any, dataset: Any, formats: "str | Sequence[str] | Sequence[Swe
             from qsim.facedet.region import RegionDetector
 
             RegionDetector(fmt.path)
+        elif fmt.executor == "tflite":
+            from qsim.tflite import read_tflite
+
+            read_tflite(fmt.tflite)
         else:
             from qsim.runtime import get_backend
 

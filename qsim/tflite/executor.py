@@ -1,0 +1,891 @@
+"""Run a TFLite model bit-exactly as TFLite's reference kernels, with what-ifs.
+
+Shape (so it ports to the runtime protocol): ``prepare(model, options) -> Program``
+checks every operator once and precomputes its multipliers; `OP_TABLE` maps the
+builtin operator code to its kernel class (one dict literal); `Program.run` is the one
+walker: it binds the inputs, runs the ops in file order (TFLite's order), records every
+non-constant tensor in its stored dtype and the overflow counters, and names the
+failing operator on error.
+
+Overflow sites (one `OverflowCounter` per op and site):
+
+* ``acc``: the exact accumulator (sum of products + bias; pooling / MEAN sums) against
+  a signed ``acc_bits`` word; narrowed there by ``acc_overflow`` (``wrap`` is what C's
+  int32 arithmetic does at 32 bits; ``saturate`` clamps the exact total once).
+* ``requant``: the requantized value + output zero point against the stored dtype range.
+* ``act``: values inside the dtype range that the fused activation clamps (RELU, RELU6,
+  RELU_N1_TO_1; a narrower range is not an error, the counter shows how often it bites).
+
+What-ifs (`TfliteOptions`): ``acc_bits``/``acc_overflow``, ``multiplier_bits`` (every
+int32 requantization multiplier rounded to N signed bits), ``single_rounding`` (the
+``TFLITE_SINGLE_ROUNDING`` build), ``fc_requant="integer"`` (FULLY_CONNECTED with an
+int32 multiplier, as the optimized kernels do, instead of the reference's float).
+`whatif_report` runs the reference and the what-if and counts, per operator, the
+output values that differ.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+import numpy as np
+
+from qsim.errors import InputError, QsimError, node_context
+from qsim.fixed.counters import OverflowCounter
+from qsim.tflite import ops
+from qsim.tflite.arith import quantize_multiplier, round_multiplier_bits
+from qsim.tflite.reader import Operator, TfliteError, TfliteModel, Tensor
+
+
+@dataclass(frozen=True)
+class TfliteOptions:
+    """Arithmetic choices; the defaults are TFLite's reference kernels (TF pip wheel)."""
+
+    single_rounding: bool = False
+    acc_bits: int = 32
+    acc_overflow: str = "wrap"
+    multiplier_bits: int = 32
+    fc_requant: str = "float"
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.acc_bits <= 64:
+            raise QsimError(f"acc_bits must be in [2, 64], got {self.acc_bits}")
+        if self.acc_overflow not in ("wrap", "saturate"):
+            raise QsimError(f"acc_overflow must be 'wrap' or 'saturate', got {self.acc_overflow!r}")
+        if not 2 <= self.multiplier_bits <= 32:
+            raise QsimError(f"multiplier_bits must be in [2, 32], got {self.multiplier_bits}")
+        if self.fc_requant not in ("float", "integer"):
+            raise QsimError(f"fc_requant must be 'float' or 'integer', got {self.fc_requant!r}")
+
+    @property
+    def is_reference(self) -> bool:
+        return self == TfliteOptions()
+
+    def to_dict(self) -> dict:
+        return {"single_rounding": self.single_rounding, "acc_bits": self.acc_bits,
+                "acc_overflow": self.acc_overflow, "multiplier_bits": self.multiplier_bits,
+                "fc_requant": self.fc_requant}
+
+
+_QTYPES = {np.dtype(np.int8): (-128, 127), np.dtype(np.uint8): (0, 255)}
+ACT_NONE, ACT_RELU, ACT_RELU_N1_TO_1, ACT_RELU6 = 0, 1, 2, 3
+_ACT_NAMES = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH", 5: "SIGN_BIT"}
+SAME, VALID = 0, 1
+
+
+class _Ctx:
+    """Per-run state handed to kernels: options and this op's counters."""
+
+    def __init__(self, options: TfliteOptions, counters: dict[str, OverflowCounter], label: str) -> None:
+        self.options = options
+        self.counters = counters
+        self.label = label
+
+    def counter(self, site: str) -> OverflowCounter:
+        key = f"{self.label}/{site}"
+        c = self.counters.get(key)
+        if c is None:
+            c = self.counters[key] = OverflowCounter(key)
+        return c
+
+    def narrow_acc(self, acc: np.ndarray) -> np.ndarray:
+        bits = self.options.acc_bits
+        lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+        self.counter("acc").observe(acc, lo, hi)
+        if self.options.acc_overflow == "saturate":
+            return np.clip(acc, lo, hi)
+        if bits == 64:
+            return acc
+        return ((acc - lo) & ((1 << bits) - 1)) + lo
+
+
+class Kernel:
+    """One operator, prepared. Subclasses set ``prepare`` (checks, params) and ``run``."""
+
+    n_inputs: tuple[int, int] = (1, 1)
+
+    def __init__(self, op: Operator, model: TfliteModel, options: TfliteOptions) -> None:
+        self.op = op
+        self.model = model
+        self.options = options
+        lo, hi = self.n_inputs
+        if not lo <= len(op.inputs) <= hi:
+            raise self.error(f"has {len(op.inputs)} inputs, expected {lo}..{hi}")
+        self.prepare()
+
+    # --- helpers for prepare --------------------------------------------------------
+    def error(self, what: str) -> TfliteError:
+        return TfliteError(f"{self.model.path}: operator {self.op.index} ({self.op.name}): {what}")
+
+    def tin(self, i: int) -> Tensor | None:
+        idx = self.op.inputs[i] if i < len(self.op.inputs) else -1
+        return None if idx < 0 else self.model.tensors[idx]
+
+    def tout(self, i: int = 0) -> Tensor:
+        return self.model.tensors[self.op.outputs[i]]
+
+    def qtensor(self, t: Tensor | None, role: str, per_channel_ok: bool = False) -> Tensor:
+        if t is None:
+            raise self.error(f"missing {role} tensor")
+        if t.dtype not in _QTYPES and not (role in ("bias",) and t.dtype == np.dtype(np.int32)):
+            raise self.error(f"{role} tensor {t.index} '{t.name}' has type {t.type_name}; supported: INT8, UINT8")
+        if t.quant is None:
+            raise self.error(f"{role} tensor {t.index} '{t.name}' has no quantization parameters")
+        if t.quant.per_channel and not per_channel_ok:
+            raise self.error(f"{role} tensor {t.index} '{t.name}' is per-channel quantized; expected per-tensor")
+        if np.any(t.quant.scale <= 0):
+            raise self.error(f"{role} tensor {t.index} '{t.name}' has scale {t.quant.scale.tolist()[:4]}")
+        return t
+
+    def const(self, t: Tensor | None, role: str) -> np.ndarray:
+        if t is None or t.data is None:
+            raise self.error(f"{role} must be a constant tensor")
+        return t.data
+
+    def act_range(self, out: Tensor, code: int) -> tuple[int | None, int | None]:
+        """The fused activation's own bounds in codes, before the dtype clip (None = no bound).
+
+        ``CalculateActivationRangeQuantized``: q(f) = out_zp + round(float32 f / out_s); the
+        kernel clamps to these bounds intersected with the dtype range.
+        """
+        s = np.float32(out.quant.scale[0])
+        zp = int(out.quant.zero_point[0])
+
+        def q(f: float) -> int:
+            v = np.float32(f) / s
+            return zp + int(np.sign(v) * np.floor(np.abs(np.float64(v)) + 0.5))
+
+        if code == ACT_NONE:
+            return None, None
+        if code == ACT_RELU:
+            return q(0.0), None
+        if code == ACT_RELU6:
+            return q(0.0), q(6.0)
+        if code == ACT_RELU_N1_TO_1:
+            return q(-1.0), q(1.0)
+        raise self.error(f"fused activation {_ACT_NAMES.get(code, code)} is not supported (NONE, RELU, RELU6, RELU_N1_TO_1)")
+
+    def multiplier(self, m: float) -> tuple[int, int]:
+        """QuantizeMultiplier under the options (single-rounding saturation, N-bit what-if)."""
+        q, s = quantize_multiplier(m, single_rounding=self.options.single_rounding)
+        return round_multiplier_bits(q, s, self.options.multiplier_bits)
+
+    def check_shape(self, got: tuple, t: Tensor) -> None:
+        """The computed output shape must be the file's, or (shape inference) becomes it."""
+        if self.model.infer_shapes and t.data is None:
+            t.shape = tuple(int(d) for d in got)
+            return
+        if tuple(got) != tuple(t.shape):
+            raise self.error(f"computed output shape {list(got)} but tensor {t.index} '{t.name}' has {list(t.shape)}")
+
+    def finish(self, v: np.ndarray, out: Tensor, act: tuple[int | None, int | None], ctx: _Ctx) -> np.ndarray:
+        """Shared tail on v = requantized value + out_zp: the activation clamp (site ``act``),
+        then saturation to the stored dtype (site ``requant``); the same bits as TFLite's
+        single clamp to [max(qmin, act_lo), min(qmax, act_hi)]."""
+        lo, hi = act
+        if lo is not None or hi is not None:
+            big = np.int64(1) << 62
+            lo_ = -big if lo is None else lo
+            hi_ = big if hi is None else hi
+            ctx.counter("act").observe(v, lo_, hi_)
+            v = np.clip(v, lo_, hi_)
+        qmin, qmax = _QTYPES[out.dtype]
+        ctx.counter("requant").observe(v, qmin, qmax)
+        return np.clip(v, qmin, qmax).astype(out.dtype)
+
+    # --- to override ------------------------------------------------------------------
+    def prepare(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def run(self, ins: list[np.ndarray | None], ctx: _Ctx) -> list[np.ndarray]:  # pragma: no cover
+        raise NotImplementedError
+
+
+def _pads(kind: int, in_hw, k, stride, dil, error) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(out_hw, (top, left)) for SAME / VALID padding."""
+    outs, befores = [], []
+    for n, kk, s, d in zip(in_hw, k, stride, dil):
+        if s < 1 or d < 1 or kk < 1:
+            raise error(f"bad stride {s} / dilation {d} / kernel {kk}")
+        if kind == SAME:
+            o, b, _ = ops.same_padding(n, kk, s, d)
+        elif kind == VALID:
+            o, b = ops.valid_out(n, kk, s, d), 0
+        else:
+            raise error(f"unknown padding {kind}")
+        if o < 1:
+            raise error(f"output size {o} < 1 (input {n}, kernel {kk}, stride {s})")
+        outs.append(o)
+        befores.append(b)
+    return tuple(outs), tuple(befores)
+
+
+class _ConvBase(Kernel):
+    n_inputs = (2, 3)
+    depthwise = False
+
+    def prepare(self) -> None:
+        o = self.op.options
+        x = self.qtensor(self.tin(0), "input")
+        w = self.qtensor(self.tin(1), "filter", per_channel_ok=True)
+        out = self.qtensor(self.tout(), "output")
+        b = self.tin(2)
+        self.w = self.const(w, "filter").astype(np.int64)
+        self.bias = None if b is None else self.const(b, "bias").astype(np.int64)
+        if len(x.shape) != 4 or self.w.ndim != 4:
+            raise self.error(f"input {list(x.shape)} / filter {list(self.w.shape)} must be 4-D")
+        if x.dtype != w.dtype or x.dtype != out.dtype:
+            raise self.error(f"mixed types input {x.type_name}, filter {w.type_name}, output {out.type_name}")
+        self.uint8 = x.dtype == np.dtype(np.uint8)
+        self.in_zp = int(x.quant.zero_point[0])
+        self.out_zp = int(out.quant.zero_point[0])
+        oc = self.w.shape[3] if self.depthwise else self.w.shape[0]
+        kh, kw = self.w.shape[1], self.w.shape[2]
+        self.stride = (int(o.get("stride_h", 1)), int(o.get("stride_w", 1)))
+        self.dil = (int(o.get("dilation_h_factor", 1)), int(o.get("dilation_w_factor", 1)))
+        self.out_hw, self.pads = _pads(int(o.get("padding", 0)), x.shape[1:3], (kh, kw), self.stride, self.dil, self.error)
+        if self.depthwise:
+            self.mult = int(o.get("depth_multiplier", 1)) or 1
+            if x.shape[3] * self.mult != oc:
+                self.mult = oc // max(x.shape[3], 1)
+            if x.shape[3] * self.mult != oc:
+                raise self.error(f"{x.shape[3]} input channels x multiplier cannot give {oc} outputs")
+        elif x.shape[3] % self.w.shape[3] or oc % (x.shape[3] // self.w.shape[3]):
+            raise self.error(f"filter depth {self.w.shape[3]} does not divide input depth {x.shape[3]}")
+        if self.bias is not None and self.bias.shape != (oc,):
+            raise self.error(f"bias shape {list(self.bias.shape)} for {oc} output channels")
+        self.check_shape((x.shape[0], *self.out_hw, oc), out)
+        ws = w.quant.scale.astype(np.float64)
+        if ws.size not in (1, oc):
+            raise self.error(f"{ws.size} filter scales for {oc} output channels")
+        self.w_zp = 0 if not self.uint8 else int(w.quant.zero_point[0])
+        in_s, out_s = float(x.quant.scale[0]), float(out.quant.scale[0])
+        if self.uint8:  # GetQuantizedConvolutionMultipler: float32 product first
+            reals = [float(np.float32(x.quant.scale[0]) * np.float32(s)) / out_s for s in w.quant.scale]
+        else:  # PopulateConvolutionQuantizationParams: double product
+            reals = [in_s * float(s) / out_s for s in ws]
+        qs = [self.multiplier(r) for r in reals]
+        self.q = np.array([q for q, _ in qs], np.int64)
+        self.shift = np.array([s for _, s in qs], np.int64)
+        self.act = self.act_range(out, int(o.get("fused_activation_function", 0)))
+        qmin, qmax = _QTYPES[x.dtype]
+        x_absmax = max(abs(qmin - self.in_zp), abs(qmax - self.in_zp))
+        self.sum_dtype = ops.exact_float_dtype(self.w, self.w_zp, x_absmax, 3 if self.depthwise else 0)
+
+    # the fused compiled tail (True) or the NumPy composition narrow_acc -> requantize ->
+    # finish (False); the same bits and counts (tests/tflite/test_tflite_executor.py)
+    fused = True
+
+    def run(self, ins, ctx):
+        x = ins[0]
+        if self.fused:
+            return [self._run_fused(x, ctx)]
+        if self.depthwise:
+            acc = ops.depthwise_acc(x, self.in_zp, self.w, self.w_zp, self.bias, self.stride, self.dil,
+                                    self.pads, self.out_hw, self.mult)
+        else:
+            acc = ops.conv2d_acc(x, self.in_zp, self.w, self.w_zp, self.bias, self.stride, self.dil,
+                                 self.pads, self.out_hw)
+        acc = ctx.narrow_acc(acc)
+        v = ops.requantize(acc, self.q, self.shift, single_rounding=ctx.options.single_rounding) + self.out_zp
+        return [self.finish(v, self.tout(), self.act, ctx)]
+
+
+    def _run_fused(self, x, ctx):
+        from qsim.tflite._numba import mac_tail
+
+        if self.depthwise:
+            sums = ops.depthwise_sums(x, self.in_zp, self.w, self.w_zp, self.stride, self.dil,
+                                      self.pads, self.out_hw, self.mult, self.sum_dtype)
+        else:
+            sums = ops.conv2d_sums(x, self.in_zp, self.w, self.w_zp, self.stride, self.dil, self.pads,
+                                   self.out_hw, self.sum_dtype)
+        out = self.tout()
+        o = ctx.options
+        codes, st = mac_tail(sums.reshape(-1, sums.shape[-1]), self.bias, o.acc_bits, o.acc_overflow == "saturate",
+                             self.q, self.shift, o.single_rounding, self.out_zp, self.act, _QTYPES[out.dtype], out.dtype)
+        record_stats(ctx, st, codes.size, o.acc_bits, self.act, _QTYPES[out.dtype])
+        return codes.reshape(out.shape)
+
+
+def record_stats(ctx: _Ctx, st: np.ndarray, n: int, acc_bits: int, act, qrange) -> None:
+    """Feed the fused kernel's (events, min, max) per site to the counters, as `observe` would."""
+    big = 1 << 62
+    ctx.counter("acc").record(events=int(st[0]), elements=n, peak=max(abs(int(st[1])), abs(int(st[2]))),
+                              lo=-(1 << (acc_bits - 1)), hi=(1 << (acc_bits - 1)) - 1)
+    lo, hi = act
+    if lo is not None or hi is not None:
+        ctx.counter("act").record(events=int(st[3]), elements=n, peak=max(abs(int(st[4])), abs(int(st[5]))),
+                                  lo=-big if lo is None else lo, hi=big if hi is None else hi)
+    ctx.counter("requant").record(events=int(st[6]), elements=n, peak=max(abs(int(st[7])), abs(int(st[8]))),
+                                  lo=qrange[0], hi=qrange[1])
+
+
+class Conv2D(_ConvBase):
+    """CONV_2D, int8 per-channel or uint8 per-tensor (§3)."""
+
+
+class DepthwiseConv2D(_ConvBase):
+    """DEPTHWISE_CONV_2D, int8 per-channel (filter axis 3) or uint8 per-tensor (§3)."""
+
+    depthwise = True
+
+
+class FullyConnected(Kernel):
+    """FULLY_CONNECTED: int8 requantizes in double (reference), uint8 with an int32 multiplier."""
+
+    n_inputs = (2, 3)
+
+    def prepare(self) -> None:
+        o = self.op.options
+        x = self.qtensor(self.tin(0), "input")
+        w = self.qtensor(self.tin(1), "filter", per_channel_ok=True)
+        out = self.qtensor(self.tout(), "output")
+        b = self.tin(2)
+        self.w = self.const(w, "filter").astype(np.int64)
+        if self.w.ndim != 2:
+            raise self.error(f"filter shape {list(self.w.shape)} must be 2-D [out, in]")
+        if x.dtype != w.dtype or x.dtype != out.dtype:
+            raise self.error(f"mixed types input {x.type_name}, filter {w.type_name}, output {out.type_name}")
+        if int(o.get("weights_format", 0)) != 0:
+            raise self.error("shuffled weights format is not supported")
+        oc, ic = self.w.shape
+        size = int(np.prod(x.shape))
+        if ic == 0 or size % ic:
+            raise self.error(f"input {list(x.shape)} is not a multiple of the filter depth {ic}")
+        self.batches = size // ic
+        self.bias = None if b is None else self.const(b, "bias").astype(np.int64)
+        if self.bias is not None and self.bias.shape != (oc,):
+            raise self.error(f"bias shape {list(self.bias.shape)} for {oc} outputs")
+        if self.model.infer_shapes:
+            keep = bool(o.get("keep_num_dims", False))
+            self.check_shape((*x.shape[:-1], oc) if keep else (self.batches, oc), out)
+        if int(np.prod(out.shape)) != self.batches * oc:
+            raise self.error(f"output {list(out.shape)} does not hold {self.batches} x {oc} values")
+        self.uint8 = x.dtype == np.dtype(np.uint8)
+        self.in_zp = int(x.quant.zero_point[0])
+        self.w_zp = int(w.quant.zero_point[0]) if self.uint8 else 0
+        self.out_zp = int(out.quant.zero_point[0])
+        in_s, out_s = float(x.quant.scale[0]), float(out.quant.scale[0])
+        ws = w.quant.scale
+        if ws.size not in (1, oc):
+            raise self.error(f"{ws.size} filter scales for {oc} outputs")
+        self.float_requant = not self.uint8 and self.options.fc_requant == "float"
+        if self.float_requant:
+            self.eff = np.array([in_s * float(s) / out_s for s in ws], np.float64)
+        else:
+            if self.uint8 or ws.size == 1:  # GetQuantizedConvolutionMultipler: float32 product
+                reals = [float(np.float32(x.quant.scale[0]) * np.float32(s)) / out_s for s in ws]
+            else:
+                reals = [in_s * float(s) / out_s for s in ws]
+            qs = [self.multiplier(r) for r in reals]
+            self.q = np.array([q for q, _ in qs], np.int64)
+            self.shift = np.array([s for _, s in qs], np.int64)
+        self.act = self.act_range(out, int(o.get("fused_activation_function", 0)))
+
+    def run(self, ins, ctx):
+        x = ins[0].reshape(self.batches, self.w.shape[1])
+        acc = ctx.narrow_acc(ops.fully_connected_acc(x, self.in_zp, self.w, self.w_zp, self.bias))
+        if self.float_requant:
+            v = ops.requantize_float(acc, self.eff)
+        else:
+            v = ops.requantize(acc, self.q, self.shift, single_rounding=ctx.options.single_rounding)
+        out = self.tout()
+        return [self.finish(v + self.out_zp, out, self.act, ctx).reshape(out.shape)]
+
+
+def _broadcast_shape(a, b, error):
+    try:
+        return tuple(np.broadcast_shapes(tuple(a), tuple(b)))
+    except ValueError:
+        raise error(f"shapes {list(a)} and {list(b)} do not broadcast") from None
+
+
+class Add(Kernel):
+    """ADD int8 / uint8: left_shift 20, inputs pre-scaled by s_i / (2 max s), three roundings (§4)."""
+
+    n_inputs = (2, 2)
+
+    def prepare(self) -> None:
+        a = self.qtensor(self.tin(0), "input 1")
+        b = self.qtensor(self.tin(1), "input 2")
+        out = self.qtensor(self.tout(), "output")
+        if not a.dtype == b.dtype == out.dtype:
+            raise self.error(f"mixed types {a.type_name}, {b.type_name} -> {out.type_name}")
+        self.check_shape(_broadcast_shape(a.shape, b.shape, self.error), out)
+        self.zp1, self.zp2 = int(a.quant.zero_point[0]), int(b.quant.zero_point[0])
+        self.out_zp = int(out.quant.zero_point[0])
+        self.left_shift = 20
+        f32 = np.float32
+        s1, s2, so = f32(a.quant.scale[0]), f32(b.quant.scale[0]), f32(out.quant.scale[0])
+        twice_max = float(f32(2) * max(s1, s2))
+        self.m1 = self.multiplier(float(s1) / twice_max)
+        self.m2 = self.multiplier(float(s2) / twice_max)
+        self.m_out = self.multiplier(twice_max / float(f32(1 << self.left_shift) * so))
+        for name, (_, sh) in (("input 1", self.m1), ("input 2", self.m2), ("output", self.m_out)):
+            if sh > 0:
+                raise self.error(f"{name} multiplier >= 1 (scales {float(s1)}, {float(s2)} -> {float(so)})")
+        self.act = self.act_range(out, int(self.op.options.get("fused_activation_function", 0)))
+
+    def run(self, ins, ctx):
+        v = ops.add(ins[0], self.zp1, self.m1, ins[1], self.zp2, self.m2, self.m_out, self.left_shift,
+                    single_rounding=ctx.options.single_rounding) + self.out_zp
+        return [self.finish(v, self.tout(), self.act, ctx)]
+
+
+class Mul(Kernel):
+    """MUL int8 / uint8: MBQM((x1 - zp1)(x2 - zp2)) with the multiplier formed in float32 (§5)."""
+
+    n_inputs = (2, 2)
+
+    def prepare(self) -> None:
+        a = self.qtensor(self.tin(0), "input 1")
+        b = self.qtensor(self.tin(1), "input 2")
+        out = self.qtensor(self.tout(), "output")
+        if not a.dtype == b.dtype == out.dtype:
+            raise self.error(f"mixed types {a.type_name}, {b.type_name} -> {out.type_name}")
+        self.check_shape(_broadcast_shape(a.shape, b.shape, self.error), out)
+        self.zp1, self.zp2 = int(a.quant.zero_point[0]), int(b.quant.zero_point[0])
+        self.out_zp = int(out.quant.zero_point[0])
+        f32 = np.float32
+        real = f32(a.quant.scale[0]) * f32(b.quant.scale[0]) / f32(out.quant.scale[0])
+        self.q, self.shift = self.multiplier(float(real))
+        self.act = self.act_range(out, int(self.op.options.get("fused_activation_function", 0)))
+
+    def run(self, ins, ctx):
+        v = ops.mul(ins[0], self.zp1, ins[1], self.zp2, self.q, self.shift,
+                    single_rounding=ctx.options.single_rounding) + self.out_zp
+        return [self.finish(v, self.tout(), self.act, ctx)]
+
+
+class _PoolBase(Kernel):
+    def prepare(self) -> None:
+        o = self.op.options
+        x = self.qtensor(self.tin(0), "input")
+        out = self.qtensor(self.tout(), "output")
+        if x.dtype != out.dtype or len(x.shape) != 4:
+            raise self.error(f"input {x.type_name} {list(x.shape)} -> output {out.type_name}")
+        if (float(x.quant.scale[0]), int(x.quant.zero_point[0])) != (float(out.quant.scale[0]), int(out.quant.zero_point[0])):
+            raise self.error("input and output quantization differ (TFLite requires them equal for pooling)")
+        self.k = (int(o.get("filter_height", 1)), int(o.get("filter_width", 1)))
+        self.stride = (int(o.get("stride_h", 1)), int(o.get("stride_w", 1)))
+        self.out_hw, self.pads = _pads(int(o.get("padding", 0)), x.shape[1:3], self.k, self.stride, (1, 1), self.error)
+        self.check_shape((x.shape[0], *self.out_hw, x.shape[3]), out)
+        self.act = self.act_range(out, int(o.get("fused_activation_function", 0)))
+
+
+class AveragePool2D(_PoolBase):
+    """AVERAGE_POOL_2D: sum of raw codes over the clipped window, rounded division by the count (§6)."""
+
+    def run(self, ins, ctx):
+        acc, n = ops.average_pool(ins[0], self.k, self.stride, self.pads, self.out_hw)
+        acc = ctx.narrow_acc(acc)
+        return [self.finish(ops.average_round(acc, n), self.tout(), self.act, ctx)]
+
+
+class MaxPool2D(_PoolBase):
+    """MAX_POOL_2D: max of raw codes over the clipped window, then the activation clamp."""
+
+    def run(self, ins, ctx):
+        v = ops.max_pool(ins[0], self.k, self.stride, self.pads, self.out_hw)
+        return [self.finish(v, self.tout(), self.act, ctx)]
+
+
+class Mean(Kernel):
+    """MEAN int8 / uint8 (QuantizedMeanOrSum): 1/n folded into the multiplier (§6)."""
+
+    n_inputs = (2, 2)
+
+    def prepare(self) -> None:
+        x = self.qtensor(self.tin(0), "input")
+        out = self.qtensor(self.tout(), "output")
+        if x.dtype != out.dtype:
+            raise self.error(f"input {x.type_name} -> output {out.type_name}")
+        axes = np.asarray(self.const(self.tin(1), "axis")).reshape(-1).tolist()
+        r = len(x.shape)
+        if any(not -r <= a < r for a in axes):
+            raise self.error(f"axis {axes} out of range for rank {r}")
+        self.axes = sorted({int(a) % r for a in axes})
+        kept = tuple(1 if i in self.axes else d for i, d in enumerate(x.shape))
+        if self.model.infer_shapes:
+            keep = bool(self.op.options.get("keep_dims", False))
+            self.check_shape(kept if keep else tuple(d for i, d in enumerate(x.shape) if i not in self.axes), out)
+        if int(np.prod(kept)) != int(np.prod(out.shape)):
+            raise self.error(f"reducing {list(x.shape)} over {self.axes} cannot give {list(out.shape)}")
+        self.in_zp = int(x.quant.zero_point[0])
+        self.out_zp = int(out.quant.zero_point[0])
+        q0, s0 = self.multiplier(float(x.quant.scale[0]) / float(out.quant.scale[0]))
+        n = int(np.prod([x.shape[a] for a in self.axes])) if self.axes else 1
+        if n < 1:
+            raise self.error("reduces an empty axis")
+        self.q, self.shift = ops.mean_multiplier(q0, s0, n)
+        self.act = (None, None)
+
+    def run(self, ins, ctx):
+        s, _ = ops.mean_sum(ins[0], self.in_zp, self.axes)
+        s = ctx.narrow_acc(s)
+        v = ops.requantize(s, self.q, self.shift, single_rounding=ctx.options.single_rounding) + self.out_zp
+        out = self.tout()
+        return [self.finish(v, out, self.act, ctx).reshape(out.shape)]
+
+
+class Reshape(Kernel):
+    """RESHAPE: the same codes in the output tensor's shape (quantization unchanged)."""
+
+    n_inputs = (1, 2)
+
+    def prepare(self) -> None:
+        x, out = self.tin(0), self.tout()
+        if x is None or int(np.prod(x.shape)) != int(np.prod(out.shape)):
+            raise self.error(f"cannot reshape {list(x.shape) if x else None} to {list(out.shape)}")
+
+    def run(self, ins, ctx):
+        return [np.ascontiguousarray(ins[0]).reshape(self.tout().shape).astype(self.tout().dtype, copy=True)]
+
+
+class Softmax(Kernel):
+    """SOFTMAX int8 / uint8 -> same, gemmlowp fixed point with the diff_min cut-off (§7)."""
+
+    def prepare(self) -> None:
+        x = self.qtensor(self.tin(0), "input")
+        out = self.qtensor(self.tout(), "output")
+        self.check_shape(x.shape, out)
+        qmin, qmax = _QTYPES[out.dtype]
+        if float(out.quant.scale[0]) != 1 / 256 or int(out.quant.zero_point[0]) != qmin:
+            raise self.error(f"output quantization must be scale 1/256, zero point {qmin} "
+                             f"(got {float(out.quant.scale[0])}, {int(out.quant.zero_point[0])})")
+        beta = float(np.float32(self.op.options.get("beta", 1.0)))
+        real = min(beta * float(x.quant.scale[0]) * float(1 << 26), float((1 << 31) - 1))
+        self.q, self.left_shift = self.multiplier(real)  # QuantizeMultiplierGreaterThanOne
+        if self.left_shift < 0:
+            raise self.error(f"input scale {float(x.quant.scale[0])} too small for the softmax multiplier")
+        self.diff_min = -math.floor(31.0 * (1 << 26) / (1 << self.left_shift))
+        self.out_min, self.out_max = qmin, qmax
+
+    def run(self, ins, ctx):
+        v = ops.softmax(ins[0], self.q, self.left_shift, self.diff_min, self.out_min, self.out_max)
+        return [v.astype(self.tout().dtype)]
+
+
+class Logistic(Kernel):
+    """LOGISTIC int8 / uint8: the float32 256-entry table of the reference resolver (§7)."""
+
+    def prepare(self) -> None:
+        x = self.qtensor(self.tin(0), "input")
+        out = self.qtensor(self.tout(), "output")
+        self.check_shape(x.shape, out)
+        qmin, qmax = _QTYPES[x.dtype]
+        if x.dtype != out.dtype:
+            raise self.error(f"input {x.type_name} -> output {out.type_name}")
+        self.qmin = qmin
+        self.lut = ops.logistic_lut(float(x.quant.scale[0]), int(x.quant.zero_point[0]),
+                                    float(out.quant.scale[0]), int(out.quant.zero_point[0]), qmin, qmax)
+
+    def run(self, ins, ctx):
+        return [self.lut[ins[0].astype(np.int64) - self.qmin].astype(self.tout().dtype)]
+
+
+class Quantize(Kernel):
+    """QUANTIZE float32 -> int8/uint8 (AffineQuantize), or int8/uint8 requantization."""
+
+    def prepare(self) -> None:
+        x, out = self.tin(0), self.qtensor(self.tout(), "output")
+        self.check_shape(x.shape, out)
+        self.qmin, self.qmax = _QTYPES[out.dtype]
+        self.out_zp = int(out.quant.zero_point[0])
+        self.from_float = x.dtype == np.dtype(np.float32)
+        if self.from_float:
+            self.scale = float(out.quant.scale[0])
+        else:
+            self.qtensor(x, "input")
+            self.in_zp = int(x.quant.zero_point[0])
+            self.q, self.shift = self.multiplier(float(x.quant.scale[0]) / float(out.quant.scale[0]))
+
+    def run(self, ins, ctx):
+        out = self.tout()
+        if self.from_float:
+            x = np.asarray(ins[0], np.float32)
+            r = (x / np.float32(self.scale)).astype(np.float64)
+            raw = np.sign(r) * np.floor(np.abs(r) + 0.5) + self.out_zp
+            ctx.counter("requant").observe(np.clip(np.nan_to_num(raw), -2.0**62, 2.0**62).astype(np.int64), self.qmin, self.qmax)
+            return [ops.quantize_float(x, self.scale, self.out_zp, self.qmin, self.qmax).astype(out.dtype)]
+        v = ops.requantize(ins[0].astype(np.int64) - self.in_zp, self.q, self.shift,
+                           single_rounding=ctx.options.single_rounding) + self.out_zp
+        return [self.finish(v, out, (None, None), ctx)]
+
+
+class Dequantize(Kernel):
+    """DEQUANTIZE int8/uint8 -> float32: float32(double(scale) * (q - zp))."""
+
+    def prepare(self) -> None:
+        x = self.qtensor(self.tin(0), "input")
+        self.check_shape(x.shape, self.tout())
+        self.scale, self.zp = float(x.quant.scale[0]), int(x.quant.zero_point[0])
+
+    def run(self, ins, ctx):
+        return [ops.dequantize(ins[0], self.scale, self.zp)]
+
+
+class Pad(Kernel):
+    """PAD: fill with the output zero point (real 0) for quantized tensors."""
+
+    n_inputs = (2, 2)
+
+    def prepare(self) -> None:
+        x, out = self.tin(0), self.tout()
+        pads = np.asarray(self.const(self.tin(1), "paddings"), np.int64)
+        if pads.shape != (len(x.shape), 2) or np.any(pads < 0):
+            raise self.error(f"paddings {pads.tolist()} for rank {len(x.shape)}")
+        self.pads = [tuple(p) for p in pads.tolist()]
+        self.check_shape(tuple(d + a + b for d, (a, b) in zip(x.shape, self.pads)), out)
+        self.fill = int(out.quant.zero_point[0]) if out.quant is not None and out.dtype in _QTYPES else 0
+
+    def run(self, ins, ctx):
+        return [np.pad(ins[0], self.pads, constant_values=self.fill).astype(self.tout().dtype)]
+
+
+class _ResizeBase(Kernel):
+    n_inputs = (2, 2)
+
+    def prepare(self) -> None:
+        x = self.qtensor(self.tin(0), "input")
+        out = self.qtensor(self.tout(), "output")
+        if len(x.shape) != 4 or len(out.shape) != 4 or x.dtype != out.dtype:
+            raise self.error(f"input {list(x.shape)} -> output {list(out.shape)}")
+        size = np.asarray(self.const(self.tin(1), "size")).reshape(-1).tolist()
+        self.check_shape((x.shape[0], *size, x.shape[3]), out)
+        self.out_hw = tuple(int(s) for s in size)
+        self.align = bool(self.op.options.get("align_corners", False))
+        self.half = bool(self.op.options.get("half_pixel_centers", False))
+        if (float(x.quant.scale[0]), int(x.quant.zero_point[0])) != (float(out.quant.scale[0]), int(out.quant.zero_point[0])):
+            raise self.error("input and output quantization differ (TFLite requires them equal for resize)")
+
+
+class ResizeBilinear(_ResizeBase):
+    """RESIZE_BILINEAR int8/uint8: 10-bit fixed-point interpolation on raw codes (§7)."""
+
+    def run(self, ins, ctx):
+        v = ops.resize_bilinear(ins[0], self.out_hw, self.align, self.half,
+                                single_rounding=ctx.options.single_rounding)
+        return [v.astype(self.tout().dtype)]
+
+
+class ResizeNearestNeighbor(_ResizeBase):
+    """RESIZE_NEAREST_NEIGHBOR: copy of the source cell chosen in float32."""
+
+    def run(self, ins, ctx):
+        x = ins[0]
+        iy = ops.nearest_indices(x.shape[1], self.out_hw[0], self.align, self.half)
+        ix = ops.nearest_indices(x.shape[2], self.out_hw[1], self.align, self.half)
+        return [x[:, iy][:, :, ix].astype(self.tout().dtype)]
+
+
+class Concatenation(Kernel):
+    """CONCATENATION: a copy when every input has the output's parameters, else float32 requant."""
+
+    n_inputs = (1, 1 << 16)
+
+    def prepare(self) -> None:
+        out = self.qtensor(self.tout(), "output")
+        ins = [self.qtensor(self.tin(i), f"input {i}") for i in range(len(self.op.inputs))]
+        r = len(out.shape)
+        axis = int(self.op.options.get("axis", 0))
+        if not -r <= axis < r:
+            raise self.error(f"axis {axis} out of range for rank {r}")
+        self.axis = axis % r
+        shape = list(ins[0].shape)
+        for t in ins[1:]:
+            if len(t.shape) != r or any(a != b for i, (a, b) in enumerate(zip(t.shape, shape)) if i != self.axis):
+                raise self.error(f"input shapes {[list(t.shape) for t in ins]} do not concatenate on axis {self.axis}")
+            shape[self.axis] += t.shape[self.axis]
+        self.check_shape(tuple(shape), out)
+        op_q = (float(out.quant.scale[0]), int(out.quant.zero_point[0]))
+        self.requant = [(float(t.quant.scale[0]), int(t.quant.zero_point[0])) != op_q for t in ins]
+        self.params = [(float(t.quant.scale[0]), int(t.quant.zero_point[0])) for t in ins]
+        self.act = self.act_range(out, int(self.op.options.get("fused_activation_function", 0)))
+
+    def run(self, ins, ctx):
+        out = self.tout()
+        s_out, zp_out = float(out.quant.scale[0]), int(out.quant.zero_point[0])
+        parts = []
+        for x, rq, (s, zp) in zip(ins, self.requant, self.params):
+            parts.append(ops.concat_requant(x, s, zp, s_out, zp_out) if rq else x.astype(np.int64))
+        return [self.finish(np.concatenate(parts, axis=self.axis), out, self.act, ctx)]
+
+
+# builtin operator code (schema.fbs BuiltinOperator) -> kernel class: the one registry
+OP_TABLE: dict[int, type[Kernel]] = {
+    0: Add,                      # ADD
+    1: AveragePool2D,            # AVERAGE_POOL_2D
+    2: Concatenation,            # CONCATENATION
+    3: Conv2D,                   # CONV_2D
+    4: DepthwiseConv2D,          # DEPTHWISE_CONV_2D
+    6: Dequantize,               # DEQUANTIZE
+    9: FullyConnected,           # FULLY_CONNECTED
+    14: Logistic,                # LOGISTIC
+    17: MaxPool2D,               # MAX_POOL_2D
+    18: Mul,                     # MUL
+    22: Reshape,                 # RESHAPE
+    23: ResizeBilinear,          # RESIZE_BILINEAR
+    25: Softmax,                 # SOFTMAX
+    34: Pad,                     # PAD
+    40: Mean,                    # MEAN
+    97: ResizeNearestNeighbor,   # RESIZE_NEAREST_NEIGHBOR
+    114: Quantize,               # QUANTIZE
+}
+
+SUPPORTED_OPS = ("ADD, AVERAGE_POOL_2D, CONCATENATION, CONV_2D, DEPTHWISE_CONV_2D, DEQUANTIZE, "
+                 "FULLY_CONNECTED, LOGISTIC, MAX_POOL_2D, MEAN, MUL, PAD, QUANTIZE, RESHAPE, "
+                 "RESIZE_BILINEAR, RESIZE_NEAREST_NEIGHBOR, SOFTMAX")
+
+
+@dataclass
+class TfliteRun:
+    """What `Program.run` returns: every non-constant tensor (stored dtype) and the counters."""
+
+    tensors: dict[int, np.ndarray]
+    counters: dict[str, OverflowCounter]
+    outputs: tuple[int, ...]
+
+    def output(self, i: int = 0) -> np.ndarray:
+        return self.tensors[self.outputs[i]]
+
+
+def op_label(op: Operator, model: TfliteModel) -> str:
+    """'op3 CONV_2D -> name' (the first output tensor's name)."""
+    name = model.tensors[op.outputs[0]].name if op.outputs else ""
+    return f"op{op.index} {op.name} -> {name}"
+
+
+@dataclass
+class Program:
+    """A prepared model: one kernel per operator, in file order."""
+
+    model: TfliteModel
+    options: TfliteOptions
+    kernels: list[Kernel] = field(default_factory=list)
+
+    def run(self, inputs: Any) -> TfliteRun:
+        """Run on `inputs`: an array (single-input models) or {tensor index: array}, stored dtype."""
+        m = self.model
+        if not isinstance(inputs, dict):
+            if len(m.inputs) != 1:
+                raise InputError(f"{m.path}: model has {len(m.inputs)} inputs; pass {{tensor index: array}}")
+            inputs = {m.inputs[0]: inputs}
+        values: dict[int, np.ndarray] = {}
+        for idx in m.inputs:
+            if idx not in inputs:
+                raise InputError(f"{m.path}: input tensor {idx} '{m.tensors[idx].name}' not given")
+            values[idx] = check_input(m.tensors[idx], inputs[idx], m.path)
+        counters: dict[str, OverflowCounter] = {}
+        for k in self.kernels:
+            op = k.op
+            label = op_label(op, m)
+            with node_context(label, op.name):
+                ins = []
+                for i in op.inputs:
+                    if i < 0:
+                        ins.append(None)
+                    elif i in values:
+                        ins.append(values[i])
+                    elif m.tensors[i].data is not None:
+                        ins.append(m.tensors[i].data)
+                    else:
+                        raise TfliteError(f"{m.path}: {label}: input tensor {i} '{m.tensors[i].name}' is not computed yet")
+                outs = k.run(ins, _Ctx(self.options, counters, label))
+                for i, v in zip(op.outputs, outs):
+                    t = m.tensors[i]
+                    if tuple(v.shape) != tuple(t.shape):
+                        raise TfliteError(f"{m.path}: {label}: output {list(v.shape)} != tensor shape {list(t.shape)}")
+                    values[i] = v
+        missing = [i for i in m.outputs if i not in values]
+        if missing:
+            raise TfliteError(f"{m.path}: output tensors {missing} are never computed")
+        return TfliteRun(values, counters, m.outputs)
+
+
+def check_input(t: Tensor, x: Any, path: str = "") -> np.ndarray:
+    """An input array in the tensor's stored dtype and shape (integers checked for range)."""
+    x = np.asarray(x)
+    if tuple(x.shape) != tuple(t.shape):
+        if int(np.prod(x.shape)) == int(np.prod(t.shape)) and x.shape == tuple(t.shape)[1:]:
+            x = x.reshape(t.shape)
+        else:
+            raise InputError(f"{path}: input tensor {t.index} '{t.name}' has shape {list(t.shape)}, got {list(x.shape)}")
+    if x.dtype != t.dtype:
+        if x.dtype.kind in "iu" and t.dtype.kind in "iu":
+            info = np.iinfo(t.dtype)
+            if x.size and (x.min() < info.min or x.max() > info.max):
+                raise InputError(f"{path}: input tensor {t.index} '{t.name}' ({t.type_name}) values outside [{info.min}, {info.max}]")
+        elif not (x.dtype.kind == "f" and t.dtype.kind == "f"):
+            raise InputError(f"{path}: input tensor {t.index} '{t.name}' is {t.type_name}, got {x.dtype} "
+                             "(quantize float inputs with quantize_input)")
+        x = x.astype(t.dtype)
+    return x
+
+
+def quantize_input(t: Tensor, x: np.ndarray) -> np.ndarray:
+    """Float values -> the input tensor's codes (AffineQuantize, float32)."""
+    if t.dtype not in _QTYPES or t.quant is None:
+        return np.asarray(x, t.dtype)
+    qmin, qmax = _QTYPES[t.dtype]
+    return ops.quantize_float(np.asarray(x, np.float32), float(t.quant.scale[0]),
+                              int(t.quant.zero_point[0]), qmin, qmax).astype(t.dtype)
+
+
+def prepare(model: TfliteModel, options: TfliteOptions | None = None, input_shapes: dict | None = None,
+            **kw) -> Program:
+    """Check every operator of subgraph 0 and precompute its parameters.
+
+    ``input_shapes`` ({input tensor index: shape}) runs the model at other input sizes (as
+    TFLite's ``resize_tensor_input``): every non-constant tensor shape is then inferred op by
+    op on a copy of the model (RESHAPE must keep its element count).
+    """
+    options = options or TfliteOptions(**kw)
+    if input_shapes:
+        tensors = [t if t.data is not None else replace(t) for t in model.tensors]
+        for idx, shape in input_shapes.items():
+            if idx not in model.inputs:
+                raise InputError(f"{model.path}: tensor {idx} is not a model input")
+            if len(shape) != len(model.tensors[idx].shape):
+                raise InputError(f"{model.path}: input {idx} has rank {len(model.tensors[idx].shape)}, got {list(shape)}")
+            tensors[idx].shape = tuple(int(d) for d in shape)
+        model = replace(model, tensors=tensors, infer_shapes=True)
+    if kw and options is not None and not isinstance(options, TfliteOptions):
+        raise QsimError("pass either options or keyword arguments")
+    prog = Program(model, options)
+    for op in model.operators:
+        cls = OP_TABLE.get(op.code)
+        if cls is None:
+            raise TfliteError(f"{model.path}: operator {op.index} is {op.name}, which is not supported; "
+                              f"supported: {SUPPORTED_OPS}")
+        try:
+            prog.kernels.append(cls(op, model, options))
+        except QsimError:
+            raise
+        except Exception as exc:  # corrupt parameters that got past the reader
+            raise TfliteError(f"{model.path}: operator {op.index} ({op.name}): {type(exc).__name__}: {exc}") from None
+    return prog
+
+
+def whatif_report(model: TfliteModel, inputs: Any, options: TfliteOptions, input_shapes: dict | None = None) -> dict:
+    """Run the reference and `options`; per operator, how many output values differ.
+
+    Returns {"reference": TfliteRun, "whatif": TfliteRun, "layers": [dict per op]} where
+    each layer dict has op, name, elements, differ, max_abs_diff (in LSB of the output).
+    """
+    ref = prepare(model, TfliteOptions(), input_shapes=input_shapes).run(inputs)
+    alt = prepare(model, options, input_shapes=input_shapes).run(inputs)
+    layers = []
+    for op in model.operators:
+        for i in op.outputs:
+            a, b = ref.tensors[i], alt.tensors[i]
+            if a.dtype.kind == "f":
+                d = np.abs(a.astype(np.float64) - b.astype(np.float64))
+            else:
+                d = np.abs(a.astype(np.int64) - b.astype(np.int64))
+            layers.append({"op": op.index, "type": op.name, "tensor": i, "name": model.tensors[i].name,
+                           "elements": int(a.size), "differ": int(np.count_nonzero(d)),
+                           "max_abs_diff": float(d.max()) if d.size else 0.0})
+    return {"reference": ref, "whatif": alt, "layers": layers}
