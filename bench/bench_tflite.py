@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CACHE, REPO, fddb_images, machine_facts, model_path  # noqa: E402
+from common import CACHE, REPO, fddb_images, machine_facts, model_path
 
 sys.path.insert(0, str(REPO / "tests" / "tflite"))
 
@@ -111,6 +111,7 @@ def main(argv=None) -> int:
         return 0
 
     import tflite_testmodels as tm
+
     from qsim.images import load_image, mobilenet_preprocess, resize_bilinear
 
     rows = []
@@ -122,7 +123,7 @@ def main(argv=None) -> int:
         rows.append(bench_one(tf, f"{name}-like (tests/tflite)", tm.MODELS[name](tf)))
     facts = machine_facts()
     print(json.dumps(facts))
-    print(f"| model | ops | BUILTIN_REF (s) | qsim (s) | speed-up | tensors bit-exact |")
+    print("| model | ops | BUILTIN_REF (s) | qsim (s) | speed-up | tensors bit-exact |")
     print("|---|---:|---:|---:|---:|---|")
     for r in rows:
         ok = "yes" if r["values_differ"] == 0 else f"NO ({r['values_differ']} differ)"

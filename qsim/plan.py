@@ -64,10 +64,11 @@ A node override replaces the default key by key; its ``sites`` merge site by sit
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from qsim.errors import PlanError, QsimError
 from qsim.fixed.format import QFormat

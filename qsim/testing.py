@@ -50,12 +50,15 @@ Needs ``hypothesis`` (``pip install qsim[testing]``); qsim itself never imports 
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
 try:
-    from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+    from hypothesis import HealthCheck, given
+    from hypothesis import settings as hsettings
+    from hypothesis import strategies as st
     from hypothesis.extra.numpy import arrays
 except ImportError as exc:  # pragma: no cover - hypothesis is in the test/testing extras
     raise ImportError("qsim.testing needs hypothesis: pip install 'qsim[testing]' (or hypothesis)") from exc
@@ -411,7 +414,7 @@ def plans(draw, graph, min_word: int = 8, max_word: int = 16, modes: bool = True
 
     rounding = draw(roundings) if modes else Rounding.HALF_UP
     overflow = draw(overflows) if modes else Overflow.SATURATE
-    fmt = lambda: draw(formats(min_word, max_word, signed=True))  # noqa: E731
+    fmt = lambda: draw(formats(min_word, max_word, signed=True))
     nodes: dict[str, dict] = {}
     act: dict[str, QFormat] = {}
     for node in graph:

@@ -13,8 +13,9 @@ share of values more than one output LSB away, first layer below a threshold).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 

@@ -121,11 +121,11 @@ def run_compare_against(args) -> int:
     """
     from qsim.analysis.compare import render_comparison
     from qsim.analysis.report import write_json
-    from qsim.cli.run import input_size, load_graph, load_input, progress_bar
-    from qsim.runtime import prepare
-    from qsim.images import list_images
-    from qsim.tflite import read_tflite
     from qsim.analysis.tflite_compare import compare_against, match_nodes
+    from qsim.cli.run import input_size, load_graph, load_input, progress_bar
+    from qsim.images import list_images
+    from qsim.runtime import prepare
+    from qsim.tflite import read_tflite
 
     model = read_tflite(args.against)
     t_in = model.tensors[model.inputs[0]]

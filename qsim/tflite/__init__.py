@@ -9,7 +9,7 @@
 from qsim.tflite.reader import TfliteError, TfliteModel, read_tflite, read_tflite_bytes
 
 __all__ = ["TfliteError", "TfliteModel", "read_tflite", "read_tflite_bytes"]
-from qsim.tflite.executor import (  # noqa: E402
+from qsim.tflite.executor import (
     OP_TABLE,
     Program,
     TfliteOptions,

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +35,7 @@ from qsim.errors import InputError, QsimError, node_context
 from qsim.fixed.counters import OverflowCounter
 from qsim.tflite import ops
 from qsim.tflite.arith import quantize_multiplier, round_multiplier_bits
-from qsim.tflite.reader import Operator, TfliteError, TfliteModel, Tensor
+from qsim.tflite.reader import Operator, Tensor, TfliteError, TfliteModel
 
 
 @dataclass(frozen=True)

@@ -221,9 +221,9 @@ def average_pool(x, k, stride, pads, out_hw) -> tuple[np.ndarray, np.ndarray]:
     ones[:, ph:ph + h, pw:pw + wd, :] = 1
     acc = np.zeros((nb, oh, ow, c), np.int64)
     cnt = np.zeros((1, oh, ow, 1), np.int64)
-    for ky, kx, v in _windows(xp, kh, kw, sh, sw, 1, 1, oh, ow):
+    for _ky, _kx, v in _windows(xp, kh, kw, sh, sw, 1, 1, oh, ow):
         acc += v
-    for ky, kx, v in _windows(ones, kh, kw, sh, sw, 1, 1, oh, ow):
+    for _ky, _kx, v in _windows(ones, kh, kw, sh, sw, 1, 1, oh, ow):
         cnt += v
     return acc, np.broadcast_to(cnt, acc.shape)
 

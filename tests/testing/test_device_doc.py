@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 
 from qsim.cli import main
-
 from tests.testing.test_c_kernel import doc_block
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,11 +11,10 @@ import pytest
 
 from qsim.cli import main
 from qsim.errors import PlanError
-from qsim.graph.passes.quantize_weights import quantize_params
 from qsim.export import c_name, hls4ml_config, parse_ap_type, plan_from_hls4ml
+from qsim.graph.passes.quantize_weights import quantize_params
 from qsim.model import load_model
 from qsim.plan import Plan
-
 from tests.executors.test_fixed_exec import every_op_graph
 
 A98 = Path(__file__).resolve().parents[2] / "qsim" / "assets" / "a98_alpha1.0.h5"

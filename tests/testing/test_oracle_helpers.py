@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from qsim.errors import QsimError
 from qsim.executors import run
@@ -13,9 +14,15 @@ from qsim.kernels.ref.common import rescale_int
 from qsim.kernels.ref.conv import conv2d_ref
 from qsim.kernels.ref.eltwise import add_ref, relu_ref
 from qsim.testing import (
-    CodesMismatch, assert_same_codes, cases, codes, edge_codes, formats, plans, tensors,
+    CodesMismatch,
+    assert_same_codes,
+    cases,
+    codes,
+    edge_codes,
+    formats,
+    plans,
+    tensors,
 )
-
 from tests.executors.test_fixed_exec import every_op_graph
 
 

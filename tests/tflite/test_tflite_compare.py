@@ -5,9 +5,9 @@ import json
 
 import numpy as np
 
+from qsim.analysis.tflite_compare import _layer_of
 from qsim.cli import main
 from qsim.datasets import REPO_ROOT
-from qsim.analysis.tflite_compare import _layer_of
 
 A98 = REPO_ROOT / "qsim" / "assets" / "a98_alpha1.0.h5"
 

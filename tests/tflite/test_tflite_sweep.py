@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from qsim.facedet.sweep import parse_formats, sweep
 from qsim.datasets import REPO_ROOT
 from qsim.facedet.fddb import load_fddb
+from qsim.facedet.sweep import parse_formats, sweep
 from qsim.tflite.runner import TfliteFunction
 
 A98 = REPO_ROOT / "qsim" / "assets" / "a98_alpha1.0.h5"

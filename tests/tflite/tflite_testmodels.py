@@ -214,7 +214,7 @@ def legacy_u8(tf, pow2=False, seed=6):
 
     def build():
         x = tf1.placeholder(tf.float32, [1, 12, 12, 3], name="input")
-        fq = lambda t, lo, hi: _fq(tf, t, lo, hi)  # noqa: E731
+        fq = lambda t, lo, hi: _fq(tf, t, lo, hi)
         h = fq(x, -1.0, 1.0)
         h = fq(tf.nn.relu6(tf.nn.conv2d(h, fq(c(3, 3, 3, 8), -0.9, 0.8), 1, "SAME") + c(8)), 0.0, 6.0)
         d = fq(tf.nn.relu6(tf.nn.depthwise_conv2d(h, fq(c(3, 3, 8, 1), -0.7, 0.9), [1, 2, 2, 1], "SAME") + c(8)), 0.0, 6.0)
@@ -235,7 +235,7 @@ def legacy_u8mix(tf, pow2=False, seed=7):
 
     def build():
         x = tf1.placeholder(tf.float32, [1, 8, 8, 4], name="input")
-        fq = lambda t, lo, hi: _fq(tf, t, lo, hi)  # noqa: E731
+        fq = lambda t, lo, hi: _fq(tf, t, lo, hi)
         h = fq(x, -1.0, 1.0)
         w = fq(tf.constant(rng.normal(0, 0.3, (3, 3, 4, 4)).astype(np.float32)), -0.9, 0.8)
         cv = fq(tf.nn.conv2d(h, w, 2, "SAME"), -2.0, 2.0)
