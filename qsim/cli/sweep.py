@@ -47,6 +47,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="FDDB: 'present' (images on disk), 'all', or fold numbers like 1,2 (present)")
     p.add_argument("--fddb-alpha", type=float, default=1.3,
                    help="FDDB box side / ellipse width (the paper's eq. 1: 1.3)")
+    p.add_argument("--fddb-box", default="major_radius",
+                   choices=("major_radius", "two_minor", "minor_radius", "two_major", "bbox"),
+                   help="FDDB: what w_ellipse of eqs. (1)-(2) means: the major radius (default, "
+                        "the first field of an ellipse line), 2 x minor radius, ..., or bbox (the "
+                        "rotated ellipse's axis-aligned bounding box, no alpha/beta); see "
+                        "docs/face-detection.md. Detections are cached apart from it.")
     p.add_argument("--fddb-beta", type=float, default=0.26,
                    help="FDDB box centre shift down / ellipse width (the paper's eq. 2: 0.26)")
     p.add_argument("--wider-invalid", choices=("ignore", "drop", "keep"), default="ignore",
@@ -74,7 +80,8 @@ def load_dataset(args: argparse.Namespace):
                 folds = [int(v) for v in folds.split(",")]
             except ValueError:
                 raise InputError(f"--folds must be present, all or numbers like 1,2; got {args.folds!r}") from None
-        ds = load_fddb(args.data, folds=folds, alpha=args.fddb_alpha, beta=args.fddb_beta)
+        ds = load_fddb(args.data, folds=folds, alpha=args.fddb_alpha, beta=args.fddb_beta,
+                       box_rule=args.fddb_box)
     else:
         from qsim.facedet.wider import load_wider
 

@@ -36,10 +36,10 @@ def test_fddb_present_and_missing(data_dir):
 
 
 def test_ellipse_to_box_by_hand():
-    # minor radius 50 -> w_ellipse 100 -> side 130, centre y + 26
-    box = ellipse_to_box(np.array([[70.0, 50.0, np.pi / 2, 300.0, 200.0, 1.0]]))
+    # two_minor: minor radius 50 -> w_ellipse 100 -> side 130, centre y + 26
+    box = ellipse_to_box(np.array([[70.0, 50.0, np.pi / 2, 300.0, 200.0, 1.0]]), rule="two_minor")
     np.testing.assert_allclose(box, [[235.0, 161.0, 365.0, 291.0]])
-    np.testing.assert_allclose(ellipse_to_box([[70.0, 50.0, 0, 300.0, 200.0, 1]], alpha=1.0, beta=0.0),
+    np.testing.assert_allclose(ellipse_to_box([[70.0, 50.0, 0, 300.0, 200.0, 1]], alpha=1.0, beta=0.0, rule="two_minor"),
                                [[250.0, 150.0, 350.0, 250.0]])
 
 
