@@ -63,6 +63,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-side", type=int, help="cap on the longest side of any network input")
     p.add_argument("--score-threshold", type=float, default=0.01, help="lowest score on the PR curve (0.01)")
     p.add_argument("--nms-iou", type=float, default=0.3, help="NMS IoU threshold (0.3)")
+    p.add_argument("--bootstrap", type=int, default=0, metavar="N",
+                   help="add 95%% bootstrap intervals of AP over pictures, N resamples, seed 0 (0: none)")
     p.add_argument("--workers", type=int, default=1, help="processes (1)")
     p.add_argument("--cache", metavar="DIR", help="cache folder (default $QSIM_CACHE or ~/.cache/qsim)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
@@ -107,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
     print(ds.summary(), file=sys.stderr)
     result = sweep(args.model, ds, formats, mode=args.mode, scales=args.scales, max_side=args.max_side,
                    score_threshold=args.score_threshold, nms_iou=args.nms_iou, cache_dir=args.cache,
-                   use_cache=not args.no_cache, workers=args.workers)
+                   use_cache=not args.no_cache, workers=args.workers,
+                   bootstrap=args.bootstrap)
     print(f"{result.model} on {result.dataset}: {result.n_images} images, {result.n_faces} faces "
           f"(AP at IoU >= 0.5, all-point interpolated; pyramid {','.join(f'{s:g}' for s in args.scales)}, "
           f"NMS {args.nms_iou})")
