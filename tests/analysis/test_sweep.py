@@ -166,3 +166,12 @@ def test_sweep_cli(tf, data_dir, tmp_path, capsys):
     assert main(["sweep", str(tmp_path / "missing.h5"), "--formats", "fp32"]) == 1
     assert main(["sweep", str(path), "--formats", "q99", "--data", str(data_dir / "fddb")]) == 1
     assert "q99" in capsys.readouterr().err
+
+
+def test_paper_eq5_reading_of_qn_is_our_q_n_minus_1():
+    # eqs. (5)-(6) scale by 2^(n-1): the paper's "Qn" would hold n-1 fraction bits in a 16-bit
+    # word, Q(16-n).(n-1), which is our q(n-1); same plan, same cache entry (docs/face-detection.md)
+    for n in (9, 8, 7, 6):
+        ours, eq5 = parse_formats([f"q{n - 1}", f"Q{16 - n}.{n - 1}"])
+        assert ours.plan.to_dict() == eq5.plan.to_dict()
+        assert ours.key().split("-")[1] == eq5.key().split("-")[1]
