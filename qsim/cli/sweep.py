@@ -33,7 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", metavar="DIR",
                    help="dataset folder (default: <data>/fddb or <data>/wider, data = $QSIM_DATA or ../shared/data)")
     p.add_argument("--formats", default="fp32,fp16,q9,q8,q7,q6",
-                   help="comma list: fp32, fp16, qN (paper: 16-bit word, N fraction bits), Qm.n, "
+                   help="comma list: fp32, fp16, qN (paper: 16-bit word, N fraction bits; the paper's eq. 5 "
+                        "reading, N-1 fraction bits, is q(N-1)), Qm.n, "
                         "plan .json, k210, vj (default fp32,fp16,q9,q8,q7,q6)")
     p.add_argument("--mode", choices=("weights", "full"), default="weights",
                    help="weights: quantized parameters, float activations (the paper's Table II); "
