@@ -44,8 +44,8 @@ def test_ellipse_to_box_by_hand():
 
 
 def test_fddb_boxes_drawn(data_dir, tmp_path):
-    """What was checked by eye (fddb.py docstring): box top at the forehead above the eyebrows,
-    bottom below the chin, square, sides at the ears. Here: the drawing puts cyan on the box
+    """What was checked by eye (fddb.py docstring, default major_radius rule): a square about the
+    face's width from the eyebrows to just above the chin. Here: the drawing puts cyan on the box
     edge, and each box holds its ellipse's centre in its upper half (the box moved down)."""
     ds = load_fddb(data_dir / "fddb").limit(4)
     for im in ds.images:
