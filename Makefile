@@ -4,7 +4,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install bench
+.PHONY: demo test lint install bench
 
 $(BIN)/qsim: setup.py
 	$(PY) -m venv $(VENV)
@@ -19,6 +19,9 @@ demo: $(BIN)/qsim
 
 test: $(BIN)/qsim
 	$(BIN)/python -m pytest
+
+lint: $(BIN)/qsim
+	$(BIN)/ruff check .
 
 bench: $(BIN)/qsim
 	$(BIN)/python bench/bench_speed.py

@@ -31,6 +31,7 @@ setup(
             "onnx>=1.15",
             "onnxruntime>=1.17",
             "opencv-python-headless>=4.8,<5",  # 5.x dropped CascadeClassifier + haarcascades (Viola-Jones baseline)
+            "ruff==0.17.6",  # pinned: the lint rules of ruff.toml must not move under CI
         ],
     },
     entry_points={"console_scripts": ["qsim=qsim.cli:main"]},

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
+from qsim.cli.run import add_calibration_arguments
 from qsim.cli.values import finite_float, overflow_name, positive_float, rounding_name, unit_float
 from qsim.errors import InputError
-from qsim.cli.run import add_calibration_arguments
 
 
 def _scales(text: str) -> tuple[float, ...]:
@@ -35,8 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", metavar="DIR",
                    help="dataset folder (default: <data>/fddb or <data>/wider, data = $QSIM_DATA or ../shared/data)")
     p.add_argument("--formats", default="fp32,fp16,q9,q8,q7,q6",
-                   help="comma list: fp32, fp16, qN (paper: 16-bit word, N fraction bits), Qm.n, "
-                        "plan .json, k210, vj, tflite:MODEL.tflite (default fp32,fp16,q9,q8,q7,q6)")
+                   help="comma list: fp32, fp16, qN (paper: 16-bit word, N fraction bits; the paper's eq. 5 "
+                        "reading, N-1 fraction bits, is q(N-1)), Qm.n, plan .json, k210, vj, "
+                        "tflite:MODEL.tflite, kmodel:PATH (default fp32,fp16,q9,q8,q7,q6)")
     p.add_argument("--mode", choices=("weights", "full"), default="weights",
                    help="weights: quantized parameters, float activations (the paper's Table II); "
                         "full: integer activations and accumulators, overflow counted")
@@ -51,6 +51,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="FDDB: 'present' (images on disk), 'all', or fold numbers like 1,2 (present)")
     p.add_argument("--fddb-alpha", type=positive_float, default=1.3,
                    help="FDDB box side / ellipse width (the paper's eq. 1: 1.3)")
+    p.add_argument("--fddb-box", default="major_radius",
+                   choices=("major_radius", "two_minor", "minor_radius", "two_major", "bbox"),
+                   help="FDDB: what w_ellipse of eqs. (1)-(2) means: the major radius (default, "
+                        "the first field of an ellipse line), 2 x minor radius, ..., or bbox (the "
+                        "rotated ellipse's axis-aligned bounding box, no alpha/beta); see "
+                        "docs/face-detection.md. Detections are cached apart from it.")
     p.add_argument("--fddb-beta", type=finite_float, default=0.26,
                    help="FDDB box centre shift down / ellipse width (the paper's eq. 2: 0.26)")
     p.add_argument("--wider-invalid", choices=("ignore", "drop", "keep"), default="ignore",
@@ -61,6 +67,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-side", type=int, help="cap on the longest side of any network input")
     p.add_argument("--score-threshold", type=unit_float, default=0.01, help="lowest score on the PR curve (0.01)")
     p.add_argument("--nms-iou", type=unit_float, default=0.3, help="NMS IoU threshold (0.3)")
+    p.add_argument("--bootstrap", type=int, default=0, metavar="N",
+                   help="add 95%% bootstrap intervals of AP over pictures, N resamples, seed 0 (0: none)")
     p.add_argument("--workers", type=int, default=1, help="processes (1)")
     p.add_argument("--cache", metavar="DIR", help="cache folder (default $QSIM_CACHE or ~/.cache/qsim)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
@@ -78,7 +86,8 @@ def load_dataset(args: argparse.Namespace):
                 folds = [int(v) for v in folds.split(",")]
             except ValueError:
                 raise InputError(f"--folds must be present, all or numbers like 1,2; got {args.folds!r}") from None
-        ds = load_fddb(args.data, folds=folds, alpha=args.fddb_alpha, beta=args.fddb_beta)
+        ds = load_fddb(args.data, folds=folds, alpha=args.fddb_alpha, beta=args.fddb_beta,
+                       box_rule=args.fddb_box)
     else:
         from qsim.facedet.wider import load_wider
 
@@ -106,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
     print(ds.summary(), file=sys.stderr)
     result = sweep(args.model, ds, formats, mode=args.mode, scales=args.scales, max_side=args.max_side,
                    score_threshold=args.score_threshold, nms_iou=args.nms_iou, cache_dir=args.cache,
-                   use_cache=not args.no_cache, workers=args.workers)
+                   use_cache=not args.no_cache, workers=args.workers,
+                   bootstrap=args.bootstrap)
     print(f"{result.model} on {result.dataset}: {result.n_images} images, {result.n_faces} faces "
           f"(AP at IoU >= 0.5, all-point interpolated; pyramid {','.join(f'{s:g}' for s in args.scales)}, "
           f"NMS {args.nms_iou})")

@@ -10,14 +10,19 @@ An ellipse line is ``major_radius minor_radius angle centre_x centre_y 1`` (angl
 the major axis from the x axis; upright faces have angle near pi/2).
 
 The paper's eqs. (1)-(2) turn an ellipse into a square box: ``w = h = 1.3 w_ellipse`` and
-``c_y += 0.26 w_ellipse`` (image y points down, so the box moves down), ``c_x`` unchanged,
-with ``w_ellipse = 2 * minor_radius``. Checked by eye on 8 present images with ellipses and
-boxes drawn (`qsim.facedet.draw.draw_boxes(..., ellipses=...)`, see
-``tests/facedet/test_fddb.py::test_fddb_boxes_drawn``): the ellipse runs from the chin to the
-top of the forehead/hair; the paper's box (y pointing down) starts at the forehead just above
-the eyebrows, spans the ears sideways and ends about 0.1-0.15 box sides below the chin. Shifting
-up instead (y pointing up) would put the box's top above the head, so ``+`` with y down is the
-paper's meaning. The box is looser than a tight WIDER box; IoU >= 0.5 absorbs the difference.
+``c_y += 0.26 w_ellipse`` (image y points down, so the box moves down), ``c_x`` unchanged.
+The paper does not define ``w_ellipse``; `BOX_RULES` names the readings (``box_rule=``):
+
+- ``major_radius`` (default): the first field of an FDDB line. The box is a square about the
+  ellipse's width, shifted down 0.2 widths, ending just above the chin: the box WIDER-trained
+  detectors draw. On the 225 FDDB pictures present it gives AP 0.928 (our A98) / 0.708
+  (Viola-Jones) against the paper's 0.891 / 0.738, and (1.3, 0.26) lies on a plateau of AP.
+- ``two_minor``: ``2 * minor_radius`` (qsim before issue 13): the box reaches the neck;
+  (1.3, 0.26) lies on a steep slope of AP (A98 0.515).
+- ``minor_radius``, ``two_major``: the other two readings (boxes far too small / too large).
+- ``bbox``: the axis-aligned bounding box of the rotated ellipse; alpha and beta unused.
+
+See docs/face-detection.md for the measurements and how to redraw the boxes.
 """
 from __future__ import annotations
 
@@ -30,6 +35,17 @@ from qsim.facedet.annotations import FaceDataset, FaceImage, read_annotation_lin
 
 ALPHA = 1.3  # box side / ellipse width (eq. 1)
 BETA = 0.26  # downward shift of the centre / ellipse width (eq. 2)
+
+# What w_ellipse of eqs. (1)-(2) means, by name (field 0 = major radius, field 1 = minor radius).
+BOX_RULES = ("major_radius", "two_minor", "minor_radius", "two_major", "bbox")
+BOX_RULE = "major_radius"  # the reading the evidence supports (see the module docstring)
+
+
+def check_box_rule(rule) -> str:
+    """``rule`` if it names a reading in `BOX_RULES`, else `InputError` naming it."""
+    if rule not in BOX_RULES:
+        raise InputError(f"FDDB box rule must be one of {', '.join(BOX_RULES)}; got {rule!r}")
+    return rule
 
 
 def read_ellipse_list(path) -> list[tuple[str, np.ndarray]]:
@@ -84,25 +100,45 @@ def read_ellipse_list(path) -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def ellipse_to_box(ellipses, alpha: float = ALPHA, beta: float = BETA) -> np.ndarray:
-    """The paper's square box of each ellipse (eqs. 1-2).
+def ellipse_to_box(ellipses, alpha: float = ALPHA, beta: float = BETA, rule: str = BOX_RULE) -> np.ndarray:
+    """The paper's square box of each ellipse (eqs. 1-2), under one reading of ``w_ellipse``.
 
     Args:
-        ellipses: ``(N, >=5)``: major radius, minor radius, angle, centre x, centre y.
+        ellipses: ``(N, >=5)``: major radius, minor radius, angle (radians), centre x, centre y.
         alpha: side / ellipse width.
         beta: centre shift down / ellipse width.
+        rule: the reading of ``w_ellipse``, one of `BOX_RULES`: ``major_radius`` (default),
+            ``two_minor``, ``minor_radius``, ``two_major``; or ``bbox``, the axis-aligned
+            bounding box of the rotated ellipse (alpha and beta unused).
 
     Returns:
         ``(N, 4)`` x1y1x2y2.
 
-    >>> ellipse_to_box([[60.0, 50.0, 1.57, 200.0, 100.0, 1]]).tolist()
+    Raises:
+        InputError: unknown rule, or ellipses not of shape ``(N, >=5)``.
+
+    >>> ellipse_to_box([[60.0, 50.0, 1.57, 200.0, 100.0, 1]]).round(2).tolist()
+    [[161.0, 76.6, 239.0, 154.6]]
+    >>> ellipse_to_box([[60.0, 50.0, 1.57, 200.0, 100.0, 1]], rule="two_minor").tolist()
     [[135.0, 61.0, 265.0, 191.0]]
     """
-    e = np.asarray(ellipses, dtype=np.float64).reshape(-1, np.shape(ellipses)[-1] if np.size(ellipses) else 6)
-    w_ellipse = 2.0 * e[:, 1]
+    check_box_rule(rule)
+    e = np.asarray(ellipses, dtype=np.float64)
+    if e.size == 0:
+        return np.zeros((0, 4))
+    if e.ndim != 2 or e.shape[1] < 5:
+        raise InputError(f"ellipses must be (N, >=5) major, minor, angle, cx, cy; got shape {e.shape}")
+    major, minor, angle, cx, cy = e[:, 0], e[:, 1], e[:, 2], e[:, 3], e[:, 4]
+    if rule == "bbox":
+        # half extents of a rotated ellipse: sqrt(a^2 cos^2 t + b^2 sin^2 t) along x, sin/cos swapped along y
+        c, s = np.cos(angle), np.sin(angle)
+        hx = np.sqrt((major * c) ** 2 + (minor * s) ** 2)
+        hy = np.sqrt((major * s) ** 2 + (minor * c) ** 2)
+        return np.stack([cx - hx, cy - hy, cx + hx, cy + hy], axis=1)
+    w_ellipse = {"major_radius": major, "two_minor": 2.0 * minor, "minor_radius": minor,
+                 "two_major": 2.0 * major}[rule]
     side = alpha * w_ellipse
-    cx = e[:, 3]
-    cy = e[:, 4] + beta * w_ellipse
+    cy = cy + beta * w_ellipse
     return np.stack([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2], axis=1)
 
 
@@ -118,7 +154,8 @@ def fddb_root(root=None) -> Path:
     return data_path("fddb")
 
 
-def load_fddb(root=None, folds="present", alpha: float = ALPHA, beta: float = BETA) -> FaceDataset:
+def load_fddb(root=None, folds="present", alpha: float = ALPHA, beta: float = BETA,
+              box_rule: str = BOX_RULE) -> FaceDataset:
     """The FDDB images present on disk with their square gt boxes.
 
     Args:
@@ -126,11 +163,13 @@ def load_fddb(root=None, folds="present", alpha: float = ALPHA, beta: float = BE
         folds: ``"present"`` (``FDDB-present-ellipseList.txt``), ``"all"`` (folds 1-10), or an
             iterable of fold numbers.
         alpha, beta: the ellipse-to-box coefficients.
+        box_rule: the reading of ``w_ellipse`` (`BOX_RULES`; default ``major_radius``).
 
     Returns:
         A `FaceDataset`; images listed but absent are skipped and counted in ``missing``.
         ``extra`` holds the ellipses ``(N, 6)``.
     """
+    check_box_rule(box_rule)
     root = fddb_root(root)
     if isinstance(folds, str):
         if folds == "present":
@@ -159,6 +198,6 @@ def load_fddb(root=None, folds="present", alpha: float = ALPHA, beta: float = BE
                 missing.append(name)
                 missing_faces += len(ellipses)
                 continue
-            boxes = ellipse_to_box(ellipses, alpha, beta) if len(ellipses) else np.zeros((0, 4))
+            boxes = ellipse_to_box(ellipses, alpha, beta, box_rule) if len(ellipses) else np.zeros((0, 4))
             images.append(FaceImage(name, path, boxes, np.zeros(len(boxes), bool), ellipses))
     return FaceDataset("fddb", images, missing, missing_faces)

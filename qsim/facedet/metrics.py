@@ -161,3 +161,57 @@ def evaluate(per_image, iou_threshold: float = 0.5) -> DetectionEval:
     precision = tp / np.maximum(tp + fp, 1)
     ap = average_precision(recall, precision) if s.size else 0.0
     return DetectionEval(ap, iou_threshold, n_gt, n_images, thresholds, tp, fp, precision, recall)
+
+
+def _ap_of_matched(scores, tps, n_gt: int) -> float:
+    """AP of already-matched detections (the tail of `evaluate`, no curves kept)."""
+    s = np.concatenate(scores) if scores else np.zeros(0)
+    if s.size == 0 or n_gt == 0:
+        return 0.0
+    order = np.argsort(-s, kind="stable")
+    s = s[order]
+    hit = np.concatenate(tps)[order]
+    tp, fp = np.cumsum(hit), np.cumsum(~hit)
+    last = np.flatnonzero(np.append(s[1:] != s[:-1], True))
+    tp, fp = tp[last], fp[last]
+    return average_precision(tp / n_gt, tp / np.maximum(tp + fp, 1))
+
+
+def bootstrap_ap(per_image, iou_threshold: float = 0.5, n_boot: int = 1000, confidence: float = 0.95,
+                 seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of AP over pictures.
+
+    Each of ``n_boot`` resamples draws as many pictures as there are, with replacement (a
+    picture brings all its detections and faces), and recomputes AP as `evaluate` does;
+    the interval is the ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` quantiles of those
+    APs. Pictures are matched once; ``seed`` fixes NumPy's PCG64 generator, so the interval is
+    reproducible.
+
+    Args:
+        per_image: as for `evaluate`.
+
+    Returns:
+        ``(low, high)``.
+
+    Raises:
+        InputError: no gt face, ``n_boot < 1`` or ``confidence`` outside (0, 1).
+    """
+    if n_boot < 1 or not 0.0 < confidence < 1.0:
+        raise InputError(f"bootstrap needs n_boot >= 1 and 0 < confidence < 1; got {n_boot}, {confidence}")
+    scores, tps, n_gts = [], [], []
+    for det_boxes, det_scores, gt_boxes, gt_ignore in per_image:
+        is_tp, is_ignored = match_image(det_boxes, det_scores, gt_boxes, gt_ignore, iou_threshold)
+        kept = ~is_ignored
+        scores.append(np.asarray(det_scores, dtype=np.float64).reshape(-1)[kept])
+        tps.append(np.asarray(is_tp[kept], bool))
+        n_gts.append(as_boxes(gt_boxes).shape[0] if gt_ignore is None else int((~np.asarray(gt_ignore, bool)).sum()))
+    if sum(n_gts) == 0:
+        raise InputError(f"no ground-truth face in {len(n_gts)} image(s): AP is undefined")
+    rng = np.random.default_rng(seed)
+    n = len(n_gts)
+    aps = np.empty(n_boot)
+    for b in range(n_boot):
+        pick = rng.integers(0, n, n)
+        aps[b] = _ap_of_matched([scores[i] for i in pick], [tps[i] for i in pick], sum(n_gts[i] for i in pick))
+    lo, hi = np.quantile(aps, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return float(lo), float(hi)

@@ -41,9 +41,10 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -437,6 +438,7 @@ class SweepRow:
     overflow: Any = None  # OverflowReport (fixed full / fp16 / k210), else None
     seconds: float = 0.0
     cached_images: int = 0
+    ap_interval: tuple | None = None  # (low, high) bootstrap over pictures (sweep(bootstrap=N))
 
     @property
     def ap(self) -> float:
@@ -451,6 +453,7 @@ class SweepRow:
             "overflow_events": None if self.overflow is None else self.overflow.total_events,
             "first_overflow": None,
             "seconds": self.seconds, "cached_images": self.cached_images,
+            "ap_interval": None if self.ap_interval is None else list(self.ap_interval),
             "eval": self.eval.to_dict(points=50),
         }
         if self.overflow is not None:
@@ -488,7 +491,9 @@ class SweepResult:
         for r in self.rows:
             p = PAPER_TABLE_II.get(r.format) if paper else None
             rows.append([
-                r.format, r.mode, f"{r.ap:.3f}", "-" if p is None else f"{p[0]:.3f}",
+                r.format, r.mode,
+                f"{r.ap:.3f}" + ("" if r.ap_interval is None else " [{:.3f}-{:.3f}]".format(*r.ap_interval)),
+                "-" if p is None else f"{p[0]:.3f}",
                 "-" if r.params is None else f"{r.params / 1e6:.3f}M",
                 "-" if r.size_bytes is None else f"{r.size_bytes / 2**20:.2f}MB",
                 "-" if p is None else p[1], "-" if p is None else p[2],
@@ -536,7 +541,7 @@ def sweep(model: Any, dataset: Any, formats: "str | Sequence[str] | Sequence[Swe
           mode: str = "weights", scales: Sequence[float] = (0.5, 1.0, 2.0), max_side: int | None = None,
           score_threshold: float = CANDIDATE_THRESHOLD, nms_iou: float = 0.3, iou_threshold: float = 0.5,
           cache_dir: Any = None, use_cache: bool = True, workers: int = 1, progress: bool = True,
-          graph: Any = None) -> SweepResult:
+          graph: Any = None, bootstrap: int = 0, seed: int = 0) -> SweepResult:
     """AP (and size, overflow) of a face detector per number format.
 
     Args:
@@ -552,9 +557,15 @@ def sweep(model: Any, dataset: Any, formats: "str | Sequence[str] | Sequence[Swe
         workers: processes for the images (1 = in this process).
         progress: tqdm bar on stderr.
         graph: the already loaded graph of ``model`` (saves loading it again).
+        bootstrap, seed: ``bootstrap > 0`` adds each row's 95 % percentile bootstrap interval of
+            AP over pictures (`qsim.facedet.metrics.bootstrap_ap`, that many resamples, seeded).
+
+    The cache holds detections (before NMS and matching), not AP: the gt boxes (e.g. the FDDB
+    box rule), ``iou_threshold``, ``nms_iou`` and ``score_threshold`` are applied afterwards, so
+    changing them reruns no network.
     """
     from qsim.analysis.overflow import OverflowReport
-    from qsim.facedet.metrics import evaluate
+    from qsim.facedet.metrics import bootstrap_ap, evaluate
     from qsim.facedet.nms import nms
     from qsim.fixed.counters import OverflowCounter
     from qsim.trace import Trace
@@ -673,8 +684,9 @@ def sweep(model: Any, dataset: Any, formats: "str | Sequence[str] | Sequence[Swe
                               for node, sites in trace_counters.items()}
                 report.update(t)
         params, size = model_size(graph, fmt) if graph is not None or fmt.executor == "kmodel" else (None, None)
+        interval = bootstrap_ap(per_image, iou_threshold, n_boot=bootstrap, seed=seed) if bootstrap > 0 else None
         out.rows.append(SweepRow(fmt.name, fmt.executor, fmt.mode, evaluate(per_image, iou_threshold),
-                                 params, size, report, seconds[f_idx], cached[f_idx]))
+                                 params, size, report, seconds[f_idx], cached[f_idx], interval))
     return out
 
 

@@ -36,16 +36,16 @@ def test_fddb_present_and_missing(data_dir):
 
 
 def test_ellipse_to_box_by_hand():
-    # minor radius 50 -> w_ellipse 100 -> side 130, centre y + 26
-    box = ellipse_to_box(np.array([[70.0, 50.0, np.pi / 2, 300.0, 200.0, 1.0]]))
+    # two_minor: minor radius 50 -> w_ellipse 100 -> side 130, centre y + 26
+    box = ellipse_to_box(np.array([[70.0, 50.0, np.pi / 2, 300.0, 200.0, 1.0]]), rule="two_minor")
     np.testing.assert_allclose(box, [[235.0, 161.0, 365.0, 291.0]])
-    np.testing.assert_allclose(ellipse_to_box([[70.0, 50.0, 0, 300.0, 200.0, 1]], alpha=1.0, beta=0.0),
+    np.testing.assert_allclose(ellipse_to_box([[70.0, 50.0, 0, 300.0, 200.0, 1]], alpha=1.0, beta=0.0, rule="two_minor"),
                                [[250.0, 150.0, 350.0, 250.0]])
 
 
 def test_fddb_boxes_drawn(data_dir, tmp_path):
-    """What was checked by eye (fddb.py docstring): box top at the forehead above the eyebrows,
-    bottom below the chin, square, sides at the ears. Here: the drawing puts cyan on the box
+    """What was checked by eye (fddb.py docstring, default major_radius rule): a square about the
+    face's width from the eyebrows to just above the chin. Here: the drawing puts cyan on the box
     edge, and each box holds its ellipse's centre in its upper half (the box moved down)."""
     ds = load_fddb(data_dir / "fddb").limit(4)
     for im in ds.images:

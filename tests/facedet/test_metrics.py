@@ -115,3 +115,24 @@ def test_average_precision_monotone_envelope():
     assert average_precision([], []) == 0.0
     assert average_precision([1.0], [1.0]) == 1.0
     assert average_precision([0.5, 1.0], [0.5, 1.0]) == 1.0  # envelope lifts the first step
+
+
+def test_bootstrap_ap_seeded_and_brackets_ap():
+    from qsim.facedet.metrics import bootstrap_ap
+
+    rng = np.random.default_rng(3)
+    per_image = []
+    for _ in range(30):
+        gt = np.array([[0.0, 0.0, 10.0, 10.0]])
+        hit = rng.random() < 0.7
+        det = gt + (0.0 if hit else 50.0)
+        per_image.append((det, rng.random(1), gt, None))
+    ap = evaluate(per_image).ap
+    lo, hi = bootstrap_ap(per_image, n_boot=200, seed=1)
+    assert lo <= ap <= hi and lo < hi
+    assert bootstrap_ap(per_image, n_boot=200, seed=1) == (lo, hi)
+    # one picture: every resample is that picture
+    one = bootstrap_ap(per_image[:1], n_boot=5)
+    assert one[0] == one[1] == evaluate(per_image[:1]).ap
+    with pytest.raises(InputError, match="n_boot >= 1"):
+        bootstrap_ap(per_image, n_boot=0)

@@ -6,12 +6,12 @@ import json
 import numpy as np
 import pytest
 
-from qsim.facedet.sweep import SweepFormat, model_size, parse_formats, sweep
 from qsim.errors import InputError
 from qsim.executors import run
 from qsim.facedet.detector import detect
 from qsim.facedet.fddb import load_fddb
 from qsim.facedet.metrics import evaluate
+from qsim.facedet.sweep import SweepFormat, model_size, parse_formats, sweep
 from qsim.graph.ir import Graph, Node
 from qsim.plan import Plan
 
@@ -193,3 +193,12 @@ def test_cache_entry_edited_by_hand_is_recomputed_with_one_warning_issue17(tmp_p
     assert sweep_mod._load(paths[0]) is None and sweep_mod._load(paths[1]) is None
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "checksum" in err and "img0" in err and "recomput" in err
+
+
+def test_paper_eq5_reading_of_qn_is_our_q_n_minus_1():
+    # eqs. (5)-(6) scale by 2^(n-1): the paper's "Qn" would hold n-1 fraction bits in a 16-bit
+    # word, Q(16-n).(n-1), which is our q(n-1); same plan, same cache entry (docs/face-detection.md)
+    for n in (9, 8, 7, 6):
+        ours, eq5 = parse_formats([f"q{n - 1}", f"Q{16 - n}.{n - 1}"])
+        assert ours.plan.to_dict() == eq5.plan.to_dict()
+        assert ours.key().split("-")[1] == eq5.key().split("-")[1]
