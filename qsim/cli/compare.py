@@ -67,7 +67,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from qsim.analysis.compare import compare_runs, render_comparison
     from qsim.analysis.overflow import OverflowReport
-    from qsim.cli.files import check_outputs, write_json_file
+    from qsim.cli.files import check_outputs
     from qsim.images import list_images
 
     check_outputs(args, files=("--json", "--plot"))
@@ -94,13 +94,18 @@ def run(args: argparse.Namespace) -> int:
     first = overflow.first_overflow()
     print(f"overflow events in the {comp.test} runs: {overflow.total_events}"
           + (f" (first at {first.name}, site {first.worst_site})" if first else ""))
+    doc = {"qsim_compare": SCHEMA_VERSION, "model": str(args.model),
+           "images": [str(f) for f in files], "input_hw": None if size is None else list(size),
+           "executor": executor, "plan": None if plan is None else plan.to_dict(), "overflow": overflow.to_dict()}
+    return _write_results(args, comp, doc)
+
+
+def _write_results(args: argparse.Namespace, comp, doc: dict) -> int:
+    """``--json`` (`doc` with the comparison's own fields) and ``--plot``, as both forms of the verb write them."""
+    from qsim.cli.files import write_json_file
+
     if args.json:
-        doc = {"qsim_compare": SCHEMA_VERSION, "model": str(args.model),
-               "images": [str(f) for f in files], "input_hw": None if size is None else list(size),
-               "executor": executor, "plan": None if plan is None else plan.to_dict()}
-        doc.update(comp.to_dict(args.sqnr_threshold))
-        doc["overflow"] = overflow.to_dict()
-        write_json_file(doc, args.json)
+        write_json_file({**doc, **comp.to_dict(args.sqnr_threshold)}, args.json)
         print(f"wrote {args.json}")
     if args.plot:
         from qsim.analysis.plots import plot_comparison
@@ -120,7 +125,6 @@ def run_compare_against(args) -> int:
     and ``"against"``, ``"matched"`` (node -> tensor index) added.
     """
     from qsim.analysis.compare import render_comparison
-    from qsim.analysis.report import write_json
     from qsim.analysis.tflite_compare import compare_against, match_nodes
     from qsim.cli.run import input_size, load_graph, load_input, progress_bar
     from qsim.images import list_images
@@ -147,16 +151,7 @@ def run_compare_against(args) -> int:
     print(f"{graph.name}: {args.against} (TFLite reference kernels, dequantized) vs float; "
           f"{len(comp.layers)} of {len(list(graph))} layers matched by name")
     print(render_comparison(comp, args.sqnr_threshold))
-    if args.json:
-        doc = {"qsim_compare": SCHEMA_VERSION, "model": str(args.model), "against": str(args.against),
-               "images": [str(f) for f in files], "input_hw": list(size), "executor": "tflite", "plan": None,
-               "matched": matched}
-        doc.update(comp.to_dict(args.sqnr_threshold))
-        write_json(doc, args.json)
-        print(f"wrote {args.json}")
-    if args.plot:
-        from qsim.analysis.plots import plot_comparison
-
-        plot_comparison(comp, Path(args.plot), args.sqnr_threshold)
-        print(f"wrote {args.plot}")
-    return 0
+    doc = {"qsim_compare": SCHEMA_VERSION, "model": str(args.model), "against": str(args.against),
+           "images": [str(f) for f in files], "input_hw": list(size), "executor": "tflite", "plan": None,
+           "matched": matched}
+    return _write_results(args, comp, doc)
