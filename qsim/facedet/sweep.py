@@ -63,6 +63,17 @@ PAPER_TABLE_II = {
     "vj": (0.738, "-", "-"),
 }
 FLOAT_NAMES = ("fp32", "float", "float32")
+
+
+def is_paper_a98(graph: Any) -> bool:
+    """Whether `graph` is an A98 at alpha 1.0 (head on breakpoint A, 576 channels): the model
+    the paper's Table II measures, so its figures may stand beside ours."""
+    if graph is None or len(graph.outputs) != 1:
+        return False
+    head = graph[graph.outputs[0]]
+    kernel = head.weights.get("kernel")
+    return (head.op == "conv2d" and head.inputs == ["block_13_expand_relu"] and kernel is not None
+            and kernel.shape[2:] == (576, 125))
 KMODEL_PREFIX = "kmodel:"
 SELF_CONTAINED = ("viola_jones", "kmodel")  # detectors that run on the picture, without MODEL or pyramid
 
@@ -474,22 +485,28 @@ class SweepResult:
     settings: dict
     rows: list[SweepRow] = field(default_factory=list)
     skipped_images: int = 0
+    paper_model: bool = False  # the model is the paper's A98 alpha 1.0 (`is_paper_a98`)
+
+    def paper_row(self, fmt: str):
+        """The paper's (AP, params, size) for a row: Viola-Jones always, the A98 rows only for an A98."""
+        if not self.dataset.startswith("fddb") or (fmt != "vj" and not self.paper_model):
+            return None
+        return PAPER_TABLE_II.get(fmt)
 
     def to_dict(self) -> dict:
         return {"qsim_sweep": 1, "model": self.model, "dataset": self.dataset, "n_images": self.n_images,
                 "n_faces": self.n_faces, "skipped_images": self.skipped_images, "settings": self.settings,
-                "rows": [r.to_dict() for r in self.rows]}
+                "rows": [{**r.to_dict(), "paper_ap": (self.paper_row(r.format) or (None,))[0]} for r in self.rows]}
 
     def markdown(self) -> str:
         """The Table II layout, with the paper's numbers beside ours (FDDB only)."""
         from qsim.analysis.report import markdown_table
 
-        paper = self.dataset.startswith("fddb")
         headers = ["format", "mode", "AP", "AP (paper)", "parameters", "size", "params (paper)", "size (paper)",
                    "overflow events", "s/img"]
         rows = []
         for r in self.rows:
-            p = PAPER_TABLE_II.get(r.format) if paper else None
+            p = self.paper_row(r.format)
             rows.append([
                 r.format, r.mode,
                 f"{r.ap:.3f}" + ("" if r.ap_interval is None else " [{:.3f}-{:.3f}]".format(*r.ap_interval)),
@@ -511,8 +528,7 @@ class SweepResult:
         fig, (ax, ax_pr) = plt.subplots(1, 2, figsize=(max(4.0, 0.9 * len(self.rows) + 2) + 4, 3.4))
         xs = np.arange(len(self.rows))
         ax.bar(xs - 0.2, [r.ap for r in self.rows], 0.4, label="qsim")
-        paper = [PAPER_TABLE_II.get(r.format, (np.nan,))[0] if self.dataset.startswith("fddb") else np.nan
-                 for r in self.rows]
+        paper = [(self.paper_row(r.format) or (np.nan,))[0] for r in self.rows]
         if not np.all(np.isnan(paper)):
             ax.bar(xs + 0.2, paper, 0.4, label="paper")
         ax.set_xticks(xs)
@@ -665,7 +681,7 @@ def sweep(model: Any, dataset: Any, formats: "str | Sequence[str] | Sequence[Swe
 
     label = str(model) if isinstance(model, (str, Path)) else (graph.name if graph is not None else "(no model)")
     out = SweepResult(label, dataset.name, len(dataset),
-                      dataset.n_faces, settings, skipped_images=len(dataset.missing))
+                      dataset.n_faces, settings, skipped_images=len(dataset.missing), paper_model=is_paper_a98(graph))
     for f_idx, fmt in enumerate(fmts):
         per_image = []
         report = None

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -95,10 +96,12 @@ def test_sweep_end_to_end(data_dir, tmp_path):
     assert res.rows[2].overflow.total_events > 0
     assert res.rows[2].overflow.n_images == 3 * 2  # images x pyramid levels
     # table, JSON, plot
-    table = res.markdown()
-    assert "| q9 | full |" in table and "0.886" in table and "0.891" in table
+    table = res.markdown()  # a tiny model, not the paper's A98: no paper figures beside it (issue 17)
+    assert "| q9 | full |" in table and "0.886" not in table and "0.891" not in table and not res.paper_model
     doc = json.loads(json.dumps(res.to_dict(), default=str))
-    assert doc["rows"][2]["overflow_events"] > 0 and doc["rows"][0]["paper_ap"] == 0.891
+    assert doc["rows"][2]["overflow_events"] > 0 and doc["rows"][0]["paper_ap"] is None
+    res.paper_model = True  # what sweep() sets for an A98 alpha 1.0 (is_paper_a98)
+    assert "0.886" in res.markdown() and res.to_dict()["rows"][0]["paper_ap"] == 0.891
     assert res.plot(tmp_path / "ap.png").stat().st_size > 0
     # second run: everything from the cache, same numbers
     again = sweep(g, ds, "fp32,q9,q14", mode="full", scales=(0.5, 1.0), cache_dir=tmp_path, progress=False)
@@ -193,6 +196,16 @@ def test_cache_entry_edited_by_hand_is_recomputed_with_one_warning_issue17(tmp_p
     assert sweep_mod._load(paths[0]) is None and sweep_mod._load(paths[1]) is None
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "checksum" in err and "img0" in err and "recomput" in err
+
+
+def test_only_an_a98_alpha1_is_the_papers_model():
+    import qsim
+    from qsim.facedet.sweep import is_paper_a98
+
+    assets = Path(qsim.__file__).parent / "assets"
+    assert is_paper_a98(qsim.load_model(assets / "a98_alpha1.0.h5"))
+    assert not is_paper_a98(qsim.load_model(assets / "b133_alpha1.0.h5"))
+    assert not is_paper_a98(tiny_face_graph())
 
 
 def test_paper_eq5_reading_of_qn_is_our_q_n_minus_1():
