@@ -395,19 +395,13 @@ class FullyConnected(Kernel):
         return [self.finish(v + self.out_zp, out, self.act, ctx).reshape(out.shape)]
 
 
-def _broadcast_shape(a, b, error):
-    try:
-        return tuple(np.broadcast_shapes(tuple(a), tuple(b)))
-    except ValueError:
-        raise error(f"shapes {list(a)} and {list(b)} do not broadcast") from None
-
-
-class Add(Kernel):
-    """ADD int8 / uint8: left_shift 20, inputs pre-scaled by s_i / (2 max s), three roundings (§4)."""
+class _Binary(Kernel):
+    """ADD / MUL: two quantized operands of the output's type that broadcast to its shape."""
 
     n_inputs = (2, 2)
 
-    def prepare(self) -> None:
+    def binary_operands(self) -> tuple[Tensor, Tensor, Tensor]:
+        """(input 1, input 2, output), checked; sets the zero points ``zp1``, ``zp2``, ``out_zp``."""
         a = self.qtensor(self.tin(0), "input 1")
         b = self.qtensor(self.tin(1), "input 2")
         out = self.qtensor(self.tout(), "output")
@@ -416,6 +410,21 @@ class Add(Kernel):
         self.check_shape(_broadcast_shape(a.shape, b.shape, self.error), out)
         self.zp1, self.zp2 = int(a.quant.zero_point[0]), int(b.quant.zero_point[0])
         self.out_zp = int(out.quant.zero_point[0])
+        return a, b, out
+
+
+def _broadcast_shape(a, b, error):
+    try:
+        return tuple(np.broadcast_shapes(tuple(a), tuple(b)))
+    except ValueError:
+        raise error(f"shapes {list(a)} and {list(b)} do not broadcast") from None
+
+
+class Add(_Binary):
+    """ADD int8 / uint8: left_shift 20, inputs pre-scaled by s_i / (2 max s), three roundings (§4)."""
+
+    def prepare(self) -> None:
+        a, b, out = self.binary_operands()
         self.left_shift = 20
         f32 = np.float32
         s1, s2, so = f32(a.quant.scale[0]), f32(b.quant.scale[0]), f32(out.quant.scale[0])
@@ -434,20 +443,11 @@ class Add(Kernel):
         return [self.finish(v, self.tout(), self.act, ctx)]
 
 
-class Mul(Kernel):
+class Mul(_Binary):
     """MUL int8 / uint8: MBQM((x1 - zp1)(x2 - zp2)) with the multiplier formed in float32 (§5)."""
 
-    n_inputs = (2, 2)
-
     def prepare(self) -> None:
-        a = self.qtensor(self.tin(0), "input 1")
-        b = self.qtensor(self.tin(1), "input 2")
-        out = self.qtensor(self.tout(), "output")
-        if not a.dtype == b.dtype == out.dtype:
-            raise self.error(f"mixed types {a.type_name}, {b.type_name} -> {out.type_name}")
-        self.check_shape(_broadcast_shape(a.shape, b.shape, self.error), out)
-        self.zp1, self.zp2 = int(a.quant.zero_point[0]), int(b.quant.zero_point[0])
-        self.out_zp = int(out.quant.zero_point[0])
+        a, b, out = self.binary_operands()
         f32 = np.float32
         real = f32(a.quant.scale[0]) * f32(b.quant.scale[0]) / f32(out.quant.scale[0])
         self.q, self.shift = self.multiplier(float(real))

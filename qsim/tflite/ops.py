@@ -207,25 +207,28 @@ def mul(x1, zp1, x2, zp2, q, shift, *, single_rounding: bool) -> np.ndarray:
 def average_pool(x, k, stride, pads, out_hw) -> tuple[np.ndarray, np.ndarray]:
     """AVERAGE_POOL_2D sums: (acc, n) with acc = sum of raw codes over the window clipped to
     the image (the zero point is not subtracted) and n = the number of valid cells."""
-    x = np.asarray(x, np.int64)
-    nb, h, wd, c = x.shape
-    kh, kw = k
-    sh, sw = stride
-    oh, ow = out_hw
-    ph, pw = pads
-    need_h = (oh - 1) * sh + kh
-    need_w = (ow - 1) * sw + kw
-    xp = np.zeros((nb, max(need_h, h + ph), max(need_w, wd + pw), c), np.int64)
-    xp[:, ph:ph + h, pw:pw + wd, :] = x
-    ones = np.zeros((1, xp.shape[1], xp.shape[2], 1), np.int64)
-    ones[:, ph:ph + h, pw:pw + wd, :] = 1
-    acc = np.zeros((nb, oh, ow, c), np.int64)
+    xp = _pool_padded(x, k, stride, pads, out_hw, 0)
+    inside = _pool_padded(np.ones((1, *np.shape(x)[1:3], 1), np.int64), k, stride, pads, out_hw, 0)
+    (kh, kw), (sh, sw), (oh, ow) = k, stride, out_hw
+    acc = np.zeros((xp.shape[0], oh, ow, xp.shape[3]), np.int64)
     cnt = np.zeros((1, oh, ow, 1), np.int64)
     for _ky, _kx, v in _windows(xp, kh, kw, sh, sw, 1, 1, oh, ow):
         acc += v
-    for _ky, _kx, v in _windows(ones, kh, kw, sh, sw, 1, 1, oh, ow):
+    for _ky, _kx, v in _windows(inside, kh, kw, sh, sw, 1, 1, oh, ow):
         cnt += v
     return acc, np.broadcast_to(cnt, acc.shape)
+
+
+def _pool_padded(x, k, stride, pads, out_hw, fill: int) -> np.ndarray:
+    """int64 `x` placed at (top, left) = `pads` in a `fill` canvas every window of the pooling fits in."""
+    x = np.asarray(x, np.int64)
+    nb, h, wd, c = x.shape
+    (kh, kw), (sh, sw), (oh, ow), (ph, pw) = k, stride, out_hw, pads
+    need_h = (oh - 1) * sh + kh
+    need_w = (ow - 1) * sw + kw
+    xp = np.full((nb, max(need_h, h + ph), max(need_w, wd + pw), c), fill, np.int64)
+    xp[:, ph:ph + h, pw:pw + wd, :] = x
+    return xp
 
 
 def average_round(acc, n) -> np.ndarray:
@@ -240,18 +243,10 @@ def average_round(acc, n) -> np.ndarray:
 
 def max_pool(x, k, stride, pads, out_hw) -> np.ndarray:
     """MAX_POOL_2D: the max of raw codes over the window clipped to the image."""
-    x = np.asarray(x, np.int64)
-    nb, h, wd, c = x.shape
-    kh, kw = k
-    sh, sw = stride
-    oh, ow = out_hw
-    ph, pw = pads
-    need_h = (oh - 1) * sh + kh
-    need_w = (ow - 1) * sw + kw
     low = np.iinfo(np.int64).min
-    xp = np.full((nb, max(need_h, h + ph), max(need_w, wd + pw), c), low, np.int64)
-    xp[:, ph:ph + h, pw:pw + wd, :] = x
-    out = np.full((nb, oh, ow, c), low, np.int64)
+    xp = _pool_padded(x, k, stride, pads, out_hw, low)
+    (kh, kw), (sh, sw), (oh, ow) = k, stride, out_hw
+    out = np.full((xp.shape[0], oh, ow, xp.shape[3]), low, np.int64)
     for _, _, v in _windows(xp, kh, kw, sh, sw, 1, 1, oh, ow):
         np.maximum(out, v, out=out)
     return out
