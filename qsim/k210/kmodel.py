@@ -394,22 +394,30 @@ class Kmodel:
     nodes: list[KmodelNode] = field(default_factory=list)
 
     def op_counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for n in self.nodes:
-            counts[n.name] = counts.get(n.name, 0) + 1
-        return counts
+        return count_names(self.nodes)
+
+
+def read_source(source: str | Path | bytes) -> tuple[bytes, str]:
+    """(the file's bytes, its name for messages) of a kmodel path or bytes; `KmodelError` if unreadable."""
+    if isinstance(source, (bytes, bytearray)):
+        return bytes(source), "<kmodel bytes>"
+    try:
+        return Path(source).read_bytes(), str(source)
+    except OSError as exc:
+        raise KmodelError(f"{source}: cannot read: {exc}") from exc
+
+
+def count_names(items) -> dict[str, int]:
+    """name -> how many of `items` (nodes or layers) carry it, in order of first appearance."""
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item.name] = counts.get(item.name, 0) + 1
+    return counts
 
 
 def read_kmodel(source: str | Path | bytes) -> Kmodel:
     """Parse a kmodel v4 file (path or bytes) into a `Kmodel`; `KmodelError` on any defect."""
-    if isinstance(source, (bytes, bytearray)):
-        buf, where = bytes(source), "<kmodel bytes>"
-    else:
-        where = str(source)
-        try:
-            buf = Path(source).read_bytes()
-        except OSError as exc:
-            raise KmodelError(f"{where}: cannot read: {exc}") from exc
+    buf, where = read_source(source)
     if len(buf) < 40:
         raise KmodelError(f"{where}: truncated: {len(buf)} bytes, a kmodel header has 40")
     if buf[:4] != MAGIC:

@@ -132,14 +132,7 @@ class KmodelExecutor:
         records: list[NodeRecord] = []
         counters: dict[str, dict] = {}
         for node in m.nodes:
-            try:
-                rec = _HANDLERS[node.name](self, node, counters if count_overflow else None)
-            except QsimError as exc:
-                if str(node) in str(exc):
-                    raise
-                raise type(exc)(f"{m.path}: {node}: {exc}") from exc
-            except Exception as exc:  # a defect in the file surfacing as a numpy error
-                raise KmodelError(f"{m.path}: {node}: {type(exc).__name__}: {exc}") from exc
+            rec = run_handler(_HANDLERS, self, node, counters if count_overflow else None, m.path)
             if not keep:
                 rec.data = None
             records.append(rec)
@@ -185,6 +178,19 @@ class KmodelExecutor:
         raw = self._mem[rng.memory_type]
         raw[rng.start:rng.start + flat.nbytes] = flat.view(np.uint8)
         return flat
+
+
+def run_handler(handlers: dict, ex, item, counters, path) -> "NodeRecord":
+    """``handlers[item.name](ex, item, counters)``, any error re-raised naming the file and the
+    node or layer (a defect surfacing as a NumPy/Numba error becomes a `KmodelError`)."""
+    try:
+        return handlers[item.name](ex, item, counters)
+    except QsimError as exc:
+        if str(item) in str(exc):
+            raise
+        raise type(exc)(f"{path}: {item}: {exc}") from exc
+    except Exception as exc:
+        raise KmodelError(f"{path}: {item}: {type(exc).__name__}: {exc}") from exc
 
 
 def check_layer_registers(a, where: str) -> None:

@@ -38,7 +38,7 @@ import numpy as np
 from qsim.errors import KmodelError
 from qsim.k210 import layout
 from qsim.k210.fields import ActTable, BatchNorm, LayerArgs, decode_act, decode_bn, decode_layer
-from qsim.k210.kmodel import MemoryRange
+from qsim.k210.kmodel import MemoryRange, count_names, read_source
 
 VERSION = 3
 HEADER_WORDS = 7
@@ -157,10 +157,7 @@ class KmodelV3:
         return bool(self.flags & 1)
 
     def op_counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for layer in self.layers:
-            counts[layer.name] = counts.get(layer.name, 0) + 1
-        return counts
+        return count_names(self.layers)
 
 
 class _Body:
@@ -359,14 +356,7 @@ def _validate(layer: V3Layer, main_size: int, where: str) -> None:
 
 def read_kmodel_v3(source: str | Path | bytes) -> KmodelV3:
     """Parse a kmodel v3 (path or bytes) into a `KmodelV3`; `KmodelError` on any defect."""
-    if isinstance(source, (bytes, bytearray)):
-        buf, where = bytes(source), "<kmodel bytes>"
-    else:
-        where = str(source)
-        try:
-            buf = Path(source).read_bytes()
-        except OSError as exc:
-            raise KmodelError(f"{where}: cannot read: {exc}") from exc
+    buf, where = read_source(source)
     if len(buf) < 4 * HEADER_WORDS:
         raise KmodelError(f"{where}: truncated: {len(buf)} bytes, a kmodel v3 header has {4 * HEADER_WORDS}")
     version, flags, arch, n_layers, max_start, main_size, n_out = struct.unpack_from("<7I", buf, 0)

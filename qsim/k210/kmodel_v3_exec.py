@@ -26,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from qsim.errors import InputError, KmodelError, QsimError
+from qsim.errors import InputError, KmodelError
 from qsim.k210 import kmodel_v3_ops as ops
 from qsim.k210 import layout
-from qsim.k210.kmodel_exec import KmodelRun, NodeRecord, check_layer_registers
+from qsim.k210.kmodel_exec import KmodelRun, NodeRecord, check_layer_registers, run_handler
 from qsim.k210.kmodel_v3 import FLAG_MAIN_MEM_OUT, KmodelV3, V3Layer, read_kmodel_v3
 from qsim.k210.kpu import KpuLayer, KpuSwitches
 
@@ -81,14 +81,7 @@ class KmodelV3Executor:
         counters: dict[str, dict] = {}
         records: list[NodeRecord] = []
         for layer in m.layers:
-            try:
-                rec = _HANDLERS[layer.name](self, layer, counters if count_overflow else None)
-            except QsimError as exc:
-                if str(layer) in str(exc):
-                    raise
-                raise type(exc)(f"{m.path}: {layer}: {exc}") from exc
-            except Exception as exc:  # a defect surfacing as a NumPy/Numba error
-                raise KmodelError(f"{m.path}: {layer}: {type(exc).__name__}: {exc}") from exc
+            rec = run_handler(_HANDLERS, self, layer, counters if count_overflow else None, m.path)
             if not keep:
                 rec.data = None
             records.append(rec)
