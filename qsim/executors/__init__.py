@@ -6,6 +6,4 @@ from __future__ import annotations
 
 from qsim.runtime import BACKENDS, get_backend, prepare, run
 
-EXECUTORS = BACKENDS  # the names, as the CLI and older scripts spell them
-
-__all__ = ["BACKENDS", "EXECUTORS", "get_backend", "prepare", "run"]
+__all__ = ["BACKENDS", "get_backend", "prepare", "run"]

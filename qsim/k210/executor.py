@@ -37,7 +37,7 @@ from qsim.graph.ops import Op
 from qsim.graph.shapes import infer_shapes
 from qsim.k210.kpu import KpuSwitches
 from qsim.k210.quantize import ADD_MODES, KpuProgram, QParam, QStep, calibrate, quantize_graph
-from qsim.runtime.walker import bind_inputs, execute
+from qsim.runtime.walker import execute
 from qsim.trace import Trace
 
 RANGES_SCHEMA = 1
@@ -179,7 +179,9 @@ class K210Program:
     def for_input(self, feeds: dict[str, Any]) -> KpuStepsProgram:
         """The program for the size of `feeds` (the walker calls this first)."""
         first = np.asarray(next(iter(feeds.values())))
-        hw = tuple(int(v) for v in first.shape[-3:-1])
+        return self._for_size(tuple(int(v) for v in first.shape[-3:-1]))
+
+    def _for_size(self, hw: tuple[int, int]) -> KpuStepsProgram:
         prog = self._by_size.get(hw)
         if prog is None:
             if self.ranges is None:  # a fixed KpuProgram: one size only
@@ -192,7 +194,7 @@ class K210Program:
 
     def kpu_program(self, hw: tuple[int, int]) -> KpuProgram:
         """The quantized `KpuProgram` for input size `hw` (notes, layers, params)."""
-        return self.for_input({"x": np.zeros((1, *hw, 1))}).kpu_program
+        return self._for_size(tuple(hw)).kpu_program
 
     def run(self, x: Any, *, counters: bool = True, keep_values: bool = True) -> Trace:
         return execute(self, x, keep_values=keep_values, counters=counters)
@@ -232,4 +234,4 @@ def run(graph, x: Any, calibration: Any = None, switches: KpuSwitches = KpuSwitc
         x, counters=counters, keep_values=keep_values)
 
 
-__all__ = ["prepare", "run", "save_ranges", "load_ranges", "K210Program", "KpuStepsProgram", "bind_inputs"]
+__all__ = ["prepare", "run", "save_ranges", "load_ranges", "K210Program", "KpuStepsProgram"]
