@@ -129,6 +129,15 @@ class OverflowReport:
         self.n_images += 1
         return self
 
+    def update_counters(self, executor: str, counters: dict) -> "OverflowReport":
+        """Merge one run's counters stored as JSON (``{node: {site: OverflowCounter.to_dict()}}``)."""
+        from qsim.trace import Trace
+
+        trace = Trace(executor)
+        trace.counters = {node: {site: OverflowCounter.from_dict(c) for site, c in sites.items()}
+                          for node, sites in counters.items()}
+        return self.update(trace)
+
     @property
     def total_events(self) -> int:
         return sum(layer.events for layer in self.layers.values())

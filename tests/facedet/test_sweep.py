@@ -7,12 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from qsim.analysis.formats import NumberFormat
 from qsim.errors import InputError
 from qsim.executors import run
 from qsim.facedet.detector import detect
 from qsim.facedet.fddb import load_fddb
 from qsim.facedet.metrics import evaluate
-from qsim.facedet.sweep import SweepFormat, model_size, parse_formats, sweep
+from qsim.facedet.sweep import parse_formats, sweep
+from qsim.facedet.sweep_formats import ViolaJonesFormat
 from qsim.graph.ir import Graph, Node
 from qsim.plan import Plan
 
@@ -64,12 +66,12 @@ def test_plan_file_format(tmp_path):
 def test_model_size():
     g = tiny_face_graph()
     n = 16 * 16 * 3 * 125 + 125
-    assert model_size(g, SweepFormat("fp32", "float")) == (n, 4 * n)
-    assert model_size(g, parse_formats("fp16")[0]) == (n, 2 * n)
-    assert model_size(g, parse_formats("q9")[0]) == (n, 2 * n)
-    mixed = SweepFormat("mixed", "fixed", Plan.uniform("Q9", weights="Q1.6", bias="Q9.22"))
-    assert model_size(g, mixed) == (n, (8 * (n - 125) + 32 * 125) // 8)
-    assert model_size(g, SweepFormat("vj", "viola_jones")) == (None, None)
+    assert NumberFormat("fp32", "float").size(g) == (n, 4 * n)
+    assert parse_formats("fp16")[0].size(g) == (n, 2 * n)
+    assert parse_formats("q9")[0].size(g) == (n, 2 * n)
+    mixed = NumberFormat("mixed", "fixed", Plan.uniform("Q9", weights="Q1.6", bias="Q9.22"))
+    assert mixed.size(g) == (n, (8 * (n - 125) + 32 * 125) // 8)
+    assert ViolaJonesFormat("vj", "viola_jones").size(g) == (None, None)
 
 
 def test_sweep_end_to_end(data_dir, tmp_path):
@@ -175,25 +177,26 @@ def test_sweep_cli(tf, data_dir, tmp_path, capsys):
 
 def test_cache_entry_edited_by_hand_is_recomputed_with_one_warning_issue17(tmp_path, capsys, monkeypatch):
     """Issue 17 #11: a hand-edited entry that is still a valid .npz was trusted (AP 0.579 -> 0.514)."""
-    import importlib
+    from qsim.analysis import store as store_mod
+    from qsim.facedet.sweep import load_candidates, save_candidates
 
-    sweep_mod = importlib.import_module("qsim.facedet.sweep")  # the module, not the function
-    monkeypatch.setattr(sweep_mod, "_WARNED", set(), raising=False)
+    monkeypatch.setattr(store_mod, "_WARNED", set(), raising=False)
+    store = store_mod.ResultStore(tmp_path, "sweep", "m")
     boxes = np.array([[1.0, 2.0, 30.0, 40.0], [5.0, 5.0, 9.0, 9.0]])
     scores = np.array([0.9, 0.2])
-    paths = [tmp_path / "m" / "fp32" / f"img{i}.npz" for i in range(2)]
+    paths = [store.path("fp32", f"img{i}") for i in range(2)]
     for p in paths:
-        sweep_mod._save(p, boxes, scores, [{"conv": {"acc": {"events": 0}}}])
-        got = sweep_mod._load(p)
+        save_candidates(store, p, boxes, scores, [{"conv": {"acc": {"events": 0}}}])
+        got = load_candidates(store, p)
         assert np.array_equal(got[0], boxes) and np.array_equal(got[1], scores)
         assert got[2] == [{"conv": {"acc": {"events": 0}}}]
     assert capsys.readouterr().err == ""
     for p in paths:  # the edit the audit made: same keys, other scores, a valid npz
         with np.load(p) as z:
             fields = {k: z[k] for k in z.files}
-        fields["scores"] = np.array([0.1, 0.95])
+        fields["a_scores"] = np.array([0.1, 0.95])
         np.savez(p, **fields)
-    assert sweep_mod._load(paths[0]) is None and sweep_mod._load(paths[1]) is None
+    assert load_candidates(store, paths[0]) is None and load_candidates(store, paths[1]) is None
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "checksum" in err and "img0" in err and "recomput" in err
 

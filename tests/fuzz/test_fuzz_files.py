@@ -7,14 +7,13 @@ replaced, keys dropped) of a valid file built here from code, never a binary blo
 * ``.kmodel`` v4 (slim-320 from ../shared/data/kmodels) -> `read_kmodel`;
 * plan JSON -> `Plan.load` + `Plan.validate`;
 * ``.npy`` -> `qsim.cli.files.read_npy` and `qsim quantize`'s reader;
-* sweep cache entries -> `qsim.facedet.sweep._load` (None = recompute; it never raises).
+* sweep cache entries -> `qsim.facedet.sweep.load_candidates` (None = recompute; it never raises).
 
 The regression corpus of issue 17 (the audit's cases) is given as explicit ``@example``s, so it
 runs on every seed. Budget: about 30 s for the whole module (`FUZZ` settings).
 """
 from __future__ import annotations
 
-import importlib
 import io
 import json
 import zipfile
@@ -233,12 +232,15 @@ def test_npy_truncated_and_flipped(tmp_path_factory, edits):
 @FUZZ
 @given(data=st.data())
 def test_cache_entry_edits(tmp_path_factory, data):
-    sweep_mod = importlib.import_module("qsim.facedet.sweep")
-    path = tmp_path_factory.mktemp("cache") / "e.npz"
+    from qsim.analysis.store import ResultStore
+    from qsim.facedet.sweep import load_candidates, save_candidates
+
+    store = ResultStore(tmp_path_factory.mktemp("cache"))
+    path = store.path("fp32", "e")
     boxes, scores = np.array([[1.0, 2.0, 3.0, 4.0]]), np.array([0.5])
-    sweep_mod._save(path, boxes, scores, [])
+    save_candidates(store, path, boxes, scores, [])
     raw = path.read_bytes()
     path.write_bytes(apply_edits(raw, data.draw(byte_edits(len(raw)))))
-    got = sweep_mod._load(path)  # never raises: None means "recompute"
+    got = load_candidates(store, path)  # never raises: None means "recompute"
     if got is not None:  # only an entry whose checksum still matches is trusted
         assert np.array_equal(got[0], boxes) and np.array_equal(got[1], scores)
