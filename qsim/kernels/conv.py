@@ -280,6 +280,16 @@ def exact_sums(x: np.ndarray, w: np.ndarray, *, strides, pads, dilation, depthwi
     `use_float`: None decides from the bound; True requires the float64 proof (else
     `PlanError`); False takes the int64 loop.
     """
+    proved = proved_bound(x, w, depthwise, in_fmt, headroom, cache) < FLOAT_EXACT_LIMIT
+    if use_float and not proved:
+        raise PlanError("float64 sums are not proved exact for these codes (bound >= 2**53): use int64 sums")
+    return _sums(x, w, strides=strides, pads=pads, dilation=dilation, depthwise=depthwise,
+                 use_float=proved if use_float is None else use_float, cache=cache)
+
+
+def _sums(x: np.ndarray, w: np.ndarray, *, strides, pads, dilation, depthwise: bool, use_float: bool,
+          cache: dict | None) -> np.ndarray:
+    """`exact_sums` once the caller has proved the bound (`conv_paths` did, for `conv2d`)."""
     n, h, wid, cin = x.shape
     kh, kw, _, k4 = w.shape
     sh, sw = strides
@@ -289,10 +299,6 @@ def exact_sums(x: np.ndarray, w: np.ndarray, *, strides, pads, dilation, depthwi
     wo = out_size(wid, kw, sw, pl + pr, dw)
     if ho <= 0 or wo <= 0:
         raise InputError(f"conv output would be empty: input {h}x{wid}, kernel {kh}x{kw}, pads {pads}")
-    proved = proved_bound(x, w, depthwise, in_fmt, headroom, cache) < FLOAT_EXACT_LIMIT
-    if use_float and not proved:
-        raise PlanError("float64 sums are not proved exact for these codes (bound >= 2**53): use int64 sums")
-    use_float = proved if use_float is None else use_float
     dtype = np.float64 if use_float else np.int64
     if x.dtype != dtype:
         x = x.astype(dtype)
@@ -441,9 +447,8 @@ def conv2d(x, w, bias, *, in_fmt: QFormat, w_fmt: QFormat, b_fmt: QFormat, out_f
         acc = _per_step(x.astype(np.int64), w, bias_acc, acc_bits, strides, pads, dilation, depthwise,
                         counters.get("acc"))
     else:
-        acc = exact_sums(x, w, strides=tuple(strides), pads=pads, dilation=tuple(dilation),
-                         depthwise=depthwise, headroom=bias_max, in_fmt=in_fmt, cache=cache,
-                         use_float=path is ConvPath.FLOAT64_SUMS)
+        acc = _sums(x, w, strides=tuple(strides), pads=pads, dilation=tuple(dilation), depthwise=depthwise,
+                    use_float=path is ConvPath.FLOAT64_SUMS, cache=cache)  # conv_paths proved the bound
     if in_tail:
         post, pre = fused_tail(acc, None if per_step else bias_acc, **{
             **tail_args, "acc_overflow": None if per_step else acc_overflow})
@@ -451,7 +456,7 @@ def conv2d(x, w, bias, *, in_fmt: QFormat, w_fmt: QFormat, b_fmt: QFormat, out_f
     # output with more fraction bits than the accumulator: the step-by-step qsim.fixed path
     acc = acc.astype(np.int64)
     if not per_step:
-        acc += bias_acc  # exact: |sum| + |bias| < 2**62 (checked in exact_sums)
+        acc += bias_acc  # exact: |sum| + |bias| < 2**62 (checked in conv_paths)
         acc = accumulate(acc, acc_bits, overflow=acc_overflow, counter=counters.get("acc"))
     pre = rescale(acc, acc_frac, out_fmt, rounding=rounding, overflow=overflow, counter=counters.get("requant"))
     if relu is None:
