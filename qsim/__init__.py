@@ -28,6 +28,7 @@ _LAZY = {
     "compare": ("qsim.analysis", "compare_model"),
     "profile": ("qsim.analysis", "profile_model"),
     "sweep": ("qsim.facedet.sweep", "sweep"),
+    "evaluate": ("qsim.analysis.evaluate", "evaluate"),
 }
 
 

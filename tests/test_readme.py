@@ -38,9 +38,13 @@ def test_readme_command_runs(command, data_dir, tmp_path, request):
 
         (tmp_path / "model.tflite").write_bytes(MODELS["resnet8"](request.getfixturevalue("tf"), pow2=False))
         np.save(tmp_path / "x.npy", np.random.default_rng(0).uniform(-1, 1, (1, 16, 16, 3)).astype(np.float32))
+    if "inputs.npz" in args:  # your own data: here four random preprocessed 64x64 inputs
+        import numpy as np
+
+        np.savez(tmp_path / "inputs.npz", x=np.random.default_rng(0).uniform(-1, 1, (4, 64, 64, 3)).astype(np.float32))
     data = str(Path(data_dir))
     args = [a.replace("../shared/data", data) for a in args[1:]]
-    local = {"demo-out", "vectors-out", "export-out", "model.tflite", "x.npy"}
+    local = {"demo-out", "vectors-out", "export-out", "model.tflite", "x.npy", "inputs.npz"}
     args = [str(tmp_path / a) if a in local else a for a in args]
     env = dict(os.environ, QSIM_CACHE=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
     proc = subprocess.run([sys.executable, "-m", "qsim", *args], cwd=ROOT, env=env, capture_output=True,
