@@ -97,13 +97,10 @@ class EvalRow:
     seconds: float = 0.0
     cached_batches: int = 0
 
-    def to_dict(self) -> dict:
-        def num(v):
-            return None if v is None or not math.isfinite(v) else v
-
-        return {"format": self.format, "executor": self.executor, "mode": self.mode, "value": num(self.value),
+    def to_dict(self) -> dict:  # non-finite values (SQNR of an exact run) are written "inf" by the CLI
+        return {"format": self.format, "executor": self.executor, "mode": self.mode, "value": self.value,
                 "interval": None if self.interval is None else list(self.interval),
-                "agreement": num(self.agreement), "agreement_is_inf": self.agreement == math.inf,
+                "agreement": self.agreement,
                 "overflow_events": None if self.overflow is None else self.overflow.total_events,
                 "first_overflow": None if self.overflow is None or self.overflow.first_overflow() is None
                 else self.overflow.first_overflow().name,

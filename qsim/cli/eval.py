@@ -11,7 +11,6 @@ Results are cached like ``qsim sweep`` (``--cache`` / ``--no-cache``). See
 from __future__ import annotations
 
 import argparse
-import sys
 
 from qsim.cli.run import add_calibration_arguments
 from qsim.cli.values import overflow_name, rounding_name
@@ -46,7 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from qsim.analysis.evaluate import evaluate, load_data
-    from qsim.cli.files import check_input_file, check_outputs, write_json_file
+    from qsim.cli.files import check_input_file, check_outputs, write_result_files
     from qsim.errors import InputError
 
     check_outputs(args, files=("--json", "--plot"), dirs=() if args.no_cache else ("--cache",))
@@ -64,10 +63,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"{result.model} on {result.data}: {result.n_samples} samples, metric {result.metric}")
     print()
     print(result.markdown())
-    if args.json:
-        write_json_file(result.to_dict(), args.json)
-        print(f"wrote {args.json}", file=sys.stderr)
-    if args.plot:
-        result.plot(args.plot)
-        print(f"wrote {args.plot}", file=sys.stderr)
+    write_result_files(result, args)
     return 0

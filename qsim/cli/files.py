@@ -89,6 +89,18 @@ def write_json_file(doc: Any, path: str | os.PathLike, flag: str = "--json") -> 
     return p
 
 
+def write_result_files(result: Any, args: Any) -> None:
+    """``--json OUT`` (``result.to_dict()``) and ``--plot OUT.png`` (``result.plot``) when asked."""
+    import sys
+
+    if getattr(args, "json", None):
+        write_json_file(result.to_dict(), args.json)
+        print(f"wrote {args.json}", file=sys.stderr)
+    if getattr(args, "plot", None):
+        result.plot(args.plot)
+        print(f"wrote {args.plot}", file=sys.stderr)
+
+
 def read_npy(path: str | os.PathLike, flag: str) -> np.ndarray:
     """A ``.npy`` array (no pickles); `InputError` naming `flag` and the file for anything else."""
     p = Path(path)

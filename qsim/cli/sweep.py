@@ -100,7 +100,7 @@ def load_dataset(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from qsim.cli.files import check_input_file, check_outputs, write_json_file
+    from qsim.cli.files import check_input_file, check_outputs, write_result_files
     from qsim.facedet.sweep import parse_formats, sweep
 
     check_outputs(args, files=("--json", "--plot"), dirs=() if args.no_cache else ("--cache",))
@@ -127,10 +127,5 @@ def run(args: argparse.Namespace) -> int:
             first = row.overflow.first_overflow()
             print(f"{row.format}: {row.overflow.total_events} overflow events; first at {first.name} "
                   f"({first.worst_site})")
-    if args.json:
-        write_json_file(result.to_dict(), args.json)
-        print(f"wrote {args.json}", file=sys.stderr)
-    if args.plot:
-        result.plot(args.plot)
-        print(f"wrote {args.plot}", file=sys.stderr)
+    write_result_files(result, args)
     return 0
