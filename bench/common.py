@@ -71,3 +71,13 @@ def machine_facts() -> dict:
         facts["tensorflow"] = tf.__version__
         facts["tf_intra_op_threads"] = tf.config.threading.get_intra_op_parallelism_threads()
     return facts
+
+
+def print_and_save(result: dict, json_path: str | None) -> None:
+    """Print a benchmark's result as JSON, and write it to ``json_path`` when given."""
+    import json
+
+    print(json.dumps(result, indent=2))
+    if json_path:
+        with open(json_path, "w") as fh:
+            json.dump(result, fh, indent=2)

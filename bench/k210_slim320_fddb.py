@@ -12,11 +12,14 @@ curve spans low scores), NMS IoU 0.3, priors of `qsim.facedet.ultraface`.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import print_and_save
 
 
 def main(argv=None) -> int:
@@ -73,10 +76,7 @@ def main(argv=None) -> int:
         ev = evaluate(per[name])
         result[f"ap_{name}"] = ev.ap
         result["n_gt"] = ev.n_gt
-    print(json.dumps(result, indent=2))
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(result, fh, indent=2)
+    print_and_save(result, args.json)
     return 0
 
 

@@ -13,9 +13,12 @@ that truncated curve) and the AP of the full curve (detections above --ap-thresh
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import print_and_save
 
 
 def main(argv=None) -> int:
@@ -53,10 +56,7 @@ def main(argv=None) -> int:
               "precision_at_threshold": float(ev_own.precision[-1]) if ev_own.precision.size else 0.0,
               "ap_at_threshold": ev_own.ap, "ap_full_curve": ev_full.ap, "ap_threshold": args.ap_threshold,
               "ap_iou_0.3_full_curve": evaluate(full, iou_threshold=0.3).ap, "seconds_per_image": seconds}
-    print(json.dumps(result, indent=2))
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(result, fh, indent=2)
+    print_and_save(result, args.json)
     return 0
 
 
