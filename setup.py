@@ -23,6 +23,8 @@ setup(
     extras_require={
         # qsim.testing (hypothesis strategies and assert_same_codes for users' own kernels)
         "testing": ["hypothesis>=6.100"],
+        # sweep/eval on a Dask cluster (--scheduler tcp://HOST:PORT | local:N)
+        "dask": ["dask[distributed]>=2024.1"],
         # TensorFlow and friends: reference/ (build, train, export), bench/ and tests only.
         "test": [
             "pytest>=8",
@@ -31,6 +33,7 @@ setup(
             "onnx>=1.15",
             "onnxruntime>=1.17",
             "opencv-python-headless>=4.8,<5",  # 5.x dropped CascadeClassifier + haarcascades (Viola-Jones baseline)
+            "dask[distributed]>=2024.1",  # the --scheduler tests (a LocalCluster, and the scheduler .ci/run starts)
             "ruff==0.17.6",  # pinned: the lint rules of ruff.toml must not move under CI
         ],
     },

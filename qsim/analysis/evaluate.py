@@ -11,7 +11,7 @@ The float model is always run (agreement is measured against it). Machinery shar
 `qsim sweep`: results per (model, format, batch) live in the store of
 `qsim.analysis.store` (``<cache>/eval/<model>/<format>/<batch>.npz``, keyed by the bytes of
 the batch, so a rerun or a larger ``limit`` computes only what is missing), computed in
-this process or in worker processes (`qsim.analysis.tasks`). Numbers depend neither on
+this process, in worker processes or on a Dask cluster (`qsim.analysis.tasks`). Numbers depend neither on
 ``workers`` nor on ``batch`` (the backends are batch-invariant). Output 0 is measured.
 """
 from __future__ import annotations
@@ -162,25 +162,23 @@ def batch_key(xb: np.ndarray) -> str:
     return h.hexdigest()[:24]
 
 
-def _init(graph: Any, fmts: list, x: np.ndarray, store: ResultStore) -> dict:
-    return {"graph": graph, "fmts": fmts, "x": x, "store": store, "functions": {}}
+def _init(graph: Any, fmts: list, x: np.ndarray) -> dict:
+    return {"graph": graph, "fmts": fmts, "x": x, "functions": {}}
 
 
 def _run_batch(state: dict, task: tuple):
-    f_idx, start, stop, path = task
+    f_idx, start, stop, _ = task
     fn = state["functions"].get(f_idx)
     if fn is None:
         fn = state["functions"][f_idx] = state["fmts"][f_idx].function(state["graph"])
     out, counters = fn(np.asarray(state["x"][start:stop], np.float32))
-    out = np.asarray(out, np.float32)
-    state["store"].save(path, {"out": out}, [] if counters is None else [counters])
-    return out, [] if counters is None else [counters]
+    return np.asarray(out, np.float32), [] if counters is None else [counters]
 
 
 def evaluate(model: Any, x: np.ndarray, y: np.ndarray | None = None,
              formats: "str | Sequence[str] | Sequence[NumberFormat]" = "fp32,fp16,q9", *,
              metric: str | None = None, mode: str = "weights", batch: int = 32, workers: int = 1,
-             cache_dir: Any = None, use_cache: bool = True, progress: bool = True, bootstrap: int = 0,
+             scheduler: str | None = None, cache_dir: Any = None, use_cache: bool = True, progress: bool = True, bootstrap: int = 0,
              seed: int = 0, graph: Any = None, data_name: str = "(array)", **format_options: Any) -> EvalResult:
     """The metric per number format (see the module doc); ``format_options`` go to `parse_formats`
     (``acc_bits``, ``rounding``, ``overflow``, ``calibration``, ``calibration_count``)."""
@@ -224,9 +222,10 @@ def evaluate(model: Any, x: np.ndarray, y: np.ndarray | None = None,
             else:
                 todo.append((f_idx, start, stop, path))
     seconds = [0.0] * len(runs)
-    for (f_idx, start, _, _), result, secs in map_tasks(todo, init=_init, init_args=(graph, runs, x, store),
-                                                        work=_run_batch, workers=workers, progress=progress,
-                                                        desc="eval", unit="batch"):
+    for (f_idx, start, _, path), result, secs in map_tasks(
+            todo, init=_init, init_args=(graph, runs, x), work=_run_batch, workers=workers, scheduler=scheduler,
+            progress=progress, desc="eval", unit="batch"):
+        store.save(path, {"out": result[0]}, result[1])  # by the client, as results arrive
         outputs[(f_idx, start)] = result
         seconds[f_idx] += secs
 

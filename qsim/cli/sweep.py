@@ -70,6 +70,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bootstrap", type=int, default=0, metavar="N",
                    help="add 95%% bootstrap intervals of AP over pictures, N resamples, seed 0 (0: none)")
     p.add_argument("--workers", type=int, default=1, help="processes (1)")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT|local:N",
+                   help="run on a Dask cluster (an existing scheduler, or a LocalCluster of N workers started here)")
     p.add_argument("--cache", metavar="DIR", help="cache folder (default $QSIM_CACHE or ~/.cache/qsim)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
     p.add_argument("--json", metavar="OUT", help="write all results (with PR curves) as JSON")
@@ -115,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     print(ds.summary(), file=sys.stderr)
     result = sweep(args.model, ds, formats, mode=args.mode, scales=args.scales, max_side=args.max_side,
                    score_threshold=args.score_threshold, nms_iou=args.nms_iou, cache_dir=args.cache,
-                   use_cache=not args.no_cache, workers=args.workers,
+                   use_cache=not args.no_cache, workers=args.workers, scheduler=args.scheduler,
                    bootstrap=args.bootstrap)
     print(f"{result.model} on {result.dataset}: {result.n_images} images, {result.n_faces} faces "
           f"(AP at IoU >= 0.5, all-point interpolated; pyramid {','.join(f'{s:g}' for s in args.scales)}, "

@@ -16,7 +16,8 @@ result is an entry ``<cache>/sweep/<model>/<format>/<image>.npz`` (default
 ``~/.cache/qsim``, or ``$QSIM_CACHE``): the candidate boxes before NMS with score >=
 ``CANDIDATE_THRESHOLD`` and the overflow counters. A rerun, or a run with a larger
 ``--limit``, only computes what is missing. Work runs in this process or in ``workers``
-processes (`qsim.analysis.tasks.map_tasks`); results do not depend on ``workers``.
+processes or on a Dask cluster (`qsim.analysis.tasks.map_tasks`); results do not depend on
+where they ran.
 """
 from __future__ import annotations
 
@@ -111,16 +112,13 @@ def load_candidates(store: ResultStore, path: Path | None):
     return arrays["boxes"], arrays["scores"], counters
 
 
-def _init_runners(graph: Any, fmts: list, settings: dict, store: ResultStore) -> tuple:
-    return [PictureRunner(graph, fmt, settings) for fmt in fmts], store
+def _init_runners(graph: Any, fmts: list, settings: dict) -> list:
+    return [PictureRunner(graph, fmt, settings) for fmt in fmts]
 
 
-def _run_picture(state: tuple, task: tuple):
-    runners, store = state
-    f_idx, path, cpath = task
-    boxes, scores, counters = runners[f_idx](Path(path))
-    save_candidates(store, cpath, boxes, scores, counters)  # written by the worker: a killed run keeps it
-    return boxes, scores, counters
+def _run_picture(runners: list, task: tuple):
+    f_idx, path, _ = task
+    return runners[f_idx](Path(path))
 
 
 # --- the sweep ----------------------------------------------------------------------------------
@@ -128,8 +126,8 @@ def _run_picture(state: tuple, task: tuple):
 def sweep(model: Any, dataset: Any, formats: "str | Sequence[str] | Sequence[NumberFormat]", *,
           mode: str = "weights", scales: Sequence[float] = (0.5, 1.0, 2.0), max_side: int | None = None,
           score_threshold: float = CANDIDATE_THRESHOLD, nms_iou: float = 0.3, iou_threshold: float = 0.5,
-          cache_dir: Any = None, use_cache: bool = True, workers: int = 1, progress: bool = True,
-          graph: Any = None, bootstrap: int = 0, seed: int = 0) -> SweepResult:
+          cache_dir: Any = None, use_cache: bool = True, workers: int = 1, scheduler: str | None = None,
+          progress: bool = True, graph: Any = None, bootstrap: int = 0, seed: int = 0) -> SweepResult:
     """AP (and size, overflow) of a face detector per number format.
 
     Args:
@@ -143,6 +141,8 @@ def sweep(model: Any, dataset: Any, formats: "str | Sequence[str] | Sequence[Num
         cache_dir: cache root (default ``$QSIM_CACHE`` or ``~/.cache/qsim``); ``use_cache=False``
             neither reads nor writes it.
         workers: processes for the images (1 = in this process).
+        scheduler: ``"tcp://HOST:PORT"`` (a Dask cluster) or ``"local:N"`` (a LocalCluster of N
+            workers) instead of ``workers`` (`qsim.analysis.tasks`); same numbers.
         progress: tqdm bar on stderr.
         graph: the already loaded graph of ``model`` (saves loading it again).
         bootstrap, seed: ``bootstrap > 0`` adds each row's 95 % percentile bootstrap interval of
@@ -196,9 +196,10 @@ def sweep(model: Any, dataset: Any, formats: "str | Sequence[str] | Sequence[Num
                 todo.append((f_idx, str(im.path), cpath))
 
     seconds = [0.0] * len(fmts)
-    for (f_idx, path, _), result, secs in map_tasks(todo, init=_init_runners, init_args=(graph, fmts, settings, store),
-                                                    work=_run_picture, workers=workers, progress=progress,
-                                                    desc="sweep", unit="img"):
+    for (f_idx, path, cpath), result, secs in map_tasks(
+            todo, init=_init_runners, init_args=(graph, fmts, settings), work=_run_picture, workers=workers,
+            scheduler=scheduler, progress=progress, desc="sweep", unit="img"):
+        save_candidates(store, cpath, *result)  # by the client, as results arrive: a killed run keeps them
         results[(f_idx, path)] = result
         seconds[f_idx] += secs
 
