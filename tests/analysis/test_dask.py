@@ -13,10 +13,10 @@ import pytest
 
 pytest.importorskip("distributed")
 
-from qsim.analysis.evaluate import evaluate  # noqa: E402
-from qsim.analysis.tasks import check_scheduler, map_tasks  # noqa: E402
-from qsim.errors import InputError  # noqa: E402
-from tests.analysis.test_eval import classifier  # noqa: E402
+from qsim.analysis.evaluate import evaluate
+from qsim.analysis.tasks import check_scheduler, map_tasks
+from qsim.errors import InputError
+from tests.analysis.test_eval import classifier
 
 
 def _init(marker: str) -> dict:
