@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("qsim.cli.compare", "layer-by-layer error of a quantized run against float"),
     "profile": ("qsim.cli.profile", "per-layer ranges on calibration images and a suggested plan"),
     "sweep": ("qsim.cli.sweep", "face-detection AP per number format (the paper's Tables II-IV)"),
+    "search": ("qsim.cli.search", "mixed-precision plan search: per-layer words under a task-metric budget"),
     "eval": ("qsim.cli.eval", "accuracy (or agreement with float) of any model per number format, on your data"),
     "k210": ("qsim.cli.k210", "Kendryte K210: run a .kmodel or quantize a Keras model for the KPU"),
     "export": ("qsim.cli.export", "quantized weights and biases as C headers, ap_fixed types and an hls4ml config"),
@@ -30,7 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 # verbs that run Numba kernels (integer executors, KPU simulator)
-KERNEL_VERBS = ("demo", "run", "compare", "profile", "sweep", "eval", "k210")
+KERNEL_VERBS = ("demo", "run", "compare", "profile", "sweep", "eval", "search", "k210")
 
 
 def numba_cache_is_empty() -> bool:
