@@ -69,8 +69,14 @@ def half_parameter_graph(graph: Graph) -> tuple[Graph, dict[str, dict[str, Overf
                 if bias is not None:
                     cs["bias"] = OverflowCounter(f"{node.name}/bias")
                     weights["bias"] = to_half(bias, cs["bias"])
-            attrs = dict(node.attrs) if node.op != Op.BATCH_NORM else {"strides": (1, 1), "pads": (0, 0, 0, 0)}
-            op = Op.DEPTHWISE_CONV2D.value if depthwise else Op.CONV2D.value
+            if node.op == Op.RESCALE:  # keeps its op (any rank): scale and offset per channel
+                weights = {"scale": weights["kernel"].reshape(-1), "offset": weights["bias"]}
+                op, attrs = node.op, dict(node.attrs)
+            elif node.op == Op.DENSE:
+                op, attrs = node.op, dict(node.attrs)
+            else:
+                attrs = dict(node.attrs) if node.op != Op.BATCH_NORM else {"strides": (1, 1), "pads": (0, 0, 0, 0)}
+                op = Op.DEPTHWISE_CONV2D.value if depthwise else Op.CONV2D.value
             node = Node(node.name, op, list(node.inputs), attrs, weights, node.source_class)
         nodes.append(node)
     return Graph(nodes, list(graph.outputs), name=graph.name, source=graph.source), counters

@@ -82,7 +82,11 @@ def weights_only_graph(graph: Graph, plan, params: dict[str, QuantizedParams]) -
             weights = {"kernel": dequantize(p.kernel, node_plan.weights).astype(np.float32)}
             if p.bias is not None:
                 weights["bias"] = dequantize(p.bias, node_plan.bias).astype(np.float32)
-            if node.op == Op.BATCH_NORM:
+            if node.op == Op.RESCALE:  # its own weight names: scale (C,), offset (C,)
+                weights = {"scale": weights["kernel"].reshape(-1),
+                           "offset": weights.get("bias", np.zeros(weights["kernel"].size, np.float32))}
+                node = Node(node.name, node.op, list(node.inputs), dict(node.attrs), weights, node.source_class)
+            elif node.op == Op.BATCH_NORM:
                 node = Node(node.name, Op.DEPTHWISE_CONV2D.value, list(node.inputs),
                             {"strides": (1, 1), "pads": (0, 0, 0, 0), "dilation": (1, 1)}, weights,
                             node.source_class)
