@@ -9,8 +9,8 @@ Handles both config dialects:
   anywhere inside ``args`` (``Add`` receives a list), ``InputLayer`` with ``batch_shape``,
   ``output_layers`` a single ``[name, 0, 0]`` when the model has one output. Arithmetic on
   symbolic tensors (``x + 3.0`` in MobileNetV3) is an op of module ``keras.src.ops.*``: its
-  class becomes ``ops.<Class>`` (``ops.Add``: not the ``Add`` layer) and its numeric
-  arguments are kept in call order (`KerasLayer.constants`).
+  class becomes ``ops.<Class>`` (``ops.Add``: not the ``Add`` layer; see `_class_name`) and
+  its numeric arguments are kept in call order (`KerasLayer.constants`).
 
 Nested models (``Functional``/``Model``/``Sequential`` used as a layer, e.g. a MobileNetV2
 backbone) are inlined: their input layers are bound to the tensors feeding them and their
@@ -149,10 +149,18 @@ def _constants(call: Any) -> list[Any]:
     return [a for a in call.get("args", []) if numeric(a)]
 
 
-def _class_name(spec: dict) -> str:
+def _class_name(spec: dict, call: Any) -> str:
+    """``ops.<Class>`` for a Keras 3 op on symbolic tensors, else the layer class.
+
+    A ``.keras`` config names the op's module (``keras.src.ops.numpy``); a legacy ``.h5``
+    written by Keras 3 drops it, but an op is called with several positional arguments
+    (``x, 3.0``) where a layer gets one (a tensor, or the list of an ``Add``'s inputs).
+    """
     cls = spec.get("class_name", "")
     module = spec.get("module") or ""
-    return f"ops.{cls}" if isinstance(module, str) and module.startswith("keras.src.ops") else cls
+    several_args = isinstance(call, dict) and isinstance(call.get("args"), list) and len(call["args"]) > 1
+    is_op = (isinstance(module, str) and module.startswith("keras.src.ops")) or several_args
+    return f"ops.{cls}" if is_op else cls
 
 
 def _keras_major(model_config: dict) -> int:
@@ -247,7 +255,7 @@ class _Flattener:
                 local[name] = self.model(spec, inputs, name)
                 continue
             unique = self._unique(name, scope)
-            self.layers.append(KerasLayer(unique, _class_name(spec), spec.get("config", {}), inputs, name,
+            self.layers.append(KerasLayer(unique, _class_name(spec, calls[0]), spec.get("config", {}), inputs, name,
                                           _constants(calls[0]), self.keras_major))
             local[name] = [unique]
         outputs = []

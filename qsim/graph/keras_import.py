@@ -145,14 +145,15 @@ def resolve_axes(node: Node, in_shapes: list[tuple]) -> None:
     """What a converter cannot know without the input's shape (``node`` is changed in place).
 
     A positive Keras axis counts the batch axis: a softmax's becomes negative, a
-    BatchNormalization's must be the last; a scalar rescale is broadcast to the channels.
+    BatchNormalization's or Normalization's must be the last; a scalar rescale is
+    broadcast to the channels.
     """
     rank = len(in_shapes[0]) + 1 if in_shapes else 0
     if node.op == "softmax" and node.attrs["axis"] > 0:
         node.attrs["axis"] -= rank
     axis = node.attrs.pop("keras_axis", None)
-    if node.op == "batch_norm" and axis is not None and axis != rank - 1:
-        raise ModelError(f"layer {node.name!r} (BatchNormalization): axis={axis} of a rank-{rank} tensor; "
+    if axis is not None and axis != rank - 1:
+        raise ModelError(f"layer {node.name!r} ({node.source_class}): axis={axis} of a rank-{rank} tensor; "
                          "only the last axis (channels or features)")
     channels = in_shapes[0][-1] if in_shapes else None
     if node.op == "rescale" and node.weights["scale"].size == 1 and channels not in (None, 1):

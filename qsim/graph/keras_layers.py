@@ -364,8 +364,8 @@ def normalization(layer: KerasLayer, weights: dict[str, np.ndarray]) -> list[Nod
     axis = cfg.get("axis", -1)
     if isinstance(axis, list) and len(axis) == 1:
         axis = axis[0]
-    if axis != -1:
-        raise ModelError(f"layer {layer.name!r} (Normalization): axis={axis!r}; only the last axis (-1)")
+    if not _is_int(axis) or axis == 0 or axis < -1:
+        raise ModelError(f"layer {layer.name!r} (Normalization): axis={axis!r}; only the last axis")
     if cfg.get("mean") is not None:
         mean, variance = _vector(layer, "mean", cfg["mean"]), _vector(layer, "variance", cfg.get("variance"))
     else:
@@ -376,9 +376,10 @@ def normalization(layer: KerasLayer, weights: dict[str, np.ndarray]) -> list[Nod
         raise ModelError(f"layer {layer.name!r} (Normalization): mean has {mean.size} values, variance "
                          f"{variance.size}")
     sd = np.maximum(np.sqrt(np.maximum(variance, 0.0)), NORMALIZATION_EPSILON)
-    if cfg.get("invert", False):
-        return _rescale(layer, sd, mean)
-    return _rescale(layer, 1.0 / sd, -mean / sd)
+    nodes = _rescale(layer, sd, mean) if cfg.get("invert", False) else _rescale(layer, 1.0 / sd, -mean / sd)
+    if axis > 0:  # counts the batch axis: the importer checks it is the last one (it knows the rank)
+        nodes[0].attrs["keras_axis"] = axis
+    return nodes
 
 
 def _op_arith(kind: str):
