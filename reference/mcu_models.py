@@ -169,3 +169,75 @@ def _all_layers(model):
             yield from _all_layers(layer)
         else:
             yield layer
+
+
+MODELS = tuple(MLPERF_TINY) + ("mobilenet", "mobilenet_v3_small", "efficientnet_b0", "zoo")
+PIXEL_INPUT = ("mobilenet_v3_small", "efficientnet_b0")  # Rescaling inside: raw 0..255 pixels
+
+
+def build(name: str, seed: int = 1, size: int = 32):
+    """One of `MODELS` with randomised statistics (`randomise_statistics`, seed + 1)."""
+    if name in MLPERF_TINY:
+        model = MLPERF_TINY[name](seed=seed)
+    elif name == "zoo":
+        model = layer_zoo(seed=seed)
+    else:
+        model = keras_applications(name, size=size, seed=seed)
+    randomise_statistics(model, seed=seed + 1)
+    return model
+
+
+def sample_input(model, name: str, n: int = 2, seed: int = 3) -> np.ndarray:
+    """Uniform [-1, 1] inputs (raw 0..255 pixels for the models that rescale inside)."""
+    x = np.random.default_rng(seed).uniform(-1, 1, (n, *model.input_shape[1:])).astype(np.float32)
+    return (x + 1) * np.float32(127.5) if name in PIXEL_INPUT else x
+
+
+def measure(name: str, folder) -> dict:
+    """Worst float-vs-TF and fp16-vs-float error (relative to the layer's max |activation|)."""
+    from pathlib import Path
+
+    import qsim
+    from qsim.executors import float_exec, fp16_exec
+    from reference.tf_trace import trace_model
+
+    model = build(name)
+    path = Path(folder) / f"{name}.h5"
+    model.save(path)
+    x = sample_input(model, name)
+    reference = trace_model(model, x)
+    graph = qsim.load_model(path)
+    full = float_exec.run(graph, x).values
+    half = fp16_exec.run(graph, x).values
+
+    def worst(values, against):
+        rows = [(float(np.max(np.abs(values[k].astype(np.float64) - against[k])))
+                 / (float(np.max(np.abs(against[k]))) or 1.0), k) for k in values if k in against]
+        return max(rows), len(rows)
+
+    (f32, f32_at), compared = worst(full, reference)
+    (f16, f16_at), _ = worst(half, full)
+    return {"model": name, "nodes": len(graph), "compared": compared, "float_vs_tf": f32, "float_worst": f32_at,
+            "fp16_vs_float": f16, "fp16_worst": f16_at, "ops": sorted({n.op for n in graph})}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m reference.mcu_models [--models a,b]``: the accuracy table of docs/layers.md."""
+    import argparse
+    import tempfile
+
+    parser = argparse.ArgumentParser(description="qsim float/fp16 vs TensorFlow on MCU model architectures")
+    parser.add_argument("--models", default=",".join(MODELS), help=f"comma list of {', '.join(MODELS)}")
+    args = parser.parse_args(argv)
+    print("| model | nodes | layers vs TF | float vs TF (worst layer) | fp16 vs float (worst layer) |")
+    print("|:--|--:|--:|:--|:--|")
+    with tempfile.TemporaryDirectory() as folder:
+        for name in args.models.split(","):
+            r = measure(name, folder)
+            print(f"| {name} | {r['nodes']} | {r['compared']} | {r['float_vs_tf']:.1e} ({r['float_worst']}) | "
+                  f"{r['fp16_vs_float']:.1e} ({r['fp16_worst']}) |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
