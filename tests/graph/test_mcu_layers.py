@@ -217,3 +217,15 @@ def test_shape_rules_of_the_new_ops():
                  Node("s", "multiply", ["q", "x"])], ["s"])
     with pytest.raises(ModelError, match=r"node 's': multiply of shapes \(2, 2, 3\) and \(4, 4, 3\)"):
         infer_shapes(bad)
+
+
+def test_k210_refuses_what_it_cannot_lower_in_one_line(features_file, tmp_path, capsys):
+    from qsim.cli import main
+    from qsim.k210.lowering import lower
+
+    assert main(["k210", str(features_file[0])]) == 1
+    assert "not an image (H, W, C): the K210 path takes image models" in capsys.readouterr().err
+    g = Graph([Node("x", "input", attrs={"shape": (8, 8, 3)}),
+               Node("p", "avg_pool", ["x"], {"pool_size": (2, 2), "strides": (2, 2), "pads": (0, 0, 0, 0)})], ["p"])
+    with pytest.raises(ModelError, match=r"node 'p' \(avg_pool\): the K210 backend does not lower avg_pool yet"):
+        lower(g, (8, 8))
