@@ -102,7 +102,7 @@ def _activation(layer: KerasLayer, name: str, linear_name: str) -> list[Node]:
     act = act or "linear"
     if act == "linear":
         return []
-    if act not in ACTIVATIONS:
+    if not isinstance(act, str) or act not in ACTIVATIONS:
         raise ModelError(f"layer {layer.name!r} ({layer.class_name}): activation {act!r} not supported "
                          f"(supported: linear, {', '.join(ACTIVATIONS)})")
     op, attrs = ACTIVATIONS[act]
@@ -182,20 +182,27 @@ def batch_norm(layer: KerasLayer, weights: dict[str, np.ndarray]) -> list[Node]:
     return [Node(layer.name, "batch_norm", list(layer.inputs), attrs, w, layer.class_name)]
 
 
+def _number(layer: KerasLayer, field: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+        raise ModelError(f"layer {layer.name!r} ({layer.class_name}): bad {field} {value!r:.60} "
+                         "(expected a finite number)")
+    return float(value)
+
+
 def relu(layer: KerasLayer, weights: dict[str, np.ndarray]) -> list[Node]:
     cfg = layer.config
     max_value = cfg.get("max_value")
     attrs = {
-        "max_value": None if max_value is None else float(max_value),
-        "negative_slope": float(cfg.get("negative_slope", 0.0) or 0.0),
-        "threshold": float(cfg.get("threshold", 0.0) or 0.0),
+        "max_value": None if max_value is None else _number(layer, "max_value", max_value),
+        "negative_slope": _number(layer, "negative_slope", cfg.get("negative_slope", 0.0) or 0.0),
+        "threshold": _number(layer, "threshold", cfg.get("threshold", 0.0) or 0.0),
     }
     return [Node(layer.name, "relu", list(layer.inputs), attrs, {}, layer.class_name)]
 
 
 def leaky_relu(layer: KerasLayer, weights: dict[str, np.ndarray]) -> list[Node]:
     slope = layer.config.get("negative_slope", layer.config.get("alpha", 0.3))
-    attrs = {"max_value": None, "negative_slope": float(slope), "threshold": 0.0}
+    attrs = {"max_value": None, "negative_slope": _number(layer, "negative_slope", slope), "threshold": 0.0}
     return [Node(layer.name, "relu", list(layer.inputs), attrs, {}, layer.class_name)]
 
 
@@ -331,10 +338,14 @@ def multiply(layer: KerasLayer, weights: dict[str, np.ndarray]) -> list[Node]:
 
 
 def _vector(layer: KerasLayer, field: str, value: Any) -> np.ndarray:
-    arr = np.asarray(value, dtype=np.float64) if not isinstance(value, (str, dict)) else np.array([])
-    if arr.size == 0 or arr.dtype.kind != "f" or not np.all(np.isfinite(arr)):
+    try:
+        arr = np.asarray(value, dtype=np.float64) if not isinstance(value, (str, dict, bool)) else np.array([])
+    except (ValueError, TypeError):  # ragged or non-numeric lists
+        arr = np.array([])
+    per_channel = arr.ndim <= 1 or arr.size == arr.shape[-1]  # (C,) or e.g. (1, 1, 1, C): broadcasts per channel
+    if arr.size == 0 or not per_channel or arr.dtype.kind != "f" or not np.all(np.isfinite(arr)):
         raise ModelError(f"layer {layer.name!r} ({layer.class_name}): bad {field} {value!r:.60} "
-                         "(expected a finite number or list of numbers)")
+                         "(expected a finite number or a list of them, one per channel)")
     return arr.reshape(-1)
 
 

@@ -123,6 +123,9 @@ def _one_layer_file(tmp_path, layer, input_shape, weights=None):
      "mean has 2 values, variance 1"),
     (_layer("Rescaling", "s", [("x", 0)], scale="big", offset=0.0), [2], "bad scale 'big'"),
     (_layer("Activation", "a", [("x", 0)], activation="gelu"), [2], "activation 'gelu' not supported"),
+    (_layer("Activation", "a", [("x", 0)], activation=[0, 2]), [2], r"activation \[0, 2\] not supported"),
+    (_layer("ReLU", "r", [("x", 0)], max_value="x"), [2], "bad max_value 'x'"),
+    (_layer("Rescaling", "s", [("x", 0)], scale=[[1.0, 2.0], [3.0, 4.0]], offset=0.0), [2], "one per channel"),
     (_layer("Multiply", "m", [("x", 0)]), [2], "needs at least 2 inputs"),
     (_layer("LSTM", "l", [("x", 0)], units=4), [3, 2], "unsupported type 'LSTM'; supported: .*Dense"),
 ])
