@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     graph = load_graph(args.model)
     files, size, inputs, count = model_inputs(args, graph)
     prof = profile_model(graph, inputs, progress=progress_bar(count))
-    print(f"{graph.name}: {prof.n_images} image(s), {args.word_bits}-bit words, "
+    print(f"{graph.name}: {prof.n_images} {'sample' if args.input else 'image'}(s), {args.word_bits}-bit words, "
           f"activation margin {args.margin_bits} bit(s)")
     print(prof.render(args.word_bits, args.margin_bits, args.acc_bits))
     if args.plan_out:
