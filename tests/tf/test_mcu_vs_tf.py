@@ -88,6 +88,21 @@ def test_fp16_close_to_float_every_layer(exported):
         assert np.array_equal(value, value.astype(np.float16).astype(np.float32)), name  # half values
 
 
+def test_weights_only_with_a_wide_format_converges_to_float(exported):
+    """Weights-only (the paper's Table II protocol) with Q15.16 parameters: within 1e-3 of float."""
+    import qsim
+    from qsim.plan import Plan
+
+    files, x, _ = exported
+    graph = qsim.load_model(files["h5"], fold_bn=False)  # unfolded BatchNorms too (1-D in the zoo)
+    full = qsim.run(graph, x).values
+    trace = qsim.run(graph, x, plan=Plan.uniform("Q15.16", mode="weights"))
+    assert trace.executor == "weights"
+    for name, value in trace.values.items():
+        scale = float(np.max(np.abs(full[name]))) or 1.0
+        assert float(np.max(np.abs(value - full[name]))) <= 1e-3 * scale, name
+
+
 def test_every_new_op_is_covered():
     """The models above (run first, same module) exercised every op an importer creates."""
     from qsim.graph.ops import LOWERED_OPS, Op

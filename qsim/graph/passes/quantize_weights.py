@@ -8,7 +8,8 @@ overflow (`QuantizedParams`). An unfolded ``batch_norm`` is a 1x1 depthwise conv
 has its (Cin, Cout) kernel (`mac_params`).
 
 `weights_only_graph(graph, plan, params)` is the graph with every MAC's parameters
-replaced by their dequantized codes (float32): run by the float backend, it is the
+replaced by their dequantized codes (float32; an unfolded batch_norm becomes the
+``rescale`` of its dequantized scale and offset): run by the float backend, it is the
 paper's protocol ("converted back to a 32-bits floating point to simulate the network").
 """
 from __future__ import annotations
@@ -82,14 +83,10 @@ def weights_only_graph(graph: Graph, plan, params: dict[str, QuantizedParams]) -
             weights = {"kernel": dequantize(p.kernel, node_plan.weights).astype(np.float32)}
             if p.bias is not None:
                 weights["bias"] = dequantize(p.bias, node_plan.bias).astype(np.float32)
-            if node.op == Op.RESCALE:  # its own weight names: scale (C,), offset (C,)
+            if node.op in (Op.RESCALE, Op.BATCH_NORM):  # per channel, any rank: scale (C,), offset (C,)
                 weights = {"scale": weights["kernel"].reshape(-1),
                            "offset": weights.get("bias", np.zeros(weights["kernel"].size, np.float32))}
-                node = Node(node.name, node.op, list(node.inputs), dict(node.attrs), weights, node.source_class)
-            elif node.op == Op.BATCH_NORM:
-                node = Node(node.name, Op.DEPTHWISE_CONV2D.value, list(node.inputs),
-                            {"strides": (1, 1), "pads": (0, 0, 0, 0), "dilation": (1, 1)}, weights,
-                            node.source_class)
+                node = Node(node.name, Op.RESCALE.value, list(node.inputs), {}, weights, node.source_class)
             else:
                 node = Node(node.name, node.op, list(node.inputs), dict(node.attrs),
                             {**node.weights, **weights}, node.source_class)
