@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from qsim.errors import ModelError
 from qsim.graph.ir import Graph
 from qsim.graph.keras_import import import_keras
 from qsim.graph.passes import DEFAULT_PASSES, run_passes
+from qsim.graph.shapes import image_shape
 from qsim.graph.validate import validate
 
 
@@ -42,12 +44,10 @@ def load_model(path: str | os.PathLike, fold_bn: bool = True, arch: Any = None, 
     graph = import_keras(path, arch)
     if input_hw is not None:
         for node in graph.inputs:
-            h, w, c = node.attrs["shape"]
-            if (h is not None and h != input_hw[0]) or (w is not None and w != input_hw[1]):
-                from qsim.errors import ModelError
-
-                raise ModelError(f"{path}: input {node.name!r} is fixed at {h}x{w}, not {input_hw}")
-            node.attrs["shape"] = (int(input_hw[0]), int(input_hw[1]), c)
+            try:
+                node.attrs["shape"] = image_shape(node, tuple(node.attrs["shape"]), input_hw)
+            except ModelError as exc:
+                raise ModelError(f"{path}: {exc}") from None
     validate(graph)
     if passes is None:
         passes = tuple(p for p in DEFAULT_PASSES if fold_bn or p != "fold_bn")

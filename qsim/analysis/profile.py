@@ -192,19 +192,24 @@ def bounded_range(node: Any) -> tuple[float, float] | None:
     if node.op == "relu" and node.attrs.get("max_value") is not None \
             and not node.attrs.get("negative_slope", 0.0):
         return (min(0.0, float(node.attrs.get("threshold", 0.0) or 0.0)), float(node.attrs["max_value"]))
-    if node.op == "sigmoid":
-        return (0.0, 1.0)
-    return None
+    return BOUNDED_OPS.get(node.op)
+
+
+# ops whose output lies in a fixed interval whatever the input
+BOUNDED_OPS = {"sigmoid": (0.0, 1.0), "hard_sigmoid": (0.0, 1.0), "softmax": (0.0, 1.0), "tanh": (-1.0, 1.0)}
 
 
 def layer_parameters(node: Any) -> dict[str, np.ndarray]:
     """The tensors a plan quantizes as ``weights`` / ``bias`` for one node.
 
-    conv2d/depthwise: ``kernel`` and ``bias``; an unfolded batch_norm: its per-channel
-    scale ``gamma / sqrt(var + eps)`` and offset ``beta - mean * scale``.
+    conv2d/depthwise/dense: ``kernel`` and ``bias``; rescale: ``scale`` and ``offset``; an
+    unfolded batch_norm: its per-channel scale ``gamma / sqrt(var + eps)`` and offset
+    ``beta - mean * scale``.
     """
     w = node.weights
-    if node.op in ("conv2d", "depthwise_conv2d"):
+    if node.op == "rescale":
+        return {"weights": w["scale"], "bias": w["offset"]}
+    if node.op in ("conv2d", "depthwise_conv2d", "dense"):
         out = {"weights": w["kernel"]}
         if w.get("bias") is not None:
             out["bias"] = w["bias"]

@@ -1,7 +1,8 @@
 """``qsim compare MODEL --images DIR --format ... | --plan ...``: per-layer error against float.
 
 Runs the quantized executor and the float executor on the same ``--n`` images of ``DIR``
-(a deterministic sample, ``--seed``) and prints, per node in graph order: format, max abs
+(a deterministic sample, ``--seed``, scaled by ``--preprocess``), or on every sample of
+``--input X.npy`` (an array, batch first, any rank: `qsim.cli.inputs`), and prints, per node in graph order: format, max abs
 error, RMS error, SQNR in dB and the share of outputs more than one LSB of the node's
 format away from float (definitions in `qsim.analysis.compare`), then the first layer whose
 SQNR falls below ``--sqnr-threshold``, and the overflow events the quantized runs counted
@@ -12,7 +13,8 @@ JSON (``--json OUT``), schema version 1::
 
     {
       "qsim_compare": 1,
-      "model": "m.h5", "images": ["a.jpg", ...], "input_hw": [H, W] | null,
+      "model": "m.h5", "images": ["a.jpg", ...], "input": "x.npy" | null,
+      "preprocess": "mobilenet" | null, "input_hw": [H, W] | null,
       "executor": "fixed", "plan": {...} | null,
       "reference": "float", "test": "fixed", "n_images": 8, "outputs": ["head"],
       "sqnr_threshold_db": 20.0, "first_below_threshold": "block_3_add" | null,
@@ -29,6 +31,7 @@ Exit code 0 whether or not a layer falls below the threshold (it is a measuremen
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
 from pathlib import Path
 
 from qsim.cli.run import (
@@ -49,8 +52,12 @@ SCHEMA_VERSION = 1
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from qsim.cli.inputs import add_input_arguments
+
     p.add_argument("model", help="Keras model (.h5 / .keras)")
-    p.add_argument("--images", required=True, metavar="DIR", help="folder of JPEG/PNG images (recursive)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--images", metavar="DIR", help="folder of JPEG/PNG images (recursive)")
+    add_input_arguments(p, source)
     p.add_argument("--n", type=int, default=8, help="number of images, sampled with --seed (8)")
     p.add_argument("--seed", type=int, default=0, help="seed of the image sample (0)")
     grp = add_number_arguments(p)
@@ -68,16 +75,13 @@ def run(args: argparse.Namespace) -> int:
     from qsim.analysis.compare import compare_runs, render_comparison
     from qsim.analysis.overflow import OverflowReport
     from qsim.cli.files import check_outputs
-    from qsim.images import list_images
 
     check_outputs(args, files=("--json", "--plot"))
     if getattr(args, "against", None):
         return run_compare_against(args)
     graph = load_graph(args.model)
     executor, plan = executor_and_plan(args, graph)
-    files = list_images(args.images, n=args.n, seed=args.seed)
-    size = input_size(graph, args.size)
-    inputs = (load_input(f, size)[0] for f in files)
+    files, size, inputs, count = model_inputs(args, graph)
     overflow = OverflowReport(graph)
     program = prepare_program(graph, executor, plan, args, size)
     reference = prepare_program(graph, "float", None)
@@ -87,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         overflow.update(trace)
         return trace
 
-    comp = compare_runs(graph, inputs, test=test_run, reference=reference.run, progress=progress_bar(len(files)))
+    comp = compare_runs(graph, inputs, test=test_run, reference=reference.run, progress=progress_bar(count))
     events = {name: layer.events for name, layer in overflow.layers.items()}
     print(f"{graph.name}: {describe(executor, plan)}")
     print(render_comparison(comp, args.sqnr_threshold, events))
@@ -95,9 +99,27 @@ def run(args: argparse.Namespace) -> int:
     print(f"overflow events in the {comp.test} runs: {overflow.total_events}"
           + (f" (first at {first.name}, site {first.worst_site})" if first else ""))
     doc = {"qsim_compare": SCHEMA_VERSION, "model": str(args.model),
-           "images": [str(f) for f in files], "input_hw": None if size is None else list(size),
+           "images": [str(f) for f in files], "input": args.input,
+           "preprocess": None if args.input else args.preprocess.name,
+           "input_hw": None if size is None else list(size),
            "executor": executor, "plan": None if plan is None else plan.to_dict(), "overflow": overflow.to_dict()}
     return _write_results(args, comp, doc)
+
+
+def model_inputs(args: argparse.Namespace, graph) -> tuple[list, tuple | None, Iterator, int]:
+    """(image files, resize (H, W) or None, the network inputs one by one, how many) of
+    ``--images`` (``--n`` of them, ``--seed``, ``--preprocess``) or ``--input`` (every sample)."""
+    from qsim.cli.inputs import load_array, samples
+    from qsim.images import list_images
+
+    if args.input:
+        if args.size:
+            raise InputError("--size resizes images; an --input array is fed as it is")
+        x = load_array(args.input, graph)
+        return [], None, samples(x), x.shape[0]
+    files = list_images(args.images, n=args.n, seed=args.seed)
+    size = input_size(graph, args.size)
+    return files, size, (load_input(f, size, args.preprocess)[0] for f in files), len(files)
 
 
 def _write_results(args: argparse.Namespace, comp, doc: dict) -> int:
@@ -131,6 +153,8 @@ def run_compare_against(args) -> int:
     from qsim.runtime import prepare
     from qsim.tflite import read_tflite
 
+    if args.input:
+        raise InputError("--against compares on --images (the TFLite side quantizes images); not --input")
     model = read_tflite(args.against)
     t_in = model.tensors[model.inputs[0]]
     if len(t_in.shape) != 4 or t_in.shape[3] != 3:

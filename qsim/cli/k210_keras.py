@@ -26,7 +26,11 @@ def _size(text: str | None, graph) -> tuple[int, int]:
         except ValueError as exc:
             raise InputError(f"--size must be HxW, got {text!r}") from exc
         return h, w
-    h, w, _ = graph.inputs[0].attrs["shape"]
+    shape = tuple(graph.inputs[0].attrs["shape"])
+    if len(shape) != 3:  # the KPU convolves images; feature models have nothing for it to run
+        raise InputError(f"{graph.source}: input {graph.inputs[0].name!r} has shape {shape}, not an image "
+                         "(H, W, C): the K210 path takes image models")
+    h, w, _ = shape
     return (int(h), int(w)) if h and w else (224, 224)
 
 

@@ -1,6 +1,7 @@
 """``qsim profile MODEL --images DIR``: per-layer ranges, integer bits, a suggested plan.
 
-Runs the float executor on ``--n`` images of ``DIR`` (deterministic sample, ``--seed``) and
+Runs the float executor on ``--n`` images of ``DIR`` (deterministic sample, ``--seed``,
+scaled by ``--preprocess``) or on every sample of ``--input X.npy`` (batch first) and
 prints per node: activation min..max and 1st..99th percentile, the integer bits that range
 needs in a ``--word-bits`` signed word, the weights' range and bits, and the suggested
 formats. The suggestion adds ``--margin-bits`` integer bits to every activation range
@@ -11,7 +12,8 @@ plan file for ``qsim run/compare --plan``; ``--plot`` draws the paper's Fig. 3.
 JSON (``--json OUT``), schema version 1::
 
     {
-      "qsim_profile": 1, "model": "m.h5", "images": [...], "input_hw": [H, W] | null,
+      "qsim_profile": 1, "model": "m.h5", "images": [...], "input": "x.npy" | null,
+      "preprocess": "mobilenet" | null, "input_hw": [H, W] | null,
       "n_images": 100, "word_bits": 16, "margin_bits": 1, "acc_bits": 32,
       "percentiles": [0.1, 1, 50, 99, 99.9],
       "notes": ["head: weights Q0.15 -> Q3.12 so the 32-bit accumulator ...", ...],
@@ -28,12 +30,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from qsim.cli.compare import model_inputs
 from qsim.cli.run import (
     ROUNDINGS,
     add_size_argument,
-    input_size,
     load_graph,
-    load_input,
     progress_bar,
 )
 from qsim.cli.values import overflow_name, rounding_name
@@ -43,8 +44,12 @@ SCHEMA_VERSION = 1
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from qsim.cli.inputs import add_input_arguments
+
     p.add_argument("model", help="Keras model (.h5 / .keras)")
-    p.add_argument("--images", required=True, metavar="DIR", help="folder of JPEG/PNG calibration images")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--images", metavar="DIR", help="folder of JPEG/PNG calibration images")
+    add_input_arguments(p, source)
     p.add_argument("--n", type=int, default=100, help="number of images, sampled with --seed (100)")
     p.add_argument("--seed", type=int, default=0, help="seed of the image sample (0)")
     p.add_argument("--word-bits", type=int, default=16, choices=(8, 16), help="word size of the plan (16)")
@@ -64,8 +69,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from qsim.analysis.profile import profile_model
     from qsim.cli.files import check_outputs, write_json_file
-    from qsim.images import list_images
-
     check_outputs(args, files=("--json", "--plot", "--plan-out"))
     if args.margin_bits < 0:
         raise QsimError(f"--margin-bits must be >= 0, got {args.margin_bits}")
@@ -73,11 +76,9 @@ def run(args: argparse.Namespace) -> int:
         raise QsimError(f"--margin-bits {args.margin_bits} leaves no bits of a {args.word_bits}-bit word; "
                         f"at most {args.word_bits - 1}")
     graph = load_graph(args.model)
-    files = list_images(args.images, n=args.n, seed=args.seed)
-    size = input_size(graph, args.size)
-    inputs = (load_input(f, size)[0] for f in files)
-    prof = profile_model(graph, inputs, progress=progress_bar(len(files)))
-    print(f"{graph.name}: {prof.n_images} image(s), {args.word_bits}-bit words, "
+    files, size, inputs, count = model_inputs(args, graph)
+    prof = profile_model(graph, inputs, progress=progress_bar(count))
+    print(f"{graph.name}: {prof.n_images} {'sample' if args.input else 'image'}(s), {args.word_bits}-bit words, "
           f"activation margin {args.margin_bits} bit(s)")
     print(prof.render(args.word_bits, args.margin_bits, args.acc_bits))
     if args.plan_out:
@@ -89,7 +90,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {args.plan_out} ({plan.describe()})")
     if args.json:
         doc = {"qsim_profile": SCHEMA_VERSION, "model": str(args.model),
-               "images": [str(f) for f in files], "input_hw": None if size is None else list(size)}
+               "images": [str(f) for f in files], "input": args.input,
+               "preprocess": None if args.input else args.preprocess.name,
+               "input_hw": None if size is None else list(size)}
         doc.update(prof.to_dict(args.word_bits, args.margin_bits, args.acc_bits))
         write_json_file(doc, args.json)
         print(f"wrote {args.json}")

@@ -13,15 +13,20 @@ reads a plan JSON (`qsim.plan`); its mode picks the backend.
 
 Input: JPEG/PNG images are read as RGB, resized (half-pixel bilinear) to the model's input
 size when the model fixes it (``--size HxW`` overrides; fully convolutional models take the
-image as is) and scaled like the MobileNetV2 backbone expects: ``x / 127.5 - 1``.
+image as is) and scaled by ``--preprocess`` (default ``mobilenet``: ``x / 127.5 - 1``, what
+the MobileNetV2 backbone expects; `qsim.cli.inputs`). ``--input X.npy`` instead feeds an
+array, batch first, of any rank the model takes (features, spectrograms, preprocessed
+images), checked against the model's input; detections are decoded for images only.
 
 JSON (``--json OUT``), schema version 1::
 
     {
       "qsim_run": 1,
-      "model": "m.h5", "image": "img.jpg",
-      "image_hw": [H0, W0],              # size of the image file
-      "input_shape": [1, H, W, 3],       # network input after resizing
+      "model": "m.h5", "image": "img.jpg" | null,
+      "input": "x.npy" | null,           # --input: an array instead of the image
+      "preprocess": "mobilenet" | null,  # --preprocess of the image (null with --input)
+      "image_hw": [H0, W0] | null,       # size of the image file
+      "input_shape": [1, H, W, 3],       # network input after resizing (--input: its shape)
       "executor": "fixed",               # float | fixed | weights | fp16 | k210
       "plan": {...} | null,              # the plan's own JSON (qsim.plan schema)
       "outputs": [{"name": .., "shape": [..], "min": .., "max": .., "mean": .., "std": ..}],
@@ -172,9 +177,12 @@ def load_graph(path: str | Path) -> Any:
 
 def input_size(graph: Any, size: tuple[int, int] | None = None) -> tuple[int, int] | None:
     """The (h, w) images are resized to: ``size``, else the model's fixed size, else None."""
+    from qsim.cli.inputs import image_model_check
+
     inputs = graph.inputs
     if len(inputs) != 1:
         raise InputError(f"model {graph.name!r} has {len(inputs)} inputs; qsim feeds one image")
+    image_model_check(graph)
     shape = tuple(inputs[0].attrs.get("shape") or (None, None, 3))
     channels = shape[-1]
     if channels not in (None, 3):
@@ -188,15 +196,19 @@ def input_size(graph: Any, size: tuple[int, int] | None = None) -> tuple[int, in
     return (int(h), int(w)) if h and w else None
 
 
-def load_input(path: str | Path, size: tuple[int, int] | None) -> tuple[np.ndarray, tuple[int, int]]:
-    """One image as a ``(1, H, W, 3)`` float32 network input, and the file's (H0, W0)."""
+def load_input(path: str | Path, size: tuple[int, int] | None,
+               preprocess: Any = None) -> tuple[np.ndarray, tuple[int, int]]:
+    """One image as a ``(1, H, W, 3)`` float32 network input, and the file's (H0, W0).
+
+    ``preprocess``: a `qsim.cli.inputs.Preprocess` (None: MobileNet's ``x / 127.5 - 1``).
+    """
     from qsim.images import load_image, mobilenet_preprocess, resize_bilinear
 
     img = load_image(path)
     hw = (int(img.shape[0]), int(img.shape[1]))
     if size is not None and tuple(size) != hw:
         img = resize_bilinear(img, size)
-    return mobilenet_preprocess(img)[None], hw
+    return (mobilenet_preprocess(img) if preprocess is None else preprocess(img))[None], hw
 
 
 def progress_bar(total: int):
@@ -258,8 +270,12 @@ def detections(out: np.ndarray, input_hw: tuple[int, int], image_hw: tuple[int, 
 # --- the verb -----------------------------------------------------------------------------
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from qsim.cli.inputs import add_input_arguments
+
     p.add_argument("model", help="Keras model (.h5 / .keras)")
-    p.add_argument("image", help="JPEG/PNG image")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("image", nargs="?", help="JPEG/PNG image (or --input X.npy)")
+    add_input_arguments(p, source)
     add_number_arguments(p)
     add_size_argument(p)
     p.add_argument("--top", type=int, default=10, help="detections to print for a face head (10)")
@@ -272,22 +288,30 @@ def run(args: argparse.Namespace) -> int:
     from qsim.analysis.overflow import overflow_report
     from qsim.analysis.report import fmt_num, markdown_table
     from qsim.cli.files import check_input_file, check_outputs, write_json_file
+    from qsim.cli.inputs import load_array
 
     check_outputs(args, files=("--json",))
     graph = load_graph(args.model)
     executor, plan = executor_and_plan(args, graph)
-    check_input_file(args.image, "image file")
-    size = input_size(graph, args.size)
-    x, image_hw = load_input(args.image, size)
+    if args.input:
+        if args.size:
+            raise InputError("--size resizes images; an --input array is fed as it is")
+        x, image_hw = load_array(args.input, graph), None
+    else:
+        check_input_file(args.image, "image file")
+        size = input_size(graph, args.size)
+        x, image_hw = load_input(args.image, size, args.preprocess)
     trace = prepare_program(graph, executor, plan, args, args.size).run(x)
     report = overflow_report(trace, graph)
     outputs = output_summaries(trace)
     decode_counts: dict = {}
-    dets = detections(trace.output(0), x.shape[1:3], image_hw, top=args.top, counts=decode_counts)
+    dets = None if image_hw is None else detections(trace.output(0), x.shape[1:3], image_hw, top=args.top,
+                                                    counts=decode_counts)
 
     out = sys.stdout
-    print(f"{graph.name}: {args.image} ({image_hw[0]}x{image_hw[1]}) -> input {list(x.shape)}, "
-          f"executor {describe(executor, plan)}", file=out)
+    source = f"{args.input} (array)" if image_hw is None else \
+        f"{args.image} ({image_hw[0]}x{image_hw[1]}, preprocess {args.preprocess.name})"
+    print(f"{graph.name}: {source} -> input {list(x.shape)}, executor {describe(executor, plan)}", file=out)
     print("", file=out)
     print(markdown_table(["output", "shape", "min", "max", "mean", "std"],
                          [[o["name"], "x".join(map(str, o["shape"])), o["min"], o["max"], o["mean"], o["std"]]
@@ -311,8 +335,12 @@ def run(args: argparse.Namespace) -> int:
           + (f" (first at {first.name}, site {first.worst_site})" if first else ""), file=out)
     if args.json:
         write_json_file({
-            "qsim_run": SCHEMA_VERSION, "model": str(args.model), "image": str(args.image),
-            "image_hw": list(image_hw), "input_shape": list(x.shape), "executor": executor,
+            "qsim_run": SCHEMA_VERSION, "model": str(args.model),
+            "image": None if args.image is None else str(args.image),
+            "input": None if args.input is None else str(args.input),
+            "preprocess": None if args.input else args.preprocess.name,
+            "image_hw": None if image_hw is None else list(image_hw), "input_shape": list(x.shape),
+            "executor": executor,
             "plan": None if plan is None else plan.to_dict(), "outputs": outputs,
             "detections": dets, "non_finite_cells": decode_counts.get("non_finite", 0) if dets is not None else None,
             "overflow": report.to_dict(),

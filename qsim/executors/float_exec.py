@@ -24,7 +24,7 @@ from qsim.errors import InputError
 from qsim.fixed.counters import OverflowCounter
 from qsim.graph.ir import Graph, Node
 from qsim.graph.ops import Op
-from qsim.kernels import float_ops
+from qsim.kernels import float_layers, float_ops
 from qsim.runtime.walker import execute
 from qsim.trace import Trace
 
@@ -58,6 +58,22 @@ OP_KERNELS = {
     Op.CONCAT: lambda p, n, xs, ctx: float_ops.concat(*xs),
     Op.UPSAMPLE: _upsample,
     Op.IDENTITY: lambda p, n, xs, ctx: xs[0],
+    Op.DENSE: lambda p, n, xs, ctx: float_layers.dense(xs[0], n.weights["kernel"], n.weights.get("bias")),
+    Op.RESCALE: lambda p, n, xs, ctx: float_layers.rescale(xs[0], n.weights["scale"], n.weights["offset"]),
+    Op.TANH: lambda p, n, xs, ctx: float_layers.tanh(xs[0]),
+    Op.HARD_SIGMOID: lambda p, n, xs, ctx: float_layers.hard_sigmoid(
+        xs[0], n.attrs.get("slope", 1 / 6), n.attrs.get("offset", 0.5)),
+    Op.HARD_SWISH: lambda p, n, xs, ctx: float_layers.hard_swish(xs[0]),
+    Op.SWISH: lambda p, n, xs, ctx: float_layers.swish(xs[0]),
+    Op.SOFTMAX: lambda p, n, xs, ctx: float_layers.softmax(xs[0], n.attrs.get("axis", -1)),
+    Op.MULTIPLY: lambda p, n, xs, ctx: float_layers.multiply(*xs),
+    Op.AVG_POOL: lambda p, n, xs, ctx: float_layers.avg_pool(
+        xs[0], tuple(n.attrs["pool_size"]), tuple(n.attrs["strides"]), n.attrs.get("pads", (0, 0, 0, 0))),
+    Op.MAX_POOL: lambda p, n, xs, ctx: float_layers.max_pool(
+        xs[0], tuple(n.attrs["pool_size"]), tuple(n.attrs["strides"]), n.attrs.get("pads", (0, 0, 0, 0))),
+    Op.GLOBAL_AVG_POOL: lambda p, n, xs, ctx: float_layers.global_avg_pool(xs[0], n.attrs.get("keepdims", False)),
+    Op.GLOBAL_MAX_POOL: lambda p, n, xs, ctx: float_layers.global_max_pool(xs[0], n.attrs.get("keepdims", False)),
+    Op.RESHAPE: lambda p, n, xs, ctx: float_layers.reshape(xs[0], n.attrs["shape"]),
 }
 
 
@@ -101,7 +117,8 @@ def run(graph: Graph, x: Any, dtype: Any = np.float32, keep_values: bool = True)
 
     Args:
         graph: a `Graph` (e.g. from `qsim.load_model`).
-        x: NHWC float image batch (a 3-D HWC image is a batch of one), or {input name: array}.
+        x: batch-first float array (NHWC images; (N, C) features...; one sample without the
+            batch axis is a batch of one), or {input name: array}.
         dtype: np.float32 (default, TensorFlow's precision) or np.float64.
         keep_values: keep every node's output in ``Trace.values`` (False: only the outputs).
 

@@ -4,7 +4,7 @@ Contract:
 
 * Weights and biases are rounded to binary16 (round to nearest, ties to even: NumPy's
   ``astype(np.float16)``), once in ``prepare``; an unfolded ``batch_norm`` is first folded
-  into a per-channel scale and bias in float64.
+  into a per-channel scale and bias in float64 (run as a ``rescale``: x * scale + bias).
 * With ``plan.fp16_activations`` (default) the input and every node's output are rounded
   to binary16 too (storage in half precision); arithmetic inside a node runs in float32
   on those half values (a half-storage, single-precision-accumulate device, like most fp16
@@ -69,8 +69,14 @@ def half_parameter_graph(graph: Graph) -> tuple[Graph, dict[str, dict[str, Overf
                 if bias is not None:
                     cs["bias"] = OverflowCounter(f"{node.name}/bias")
                     weights["bias"] = to_half(bias, cs["bias"])
-            attrs = dict(node.attrs) if node.op != Op.BATCH_NORM else {"strides": (1, 1), "pads": (0, 0, 0, 0)}
-            op = Op.DEPTHWISE_CONV2D.value if depthwise else Op.CONV2D.value
+            if node.op in (Op.RESCALE, Op.BATCH_NORM):  # per channel, any rank: a rescale
+                weights = {"scale": weights["kernel"].reshape(-1), "offset": weights["bias"]}
+                op, attrs = Op.RESCALE.value, {}
+            elif node.op == Op.DENSE:
+                op, attrs = node.op, dict(node.attrs)
+            else:
+                attrs = dict(node.attrs)
+                op = Op.DEPTHWISE_CONV2D.value if depthwise else Op.CONV2D.value
             node = Node(node.name, op, list(node.inputs), attrs, weights, node.source_class)
         nodes.append(node)
     return Graph(nodes, list(graph.outputs), name=graph.name, source=graph.source), counters

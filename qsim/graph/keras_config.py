@@ -7,7 +7,10 @@ Handles both config dialects:
 * Keras 3: ``inbound_nodes = [{"args": [...], "kwargs": {...}}]`` where tensors are
   ``{"class_name": "__keras_tensor__", "config": {"keras_history": [layer, node, tensor]}}``
   anywhere inside ``args`` (``Add`` receives a list), ``InputLayer`` with ``batch_shape``,
-  ``output_layers`` a single ``[name, 0, 0]`` when the model has one output.
+  ``output_layers`` a single ``[name, 0, 0]`` when the model has one output. Arithmetic on
+  symbolic tensors (``x + 3.0`` in MobileNetV3) is an op of module ``keras.src.ops.*``: its
+  class becomes ``ops.<Class>`` (``ops.Add``: not the ``Add`` layer; see `_class_name`) and
+  its numeric arguments are kept in call order (`KerasLayer.constants`).
 
 Nested models (``Functional``/``Model``/``Sequential`` used as a layer, e.g. a MobileNetV2
 backbone) are inlined: their input layers are bound to the tensors feeding them and their
@@ -35,6 +38,8 @@ class KerasLayer:
     config: dict[str, Any]
     inputs: list[str] = field(default_factory=list)
     keras_name: str = ""  # the layer's own name, used to find its weights
+    constants: list[Any] = field(default_factory=list)  # Keras 3 op calls: non-tensor args (x + 3.0)
+    keras_major: int = 3  # the Keras that wrote the file (2 or 3): hard_sigmoid differs
 
 
 @dataclass
@@ -108,7 +113,7 @@ def flatten(model_config: dict, source: str = "") -> FlatModel:
             f"{source}: top-level object is a {cls!r}, expected a Functional or Sequential model"
         )
     check_structure(model_config, source)
-    flat = _Flattener(source)
+    flat = _Flattener(source, _keras_major(model_config))
     try:
         outputs = flat.model(model_config, bindings=None, scope=model_config.get("config", {}).get("name", ""))
     except (TypeError, KeyError, IndexError, ValueError, AttributeError) as exc:
@@ -130,6 +135,37 @@ def _refs_of_list(refs: Any) -> list[list]:
     if isinstance(refs[0], str):
         return [refs]
     return [list(r) for r in refs]
+
+
+def _constants(call: Any) -> list[Any]:
+    """Numeric (non-tensor) positional arguments of a Keras 3 call, in order."""
+    def numeric(a: Any) -> bool:
+        if isinstance(a, list):
+            return bool(a) and all(numeric(v) for v in a)
+        return isinstance(a, (int, float)) and not isinstance(a, bool)
+
+    if not isinstance(call, dict):
+        return []
+    return [a for a in call.get("args", []) if numeric(a)]
+
+
+def _class_name(spec: dict, call: Any) -> str:
+    """``ops.<Class>`` for a Keras 3 op on symbolic tensors, else the layer class.
+
+    A ``.keras`` config names the op's module (``keras.src.ops.numpy``); a legacy ``.h5``
+    written by Keras 3 drops it, but an op is called with several positional arguments
+    (``x, 3.0``) where a layer gets one (a tensor, or the list of an ``Add``'s inputs).
+    """
+    cls = spec.get("class_name", "")
+    module = spec.get("module") or ""
+    several_args = isinstance(call, dict) and isinstance(call.get("args"), list) and len(call["args"]) > 1
+    is_op = (isinstance(module, str) and module.startswith("keras.src.ops")) or several_args
+    return f"ops.{cls}" if is_op else cls
+
+
+def _keras_major(model_config: dict) -> int:
+    version = str(model_config.get("keras_version") or "3")
+    return 2 if version.startswith("2") else 3
 
 
 def _tensor_refs(call: Any) -> list[tuple[str, int, int]]:
@@ -155,8 +191,9 @@ def _tensor_refs(call: Any) -> list[tuple[str, int, int]]:
 
 
 class _Flattener:
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, keras_major: int = 3) -> None:
         self.source = source
+        self.keras_major = keras_major
         self.layers: list[KerasLayer] = []
         self.names: set[str] = set()
 
@@ -218,7 +255,8 @@ class _Flattener:
                 local[name] = self.model(spec, inputs, name)
                 continue
             unique = self._unique(name, scope)
-            self.layers.append(KerasLayer(unique, cls, spec.get("config", {}), inputs, name))
+            self.layers.append(KerasLayer(unique, _class_name(spec, calls[0]), spec.get("config", {}), inputs, name,
+                                          _constants(calls[0]), self.keras_major))
             local[name] = [unique]
         outputs = []
         for ref in _refs_of_list(cfg.get("output_layers")):
@@ -251,7 +289,7 @@ class _Flattener:
                 current = outs[0]
                 continue
             unique = self._unique(name, scope)
-            self.layers.append(KerasLayer(unique, cls, cfg, [current], name))
+            self.layers.append(KerasLayer(unique, cls, cfg, [current], name, keras_major=self.keras_major))
             current = unique
         if current is None:
             raise ModelError(f"{self.source}: Sequential model {scope!r} is empty")

@@ -27,6 +27,7 @@ from qsim.graph.ir import Graph, Node
 from qsim.graph.keras_config import check_structure, flatten, layer_tree
 from qsim.graph.keras_layers import convert
 from qsim.graph.keras_weights import Weights, read_weights
+from qsim.graph.shapes import node_shape
 
 
 def _h5py():
@@ -100,6 +101,9 @@ def _read_h5(p: Path, source: str, arch: Any) -> tuple[dict, Weights]:
                 "arch= (a model.to_json() file or dict)"
             )
         check_structure(config, source)
+        version = f.attrs.get("keras_version")
+        if "keras_version" not in config and version is not None:  # hard_sigmoid changed in Keras 3
+            config = {**config, "keras_version": version.decode() if isinstance(version, bytes) else str(version)}
         group = f["model_weights"] if "model_weights" in f else f
         try:
             weights = read_weights(group, source, layer_tree(config))
@@ -137,6 +141,25 @@ def _read_keras_zip(p: Path, source: str, arch: Any) -> tuple[dict, Weights]:
     return config, weights
 
 
+def resolve_axes(node: Node, in_shapes: list[tuple]) -> None:
+    """What a converter cannot know without the input's shape (``node`` is changed in place).
+
+    A positive Keras axis counts the batch axis: a softmax's becomes negative, a
+    BatchNormalization's or Normalization's must be the last; a scalar rescale is
+    broadcast to the channels.
+    """
+    rank = len(in_shapes[0]) + 1 if in_shapes else 0
+    if node.op == "softmax" and node.attrs["axis"] > 0:
+        node.attrs["axis"] -= rank
+    axis = node.attrs.pop("keras_axis", None)
+    if axis is not None and axis != rank - 1:
+        raise ModelError(f"layer {node.name!r} ({node.source_class}): axis={axis} of a rank-{rank} tensor; "
+                         "only the last axis (channels or features)")
+    channels = in_shapes[0][-1] if in_shapes else None
+    if node.op == "rescale" and node.weights["scale"].size == 1 and channels not in (None, 1):
+        node.weights = {k: np.repeat(v, channels) for k, v in node.weights.items()}
+
+
 def import_keras(path: str | os.PathLike, arch: Any = None) -> Graph:
     """The raw graph of a Keras file: one node per layer (activations split off), no passes."""
     source = str(path)
@@ -150,16 +173,23 @@ def import_keras(path: str | os.PathLike, arch: Any = None) -> Graph:
         raise ModelError(f"{source}: layer name(s) {clashes} used in a nested model and outside it; "
                          "their weights are ambiguous (rename the layers)")
     nodes: list[Node] = []
+    shapes: dict[str, tuple] = {}
     for layer in flat.layers:
         if layer.class_name == "InputLayer":
             shape = layer.config["batch_shape"]
-            if len(shape) != 4:
-                raise ModelError(f"{source}: input {layer.name!r} has shape {shape}; expected (N, H, W, C)")
-            hwc = tuple(None if d is None else int(d) for d in shape[1:])
-            nodes.append(Node(layer.name, "input", [], {"shape": hwc}, {}, "InputLayer"))
+            if not isinstance(shape, list) or len(shape) < 2 or not all(
+                    d is None or (isinstance(d, int) and d >= 1) for d in shape[1:]):
+                raise ModelError(f"{source}: input {layer.name!r} has shape {shape}; expected (N, ...) with "
+                                 "at least one non-batch axis, e.g. (N, H, W, C) or (N, features)")
+            node = Node(layer.name, "input", [], {"shape": tuple(shape[1:])}, {}, "InputLayer")
+            nodes.append(node)
+            shapes[node.name] = node.attrs["shape"]
             continue
         try:
-            nodes.extend(convert(layer, weights.get(layer.keras_name, {})))
+            for node in convert(layer, weights.get(layer.keras_name, {})):
+                resolve_axes(node, [shapes[i] for i in node.inputs])
+                shapes[node.name] = node_shape(node, [shapes[i] for i in node.inputs])
+                nodes.append(node)
         except ModelError as exc:
             raise ModelError(f"{source}: {exc}") from None
     notes = []

@@ -9,7 +9,7 @@ with canonical variable names (``kernel``, ``bias``, ``gamma``, ``beta``, ``movi
   file, at the root in a weights-only file) whose attribute ``weight_names`` lists
   datasets named ``<layer>/<var>`` (``:0`` suffix in Keras 2). A nested model's group holds
   the weights of all its inner layers, named after the inner layers, so the layer is the
-  second-to-last path component. Keras 2 calls the depthwise kernel ``depthwise_kernel``.
+  second-to-last path component. Keras 2 calls the depthwise kernel ``depthwise_kernel`` (also SeparableConv2D's).
 * **Keras 3** (``model.weights.h5`` inside a ``.keras`` zip, or ``x.weights.h5``): groups
   follow the object tree, ``layers/<key>/vars/<i>`` with keys derived from class names
   (``conv2d``, ``conv2d_1``, ``functional/layers/batch_normalization`` …) and variables
@@ -32,6 +32,9 @@ KERAS3_VAR_ORDER = {
     "Conv2D": ("kernel", "bias"),
     "DepthwiseConv2D": ("kernel", "bias"),
     "BatchNormalization": ("gamma", "beta", "moving_mean", "moving_variance"),
+    "Dense": ("kernel", "bias"),
+    "SeparableConv2D": ("kernel", "pointwise_kernel", "bias"),  # kernel: the depthwise one
+    "Normalization": ("mean", "variance", "count"),
 }
 # Keras 2 variable names that differ from the canonical ones.
 VAR_ALIASES = {"depthwise_kernel": "kernel"}

@@ -53,6 +53,15 @@ def kpu_fit(node: Node, in_shape: Shape) -> str:
     return "yes" if tuple(pads) == native else "yes (CPU pad)"
 
 
+def window(node: Node) -> list[int] | None:
+    """The node's kernel or pool window (KH, KW); a dense layer's (Cin, Cout); None otherwise."""
+    if "pool_size" in node.attrs:
+        return list(node.attrs["pool_size"])
+    if "kernel" in node.weights:
+        return list(node.weights["kernel"].shape[:2])
+    return None
+
+
 def summarize(graph: Graph, input_hw: tuple[int, int] | None = None) -> dict[str, Any]:
     """Rows (one per node) and totals for ``graph`` at input size ``input_hw``."""
     shapes = infer_shapes(graph, input_hw)
@@ -67,7 +76,7 @@ def summarize(graph: Graph, input_hw: tuple[int, int] | None = None) -> dict[str
             "output_shape": list(shapes[node.name]),
             "params": count_params(node),
             "macs": count_macs(node, shapes[node.name]),
-            "kernel": list(node.weights["kernel"].shape[:2]) if "kernel" in node.weights else None,
+            "kernel": window(node),
             "strides": list(node.attrs["strides"]) if "strides" in node.attrs else None,
             "pads": pads if pads is None or pads == "same" else list(pads),
             "fused": list(node.attrs.get("fused", [])),

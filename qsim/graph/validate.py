@@ -2,8 +2,9 @@
 
 * every weight array is finite: NaN/Inf → `ModelError` naming the layer, the array and
   how many values are bad;
-* weight shapes agree with each other (kernel rank 4, bias length = output channels,
-  BatchNorm vectors of one length, positive strides/dilations, non-negative pads);
+* weight shapes agree with each other (conv kernel rank 4, dense kernel rank 2, bias
+  length = output channels, BatchNorm vectors of one length, rescale scale/offset of one
+  length, positive strides/dilations/pool sizes, non-negative pads);
 * tensor shapes are consistent through the graph (`infer_shapes` at the declared size).
 """
 from __future__ import annotations
@@ -52,6 +53,24 @@ def check_weights(graph: Graph, node: Node) -> None:
             raise ModelError(f"{_where(graph, node)}: BatchNorm variance + epsilon <= 0")
     if node.op == "pad" and any(int(p) < 0 for p in node.attrs["pads"]):
         raise ModelError(f"{_where(graph, node)}: negative pads {node.attrs['pads']}")
+    if node.op == "dense":
+        kernel, bias = node.weights.get("kernel"), node.weights.get("bias")
+        if kernel is None or kernel.ndim != 2:
+            raise ModelError(f"{_where(graph, node)}: dense kernel must be 2-D (Cin, Cout)")
+        if bias is not None and bias.shape != (kernel.shape[1],):
+            raise ModelError(f"{_where(graph, node)}: bias shape {bias.shape}, expected ({kernel.shape[1]},)")
+    if node.op == "rescale":
+        shapes = {k: np.shape(node.weights.get(k)) for k in ("scale", "offset")}
+        if len(set(shapes.values())) != 1 or len(shapes["scale"]) != 1:
+            raise ModelError(f"{_where(graph, node)}: rescale needs scale and offset of one shape (C,), got {shapes}")
+    if node.op in ("avg_pool", "max_pool"):
+        for key in ("pool_size", "strides"):
+            value = node.attrs.get(key)
+            if not isinstance(value, (list, tuple)) or len(value) != 2 or any(int(v) < 1 for v in value):
+                raise ModelError(f"{_where(graph, node)}: {key}={value!r}, expected two values >= 1")
+        pads = node.attrs.get("pads", (0, 0, 0, 0))
+        if pads != "same" and (len(pads) != 4 or any(int(p) < 0 for p in pads)):
+            raise ModelError(f"{_where(graph, node)}: pads={pads!r}, expected 4 values >= 0 or 'same'")
 
 
 def validate(graph: Graph) -> Graph:

@@ -81,10 +81,20 @@ def _kernel(node: Node) -> tuple[int, int]:
     return int(kh), int(kw)
 
 
+# ops this lowering handles (KPU convs and adds, the rest on the K210's CPU over (C, H, W) maps)
+LOWERABLE_OPS = ("input", "conv2d", "depthwise_conv2d", "batch_norm", "relu", "sigmoid", "pad", "add", "concat",
+                 "upsample", "identity")
+
+
 def lower(graph: Graph, input_hw: tuple[int, int], add_mode: str = "kpu") -> list[Step]:
     """The K210 steps of `graph` for inputs of size `input_hw` (H, W)."""
     if add_mode not in ADD_MODES:
         raise ModelError(f"add_mode must be one of {ADD_MODES}, got {add_mode!r}")
+    unsupported = sorted({node.op for node in graph if node.op not in LOWERABLE_OPS})
+    if unsupported:
+        first = next(node for node in graph if node.op in unsupported)
+        raise ModelError(f"{graph.source or graph.name}: node '{first.name}' ({first.op}): the K210 backend "
+                         f"does not lower {', '.join(unsupported)} yet; it runs {', '.join(LOWERABLE_OPS)}")
     shapes = infer_shapes(graph, tuple(input_hw))
 
     def chw(name: str) -> tuple[int, int, int]:

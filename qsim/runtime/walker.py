@@ -18,25 +18,39 @@ from qsim.trace import Trace
 
 
 def check_input(node: Node, x: Any, dtype: Any) -> np.ndarray:
-    """``x`` as an (N, H, W, C) array of ``dtype``, or `InputError` naming the expected shape."""
-    h, w, c = node.attrs["shape"]
-    want = f"(N, {h or 'H'}, {w or 'W'}, {c}) or ({h or 'H'}, {w or 'W'}, {c})"
+    """``x`` as a batch-first array of ``dtype``, or `InputError` naming the expected shape.
+
+    The input node's ``shape`` is the non-batch shape: (H, W, C) for images (NHWC; H or W
+    may be None: any size), (C,) or (T, C) for feature tensors. One sample without the
+    batch axis is a batch of one.
+    """
+    shape = tuple(node.attrs["shape"])
+    dims = ", ".join(str(d) if d is not None else "HWT"[i] if len(shape) == 3 and i < 2 else "?"
+                     for i, d in enumerate(shape))
+    want = f"(N, {dims}) or ({dims}{',' if len(shape) == 1 else ''})"
+    image = len(shape) == 3
     arr = np.asarray(x)
-    if arr.ndim == 3:
+    if arr.ndim == len(shape):
         arr = arr[None]
-    if arr.ndim != 4:
-        raise InputError(f"input '{node.name}': got shape {np.shape(x)}, expected {want} (NHWC)")
-    if arr.shape[3] != c:
-        raise InputError(f"input '{node.name}': got {arr.shape[3]} channels (shape {np.shape(x)}), "
-                         f"expected {want}")
-    if (h is not None and arr.shape[1] != h) or (w is not None and arr.shape[2] != w):
-        raise InputError(f"input '{node.name}': got {arr.shape[1]}x{arr.shape[2]}, the model is fixed at "
-                         f"{h}x{w}: expected {want}")
-    if arr.shape[0] < 1 or arr.shape[1] < 1 or arr.shape[2] < 1:
+    if arr.ndim != len(shape) + 1:
+        raise InputError(f"input '{node.name}': got shape {np.shape(x)}, expected {want}"
+                         + (" (NHWC)" if image else " (batch first)"))
+    if image:
+        h, w, c = shape
+        if arr.shape[3] != c:
+            raise InputError(f"input '{node.name}': got {arr.shape[3]} channels (shape {np.shape(x)}), "
+                             f"expected {want}")
+        if (h is not None and arr.shape[1] != h) or (w is not None and arr.shape[2] != w):
+            raise InputError(f"input '{node.name}': got {arr.shape[1]}x{arr.shape[2]}, the model is fixed "
+                             f"at {h}x{w}: expected {want}")
+    elif any(d is not None and d != a for d, a in zip(shape, arr.shape[1:])):
+        raise InputError(f"input '{node.name}': got shape {np.shape(x)}, expected {want}")
+    if arr.size == 0:
         raise InputError(f"input '{node.name}': empty input of shape {arr.shape}")
     if not np.issubdtype(arr.dtype, np.floating):
-        raise InputError(f"input '{node.name}': dtype {arr.dtype}; executors take a float image "
-                         "already preprocessed for the model (e.g. scaled to [-1, 1])")
+        what = "image already preprocessed for the model (e.g. scaled to [-1, 1])" if image else \
+            "array already preprocessed for the model"
+        raise InputError(f"input '{node.name}': dtype {arr.dtype}; executors take a float {what}")
     arr = arr.astype(dtype, copy=False)
     if not np.all(np.isfinite(arr)):
         raise InputError(f"input '{node.name}': {int(np.sum(~np.isfinite(arr)))} non-finite value(s)")
@@ -70,7 +84,7 @@ def reader_counts(graph: Graph) -> dict[str, int]:
 
 
 def execute(program: Program, x: Any, *, keep_values: bool = True, counters: bool = True) -> Trace:
-    """Run `program` on `x` (NHWC float batch, one HWC image, or {input name: array}).
+    """Run `program` on `x` (batch-first float array, one sample, or {input name: array}).
 
     Args:
         keep_values: keep every node's tensor in the trace (False: only the outputs, and

@@ -63,19 +63,20 @@ def test_truncated_and_corrupt_keras_zip(tmp_path):
 
 def test_unsupported_layer_names_layer_type_and_supported_list(tmp_path):
     config = keras2_config()
-    config["config"]["layers"][2] = {"class_name": "MaxPooling2D", "name": "drop",
-                                     "config": {"name": "drop", "pool_size": [2, 2]},
+    config["config"]["layers"][2] = {"class_name": "MaxPooling3D", "name": "drop",
+                                     "config": {"name": "drop", "pool_size": [2, 2, 2]},
                                      "inbound_nodes": [[["backbone", 1, 0, {}]]]}
     path = tmp_path / "pool.h5"
     write_legacy_h5(path, config)
     with pytest.raises(ModelError) as info:
         qsim.load_model(path)
     msg = str(info.value)
-    assert "pool.h5" in msg and "'drop'" in msg and "MaxPooling2D" in msg and "DepthwiseConv2D" in msg
+    assert "pool.h5" in msg and "'drop'" in msg and "MaxPooling3D" in msg and "DepthwiseConv2D" in msg
+    assert "MaxPooling2D" in msg and "Dense" in msg  # the supported list
 
 
 @pytest.mark.parametrize("change, match", [
-    ({"activation": "tanh"}, "activation 'tanh' not supported"),
+    ({"activation": "gelu"}, "activation 'gelu' not supported"),
     ({"padding": "causal"}, "padding='causal'"),
     ({"data_format": "channels_first"}, "channels_last"),
     ({"groups": 2}, "groups=2"),

@@ -187,10 +187,10 @@ def test_unsupported_keras_layer_is_named(tf, tmp_path):
     import qsim
 
     inp = keras.Input((8, 8, 3), name="x")
-    out = keras.layers.MaxPooling2D(name="pool")(keras.layers.Conv2D(2, 1, name="c")(inp))
-    path = tmp_path / "pool.keras"
+    out = keras.layers.Cropping2D(1, name="crop")(keras.layers.Conv2D(2, 1, name="c")(inp))
+    path = tmp_path / "crop.keras"
     keras.Model(inp, out).save(path)
-    with pytest.raises(qsim.QsimError, match=r"pool\.keras: layer 'pool' has unsupported type 'MaxPooling2D'"):
+    with pytest.raises(qsim.QsimError, match=r"crop\.keras: layer 'crop' has unsupported type 'Cropping2D'"):
         qsim.load_model(path)
 
 

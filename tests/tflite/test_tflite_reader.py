@@ -54,8 +54,8 @@ def _load_all(buf: bytes):
 
     m = read_tflite_bytes(buf, name="fuzz.tflite")
     prog = prepare(m)
-    x = np.zeros(m.tensors[m.inputs[0]].shape, m.tensors[m.inputs[0]].dtype)
-    prog.run({m.inputs[0]: x})
+    # every input (a flip can leave none: then the run itself must succeed or raise a QsimError)
+    prog.run({i: np.zeros(m.tensors[i].shape, m.tensors[i].dtype) for i in m.inputs})
 
 
 def test_truncations_and_byte_flips_never_crash(tflite_model_bytes):

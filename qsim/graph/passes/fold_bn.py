@@ -1,4 +1,4 @@
-"""Fold an inference BatchNorm into the conv/depthwise conv that feeds it.
+"""Fold an inference BatchNorm into the conv/depthwise conv/dense that feeds it.
 
 BN(y) = (y - mean) · s + beta with s = gamma / sqrt(variance + epsilon), so
 conv(x; K, b) followed by BN equals conv(x; K · s, (b - mean) · s + beta), s applied per
@@ -27,7 +27,7 @@ def fold(conv: Node, bn: Node) -> dict[str, np.ndarray]:
     kernel = conv.weights["kernel"].astype(np.float64)
     cout = scale.shape[0]
     bias = conv.weights.get("bias", np.zeros(cout)).astype(np.float64)
-    if conv.op == "conv2d":  # (KH, KW, Cin, Cout): scale the last axis
+    if conv.op in ("conv2d", "dense"):  # (KH, KW, Cin, Cout) or (Cin, Cout): scale the last axis
         folded = kernel * scale
     else:  # depthwise (KH, KW, C, mult): output channel c * mult + m = flattened last two axes
         folded = (kernel.reshape(kernel.shape[:2] + (cout,)) * scale).reshape(kernel.shape)
@@ -42,7 +42,7 @@ class FoldBatchNorm(GraphPass):
         if node.op != "batch_norm":
             return False
         conv = graph[node.inputs[0]]
-        return conv.op in ("conv2d", "depthwise_conv2d") and sole_consumer(graph, conv.name) is node
+        return conv.op in ("conv2d", "depthwise_conv2d", "dense") and sole_consumer(graph, conv.name) is node
 
     def rewrite(self, graph: Graph, node: Node) -> bool:
         conv = graph[node.inputs[0]]

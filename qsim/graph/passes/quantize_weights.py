@@ -3,11 +3,13 @@
 `quantize_params(graph, plan)` quantizes every MAC node's kernel and bias once, with the
 plan's ``weights``/``bias`` formats and those sites' rounding and overflow modes, counting
 overflow (`QuantizedParams`). An unfolded ``batch_norm`` is a 1x1 depthwise conv: scale
-``gamma / sqrt(var + eps)``, bias ``beta - mean * scale``, computed in float64
-(`mac_params`).
+``gamma / sqrt(var + eps)``, bias ``beta - mean * scale``, computed in float64; a
+``rescale`` is a 1x1 depthwise conv of kernel ``scale`` and bias ``offset``; a ``dense``
+has its (Cin, Cout) kernel (`mac_params`).
 
 `weights_only_graph(graph, plan, params)` is the graph with every MAC's parameters
-replaced by their dequantized codes (float32): run by the float backend, it is the
+replaced by their dequantized codes (float32; an unfolded batch_norm becomes the
+``rescale`` of its dequantized scale and offset): run by the float backend, it is the
 paper's protocol ("converted back to a 32-bits floating point to simulate the network").
 """
 from __future__ import annotations
@@ -22,7 +24,11 @@ from qsim.graph.ops import MAC_OPS, Op
 
 
 def mac_params(node: Node) -> tuple[np.ndarray, np.ndarray | None, bool]:
-    """(kernel, bias or None, depthwise?) in float64; an unfolded batch_norm as a 1x1 depthwise."""
+    """(kernel, bias or None, depthwise?) in float64.
+
+    conv2d: (KH, KW, Cin, Cout); depthwise_conv2d: (KH, KW, C, mult); dense: (Cin, Cout);
+    an unfolded batch_norm and a rescale: a 1x1 depthwise kernel (1, 1, C, 1) and bias (C,).
+    """
     for key, value in node.weights.items():
         arr = np.asarray(value)
         if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
@@ -32,6 +38,9 @@ def mac_params(node: Node) -> tuple[np.ndarray, np.ndarray | None, bool]:
         w = {k: np.asarray(node.weights[k], dtype=np.float64) for k in ("gamma", "beta", "mean", "variance")}
         scale = w["gamma"] / np.sqrt(w["variance"] + float(node.attrs.get("epsilon", 1e-3)))
         return scale.reshape(1, 1, -1, 1), w["beta"] - w["mean"] * scale, True
+    if node.op == Op.RESCALE:
+        scale = np.asarray(node.weights["scale"], dtype=np.float64)
+        return scale.reshape(1, 1, -1, 1), np.asarray(node.weights["offset"], dtype=np.float64), True
     kernel = np.asarray(node.weights["kernel"], dtype=np.float64)
     bias = node.weights.get("bias")
     return kernel, None if bias is None else np.asarray(bias, dtype=np.float64), node.op == Op.DEPTHWISE_CONV2D
@@ -74,10 +83,10 @@ def weights_only_graph(graph: Graph, plan, params: dict[str, QuantizedParams]) -
             weights = {"kernel": dequantize(p.kernel, node_plan.weights).astype(np.float32)}
             if p.bias is not None:
                 weights["bias"] = dequantize(p.bias, node_plan.bias).astype(np.float32)
-            if node.op == Op.BATCH_NORM:
-                node = Node(node.name, Op.DEPTHWISE_CONV2D.value, list(node.inputs),
-                            {"strides": (1, 1), "pads": (0, 0, 0, 0), "dilation": (1, 1)}, weights,
-                            node.source_class)
+            if node.op in (Op.RESCALE, Op.BATCH_NORM):  # per channel, any rank: scale (C,), offset (C,)
+                weights = {"scale": weights["kernel"].reshape(-1),
+                           "offset": weights.get("bias", np.zeros(weights["kernel"].size, np.float32))}
+                node = Node(node.name, Op.RESCALE.value, list(node.inputs), {}, weights, node.source_class)
             else:
                 node = Node(node.name, node.op, list(node.inputs), dict(node.attrs),
                             {**node.weights, **weights}, node.source_class)
