@@ -17,6 +17,7 @@ A metric is ``f(out, ref, x, y) -> float`` on arrays whose first axis is the sam
 ``agreement``   against the float model, no labels needed: top-1 agreement for a
                 classifier (one vector of C > 1 scores per sample), else output SQNR in dB
                 (``10 log10(sum ref^2 / sum (out - ref)^2)``, inf when identical)
+``sqnr``        output SQNR in dB against the float model, for any model
 ==============  =====================================================================
 
 `bootstrap_interval` resamples the samples (the same resamples for every format: paired)
@@ -120,8 +121,13 @@ def sqnr_db(out, ref) -> float:
     return float(10 * np.log10(signal / err)) if signal > 0 else float("-inf")
 
 
-METRICS: dict[str, Metric] = {"top1": top_k(1), "top5": top_k(5), "mse": mse, "auc": auc, "agreement": agreement}
-HIGHER_IS_BETTER = {"top1": True, "top5": True, "mse": False, "auc": True, "agreement": True}
+def sqnr(out, ref, x, y) -> float:
+    return sqnr_db(out, ref)
+
+
+METRICS: dict[str, Metric] = {"top1": top_k(1), "top5": top_k(5), "mse": mse, "auc": auc, "agreement": agreement,
+                              "sqnr": sqnr}
+HIGHER_IS_BETTER = {"top1": True, "top5": True, "mse": False, "auc": True, "agreement": True, "sqnr": True}
 
 
 def default_metric(out_shape: tuple, x_shape: tuple, y: np.ndarray | None) -> str:
