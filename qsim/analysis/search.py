@@ -244,14 +244,12 @@ class SearchSpace:
                 a = layers[node.name].act
                 self.fmt[k] = {b: format_for(a.min, a.max, b, 0 if node.op == "input" else margin_bits)
                                for b in words}
+                self.knobs.append(k)
                 if objective == "act-memory":
                     self.size[k] = float(np.prod(np.shape(trace.values[node.name])[1:]))
-                    self.knobs.append(k)
-                elif objective == "bitops":
-                    self.knobs.append(k)  # priced by the MACs that read it (below)
-                else:
-                    self.knobs.append(k)
+                elif objective == "weight-bits":
                     self.size[k] = 0.0  # free under weight-bits, searched only for the metric
+                # bitops: priced by the MACs that read it (below)
         if objective == "bitops" and mode == "full":  # a product costs w_bits x a_bits: price act by readers' MACs
             for node in graph:
                 if Knob(node.name, "weights") in self.size and node.inputs:

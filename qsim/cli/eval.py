@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from qsim.cli.run import add_calibration_arguments
+from qsim.cli.run import add_calibration_arguments, add_job_arguments, job_options
 from qsim.cli.values import overflow_name, rounding_name
 
 
@@ -36,11 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, metavar="N", help="first N samples only")
     p.add_argument("--batch", type=int, default=32, help="samples per run (32; results do not depend on it)")
     p.add_argument("--bootstrap", type=int, default=0, metavar="N", help="95%% bootstrap intervals, N resamples")
-    p.add_argument("--workers", type=int, default=1, help="processes (1)")
-    p.add_argument("--scheduler", metavar="tcp://HOST:PORT|local:N",
-                   help="run on a Dask cluster (an existing scheduler, or a LocalCluster of N workers started here)")
-    p.add_argument("--cache", metavar="DIR", help="cache folder (default $QSIM_CACHE or ~/.cache/qsim)")
-    p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    add_job_arguments(p)
     p.add_argument("--json", metavar="OUT", help="write the results as JSON")
     p.add_argument("--plot", metavar="OUT.png", help="bar chart of the metric per format")
 
@@ -58,8 +54,7 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"--limit must be positive; got {args.limit}")
         x, y = x[: args.limit], None if y is None else y[: args.limit]
     result = evaluate(args.model, x, y, args.formats, metric=args.metric, mode=args.mode, batch=args.batch,
-                      workers=args.workers, scheduler=args.scheduler, cache_dir=args.cache, use_cache=not args.no_cache,
-                      bootstrap=args.bootstrap, data_name=str(args.data), acc_bits=args.acc_bits,
+                      **job_options(args), bootstrap=args.bootstrap, data_name=str(args.data), acc_bits=args.acc_bits,
                       rounding=args.rounding, overflow=args.overflow, calibration=args.calibration,
                       calibration_count=args.calibration_count)
     print(f"{result.model} on {result.data}: {result.n_samples} samples, metric {result.metric}")

@@ -89,6 +89,20 @@ def add_calibration_arguments(p: argparse.ArgumentParser) -> None:
                    help="images taken from a --calibration folder (8)")
 
 
+def add_job_arguments(p: argparse.ArgumentParser) -> None:
+    """Where the work runs and where results are stored (sweep, eval, search: `qsim.analysis.tasks`)."""
+    p.add_argument("--workers", type=int, default=1, help="processes (1)")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT|local:N",
+                   help="run on a Dask cluster (an existing scheduler, or a LocalCluster of N workers started here)")
+    p.add_argument("--cache", metavar="DIR", help="cache folder (default $QSIM_CACHE or ~/.cache/qsim)")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+
+
+def job_options(args: argparse.Namespace) -> dict:
+    """The `add_job_arguments` values as keyword arguments of sweep / evaluate."""
+    return dict(workers=args.workers, scheduler=args.scheduler, cache_dir=args.cache, use_cache=not args.no_cache)
+
+
 def calibration_input(args: argparse.Namespace, graph: Any, size: tuple[int, int] | None = None) -> Any:
     """What ``--calibration`` names, as the k210 backend's ``calibration=`` (`qsim.k210.calibration`)."""
     from qsim.k210.calibration import calibration_hw, load_calibration

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from qsim.cli.run import add_job_arguments, job_options
 from qsim.cli.values import overflow_name, rounding_name
 from qsim.errors import InputError
 
@@ -53,10 +54,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--proxy-size", default="128x128", metavar="HxW", help="fddb: picture size of the proxy (128x128)")
     p.add_argument("--limit", type=int, metavar="N", help="task metric on the first N samples / pictures only")
     p.add_argument("--compare", metavar="F,F", help="uniform formats measured beside the search, e.g. q9,q8,q7")
-    p.add_argument("--workers", type=int, default=1, help="processes for the metric runs (1)")
-    p.add_argument("--scheduler", metavar="tcp://HOST:PORT|local:N", help="metric runs on a Dask cluster")
-    p.add_argument("--cache", metavar="DIR", help="cache folder (default $QSIM_CACHE or ~/.cache/qsim)")
-    p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    add_job_arguments(p)  # for the task-metric runs
     p.add_argument("--plan-out", metavar="PLAN.json", help="write the best plan")
     p.add_argument("--json", metavar="OUT", help="write every measured point, the Pareto front and the best plan")
     p.add_argument("--plot", metavar="OUT.png", help="objective vs metric: measured points and Pareto front")
@@ -68,8 +66,7 @@ def _data_task(args, graph):
     x, y = load_data(args.data, args.x, args.y)
     if args.limit:
         x, y = x[: args.limit], None if y is None else y[: args.limit]
-    common = dict(workers=args.workers, scheduler=args.scheduler, cache_dir=args.cache,
-                  use_cache=not args.no_cache, progress=False)
+    common = dict(job_options(args), progress=False)
 
     def measure(fmt, metric):
         return evaluate(graph, x, y, [fmt], metric=metric, graph=graph, **common).rows[0].value
@@ -93,8 +90,7 @@ def _fddb_task(args, graph):
         raise InputError(f"--proxy-size must look like 128x128; got {args.proxy_size!r}") from None
     proxy = np.stack([mobilenet_preprocess(resize_bilinear(load_image(im.path), (h, w)))
                       for im in ds.images[: args.proxy_n]]).astype(np.float32)
-    common = dict(workers=args.workers, scheduler=args.scheduler, cache_dir=args.cache,
-                  use_cache=not args.no_cache, progress=False, graph=graph)
+    common = dict(job_options(args), progress=False, graph=graph)
 
     def measure(fmt, metric):
         return sweep(args.model, ds, [fmt], **common).rows[0].ap

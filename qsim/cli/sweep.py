@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from qsim.cli.run import add_calibration_arguments
+from qsim.cli.run import add_calibration_arguments, add_job_arguments, job_options
 from qsim.cli.values import finite_float, overflow_name, positive_float, rounding_name, unit_float
 from qsim.errors import InputError
 
@@ -69,11 +69,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nms-iou", type=unit_float, default=0.3, help="NMS IoU threshold (0.3)")
     p.add_argument("--bootstrap", type=int, default=0, metavar="N",
                    help="add 95%% bootstrap intervals of AP over pictures, N resamples, seed 0 (0: none)")
-    p.add_argument("--workers", type=int, default=1, help="processes (1)")
-    p.add_argument("--scheduler", metavar="tcp://HOST:PORT|local:N",
-                   help="run on a Dask cluster (an existing scheduler, or a LocalCluster of N workers started here)")
-    p.add_argument("--cache", metavar="DIR", help="cache folder (default $QSIM_CACHE or ~/.cache/qsim)")
-    p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    add_job_arguments(p)
     p.add_argument("--json", metavar="OUT", help="write all results (with PR curves) as JSON")
     p.add_argument("--plot", metavar="OUT.png", help="bar chart of AP per format")
 
@@ -116,8 +112,7 @@ def run(args: argparse.Namespace) -> int:
     ds = load_dataset(args)
     print(ds.summary(), file=sys.stderr)
     result = sweep(args.model, ds, formats, mode=args.mode, scales=args.scales, max_side=args.max_side,
-                   score_threshold=args.score_threshold, nms_iou=args.nms_iou, cache_dir=args.cache,
-                   use_cache=not args.no_cache, workers=args.workers, scheduler=args.scheduler,
+                   score_threshold=args.score_threshold, nms_iou=args.nms_iou, **job_options(args),
                    bootstrap=args.bootstrap)
     print(f"{result.model} on {result.dataset}: {result.n_images} images, {result.n_faces} faces "
           f"(AP at IoU >= 0.5, all-point interpolated; pyramid {','.join(f'{s:g}' for s in args.scales)}, "
