@@ -34,6 +34,7 @@ setup(
             "onnxruntime>=1.17",
             "opencv-python-headless>=4.8,<5",  # 5.x dropped CascadeClassifier + haarcascades (Viola-Jones baseline)
             "dask[distributed]>=2024.1",  # the --scheduler tests (a LocalCluster, and the scheduler .ci/run starts)
+            "threadpoolctl>=3",  # tests/runtime/bits.py: which BLAS kernel float hashes were made with
             "ruff==0.17.6",  # pinned: the lint rules of ruff.toml must not move under CI
         ],
     },
