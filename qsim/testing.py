@@ -80,7 +80,8 @@ def formats(draw, min_word: int = 2, max_word: int = 16, signed: bool | None = N
     """`QFormat`s with a `min_word`..`max_word`-bit word (signed drawn unless given).
 
     ``edge64=True`` adds (1 draw in 8) the widest formats int64 codes hold: a 64-bit signed
-    or 63-bit unsigned word. `max_frac` caps the fraction bits.
+    or 63-bit unsigned word. `max_frac` caps the fraction bits. Fraction bits may exceed
+    the word by up to 3 (negative integer bits, e.g. ``Q-2.9``) except on the 64-bit edge.
     """
     signed = draw(st.booleans()) if signed is None else signed
     if edge64 and draw(st.integers(0, 7)) == 0:
@@ -88,7 +89,8 @@ def formats(draw, min_word: int = 2, max_word: int = 16, signed: bool | None = N
     else:
         word = draw(st.integers(min_word, max_word))
     top = word - (1 if signed else 0)
-    frac = draw(st.integers(0, top if max_frac is None else min(top, max_frac)))
+    most = top + (3 if word < 60 else 0)
+    frac = draw(st.integers(0, most if max_frac is None else min(most, max_frac)))
     return QFormat(top - frac, frac, signed)
 
 

@@ -144,20 +144,26 @@ class RangeStats:
         return out
 
 
-def int_bits_needed(lo: float, hi: float, word_bits: int = 16) -> int:
-    """Smallest integer-bit count of a signed ``word_bits`` word holding ``[lo, hi]``.
+def int_bits_needed(lo: float, hi: float, word_bits: int = 16, min_int_bits: int = 0) -> int:
+    """Smallest integer-bit count, at least ``min_int_bits``, of a signed ``word_bits`` word holding ``[lo, hi]``.
 
     ``word_bits - 1`` (no fraction bits left) when nothing smaller fits; the caller can
-    compare the range with that format's to see whether it still overflows.
+    compare the range with that format's to see whether it still overflows. A negative
+    ``min_int_bits`` lets small ranges use every bit (``Q-2.9`` for weights within +-1/4);
+    an all-zero range gets ``max(min_int_bits, 0)``.
 
     >>> int_bits_needed(-242.14, 155.91)   # the paper's widest layer: 8 integer bits
     8
     >>> int_bits_needed(-1.0, 1.0), int_bits_needed(-1.0, 0.99), int_bits_needed(0.0, 0.0)
     (1, 0, 0)
+    >>> int_bits_needed(-0.2, 0.24, 8), int_bits_needed(-0.2, 0.24, 8, min_int_bits=-8)
+    (0, -2)
     """
     if word_bits < 2:
         raise QsimError(f"a signed word needs at least 2 bits, got {word_bits}")
-    for m in range(word_bits):
+    if lo == 0 and hi == 0:
+        return max(min_int_bits, 0)
+    for m in range(min(min_int_bits, word_bits - 1), word_bits):
         fmt = QFormat(m, word_bits - 1 - m)
         half = fmt.lsb / 2
         if hi < fmt.max_value + half and lo > fmt.min_value - half:
@@ -166,15 +172,17 @@ def int_bits_needed(lo: float, hi: float, word_bits: int = 16) -> int:
 
 
 def format_for(lo: float, hi: float, word_bits: int = 16, margin_bits: int = 0,
-               max_frac_bits: int | None = None) -> QFormat:
+               max_frac_bits: int | None = None, min_int_bits: int = 0) -> QFormat:
     """The signed ``word_bits`` format for ``[lo, hi]`` with ``margin_bits`` extra integer bits.
 
     >>> str(format_for(-242.14, 155.91)), str(format_for(-242.14, 155.91, margin_bits=1))
     ('Q8.7', 'Q9.6')
     >>> str(format_for(-0.01, 0.02, word_bits=16, max_frac_bits=12))
     'Q3.12'
+    >>> str(format_for(-0.2, 0.24, word_bits=8, min_int_bits=-8))
+    'Q-2.9'
     """
-    m = min(int_bits_needed(lo, hi, word_bits) + margin_bits, word_bits - 1)
+    m = min(int_bits_needed(lo, hi, word_bits, min_int_bits) + margin_bits, word_bits - 1)
     frac = word_bits - 1 - m
     if max_frac_bits is not None and frac > max_frac_bits:
         frac = max(max_frac_bits, 0)

@@ -3,11 +3,15 @@
 ``Qm.n`` is signed two's complement with ``m`` integer bits and ``n`` fraction bits:
 word = m + n + 1 bits, value = code / 2**n, codes in [-2**(m+n), 2**(m+n) - 1].
 ``UQm.n`` is unsigned: word = m + n bits, codes in [0, 2**(m+n) - 1].
+``m`` may be negative: ``Q-2.9`` is an 8-bit signed word holding [-1/4, 1/4) with step
+2**-9, the format of a layer whose weights all lie within +-0.25 (common after BN folding:
+12 of the A98's 41 kernels). With ``m >= 0`` such a layer wastes its top bits.
 
 Accepted spellings (`QFormat.parse`):
 
 =====================  ===========================================================
 ``"Q6.9"``              signed, 6 integer + 9 fraction bits (16-bit word)
+``"Q-2.9"``             signed, 8-bit word, 9 fraction bits: range [-0.25, 0.25)
 ``"UQ0.8"``             unsigned, 8 fraction bits (8-bit word)
 ``"Q9"`` / ``"q9"``     the paper's Table II "Qn": a 16-bit signed word with n fraction
                         bits, i.e. ``Q(15-n).n``; ``"Q9"`` = ``Q6.9``
@@ -45,7 +49,7 @@ from qsim.errors import FormatError
 
 MAX_WORD_BITS = 64
 
-_QMN = re.compile(r"^(U?)Q(\d+)\.(\d+)$", re.IGNORECASE)
+_QMN = re.compile(r"^(U?)Q(-?\d+)\.(\d+)$", re.IGNORECASE)
 _QN = re.compile(r"^Q(\d+)$", re.IGNORECASE)
 _AP = re.compile(r"^ap_(u?)fixed\s*<\s*(-?\d+)\s*,\s*(-?\d+)\s*(?:,[^>]*)?>$", re.IGNORECASE)
 
@@ -63,8 +67,8 @@ class QFormat:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool):
                 raise FormatError(f"QFormat {name} must be an int, got {v!r}")
-            if v < 0:
-                raise FormatError(f"QFormat {name} must be >= 0, got {v} ({self._spell()})")
+        if self.frac_bits < 0:  # integer bits may be negative (module doc); fraction bits not
+            raise FormatError(f"QFormat frac_bits must be >= 0, got {self.frac_bits} ({self._spell()})")
         if not 1 <= self.word_bits <= MAX_WORD_BITS:
             raise FormatError(
                 f"QFormat {self._spell()} has a {self.word_bits}-bit word; "
@@ -94,10 +98,10 @@ class QFormat:
             unsigned, word, integer = bool(m.group(1)), int(m.group(2)), int(m.group(3))
             int_bits = integer if unsigned else integer - 1
             frac_bits = word - integer
-            if int_bits < 0 or frac_bits < 0 or word < 1:
+            if frac_bits < 0 or word < 1:
                 raise FormatError(
-                    f"{text!r}: ap_fixed with W={word}, I={integer} needs 0 <= I <= W "
-                    "(negative integer or fraction bits are not supported)"
+                    f"{text!r}: ap_fixed with W={word}, I={integer} needs W >= 1 and I <= W "
+                    "(more integer bits than the word, i.e. negative fraction bits, are not supported)"
                 )
             return cls(int_bits, frac_bits, signed=not unsigned)
         raise FormatError(

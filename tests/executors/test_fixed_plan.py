@@ -83,7 +83,7 @@ def test_hand_written_json(tmp_path):
 
 
 @pytest.mark.parametrize("mutate, match", [
-    (lambda d: d["default"].update(weights="Q-1.3"), r"default field 'weights'"),
+    (lambda d: d["default"].update(weights="Q-5.3"), r"default field 'weights'"),
     (lambda d: d["default"].update(rounding="round_up"), r"field 'rounding'.*unknown rounding"),
     (lambda d: d["default"].update(acc_bits=80), r"field 'acc_bits'"),
     (lambda d: d["default"].update(acc_saturation="sometimes"), r"acc_saturation"),

@@ -62,14 +62,15 @@ def test_paper_scale_choice():
 @pytest.mark.parametrize(
     "text, needle",
     [
-        ("Q-1.3", "Q-1.3"),
+        ("Q-5.3", "Q-5.3"),
+        ("Q3.-1", "Q3.-1"),
         ("Q6.9.1", "Q6.9.1"),
         ("fixed16", "fixed16"),
         ("", "''"),
         ("Q40.40", "81-bit word"),
         ("Q16", "Q16"),
         ("ap_fixed<8,9>", "ap_fixed<8,9>"),
-        ("ap_fixed<8,-1>", "ap_fixed<8,-1>"),
+        ("ap_fixed<0,-1>", "ap_fixed<0,-1>"),
     ],
 )
 def test_parse_errors_name_the_text(text, needle):
@@ -79,9 +80,20 @@ def test_parse_errors_name_the_text(text, needle):
     assert isinstance(info.value, QsimError)
 
 
+def test_negative_integer_bits():
+    """Q-2.9: an 8-bit word for values within +-1/4 (small weights), ap_fixed<8,-1> in HLS."""
+    f = QFormat.parse("Q-2.9")
+    assert (f.word_bits, f.min_code, f.max_code, f.min_value, f.max_value) == (8, -128, 127, -0.25, 127 / 512)
+    assert str(f) == "Q-2.9" and f.ap_type == "ap_fixed<8,-1>" and QFormat.parse(f.ap_type) == f
+    assert QFormat.from_word(8, 9) == f
+    assert str(QFormat.parse("UQ-1.9")) == "UQ-1.9" and QFormat.parse("UQ-1.9").word_bits == 8
+
+
 def test_constructor_errors():
-    with pytest.raises(FormatError, match="int_bits must be >= 0, got -1"):
-        QFormat(-1, 3)
+    with pytest.raises(FormatError, match="frac_bits must be >= 0, got -1"):
+        QFormat(3, -1)
+    with pytest.raises(FormatError, match="-1-bit word"):
+        QFormat(-5, 3)
     with pytest.raises(FormatError, match="65-bit word"):
         QFormat(32, 32)
     with pytest.raises(FormatError, match="must be an int"):
