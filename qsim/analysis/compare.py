@@ -130,6 +130,16 @@ class ErrorAccumulator:
         if self.lsb is not None:
             self.n_over += int(np.count_nonzero(np.abs(err) > self.lsb)) + n_bad
 
+    def merge(self, other: "ErrorAccumulator") -> None:
+        """Add another accumulator's images: the same sums as `update` on them here, in order."""
+        self.n += other.n
+        self.sum_sq_err += other.sum_sq_err
+        self.sum_sq_sig += other.sum_sq_sig
+        self.max_abs = max(self.max_abs, other.max_abs)
+        self.n_over += other.n_over
+        self.nonfinite += other.nonfinite
+        self.shape = other.shape if other.shape is not None else self.shape
+
     def result(self) -> ErrorStats:
         if self.n == 0:
             raise QsimError(f"{self.name}: no elements compared")
@@ -254,6 +264,17 @@ class TraceComparer:
         self.n_images += 1
         self.executors = (reference.executor, test.executor)
         self.outputs = list(reference.outputs)
+
+    def merge(self, other: "TraceComparer") -> None:
+        """Add another comparer's images (e.g. one sample's, from a worker), in this order."""
+        for name, acc in other.acc.items():
+            if name not in self.acc:
+                self.fmt[name] = other.fmt[name]
+                self.acc[name] = ErrorAccumulator(lsb=acc.lsb, name=acc.name)
+            self.acc[name].merge(acc)
+        self.n_images += other.n_images
+        self.executors = other.executors or self.executors
+        self.outputs = other.outputs or self.outputs
 
     def result(self) -> Comparison:
         if self.executors is None:

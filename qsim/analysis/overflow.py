@@ -129,6 +129,29 @@ class OverflowReport:
         self.n_images += 1
         return self
 
+    def merge(self, other: "OverflowReport") -> "OverflowReport":
+        """Add another report's images (e.g. one sample's, from a worker): the same numbers
+        as if its traces had been `update`d here, in that order."""
+        for name, theirs in other.layers.items():
+            layer = self.layers.get(name)
+            if layer is None:
+                layer = self.layers[name] = LayerOverflow(name=name, op=theirs.op or self.ops.get(name, ""),
+                                                          format=theirs.format, range=None)
+            if theirs.range is not None:
+                layer.range = theirs.range if layer.range is None else (
+                    min(layer.range[0], theirs.range[0]), max(layer.range[1], theirs.range[1]))
+            for site, counter in theirs.sites.items():
+                if site in PARAMETER_SITES:
+                    if (name, site) in self._params_seen:
+                        continue
+                    self._params_seen.add((name, site))
+                if site in layer.sites:
+                    layer.sites[site].merge(counter)
+                else:
+                    layer.sites[site] = _clone(counter)
+        self.n_images += other.n_images
+        return self
+
     def update_counters(self, executor: str, counters: dict) -> "OverflowReport":
         """Merge one run's counters stored as JSON (``{node: {site: OverflowCounter.to_dict()}}``)."""
         from qsim.trace import Trace

@@ -97,6 +97,18 @@ class RangeStats:
             self.hist_neg += np.bincount(_bin_index(neg), minlength=N_BINS)
         return self
 
+    def merge(self, other: "RangeStats") -> "RangeStats":
+        """Add another tensor's statistics: the same numbers as `update` on its values here."""
+        self.count += other.count
+        self.zeros += other.zeros
+        self.min = min(self.min, other.min)
+        self.max = max(self.max, other.max)
+        self.sum += other.sum
+        self.sum_sq += other.sum_sq
+        self.hist_pos += other.hist_pos
+        self.hist_neg += other.hist_neg
+        return self
+
     @property
     def mean(self) -> float:
         return self.sum / self.count if self.count else math.nan
@@ -271,11 +283,15 @@ class Profile:
 
     def update(self, trace: Any) -> "Profile":
         """Add one float run's activations (``trace.values``)."""
-        for name, values in trace.values.items():
+        return self.add(activation_stats(trace))
+
+    def add(self, stats: dict[str, "RangeStats"], n_images: int = 1) -> "Profile":
+        """Add one run's activation statistics (`activation_stats`, e.g. from a worker)."""
+        for name, st in stats.items():
             if name not in self.layers:
                 raise QsimError(f"trace holds node {name!r}, which is not in graph {self.graph.name!r}")
-            self.layers[name].act.update(values, f"node '{name}' activations")
-        self.n_images += 1
+            self.layers[name].act.merge(st)
+        self.n_images += n_images
         return self
 
     def suggest(self, word_bits: int = 16, margin_bits: int = 1, input_margin_bits: int = 0,
@@ -379,6 +395,11 @@ class Profile:
             ["layer", "op", "act min..max", "act p1..p99", "act int bits", "weights min..max",
              "w int bits", "suggested act", "suggested weights"], rows, align="llllrlrll")
         return table + "".join(f"\n\nnote: {n}" if i == 0 else f"\nnote: {n}" for i, n in enumerate(notes))
+
+
+def activation_stats(trace: Any) -> dict[str, RangeStats]:
+    """node -> `RangeStats` of one run's values (what `Profile.add` takes)."""
+    return {name: RangeStats().update(values, f"node '{name}' activations") for name, values in trace.values.items()}
 
 
 def profile_runs(graph: Any, inputs: Iterable[np.ndarray], run: Callable[[np.ndarray], Any],

@@ -31,10 +31,13 @@ Exit code 0 whether or not a layer falls below the threshold (it is a measuremen
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
+import sys
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from qsim.cli.run import (
+    add_job_arguments,
     add_number_arguments,
     add_size_argument,
     describe,
@@ -42,8 +45,6 @@ from qsim.cli.run import (
     input_size,
     load_graph,
     load_input,
-    prepare_program,
-    progress_bar,
 )
 from qsim.cli.values import finite_float
 from qsim.errors import InputError
@@ -60,6 +61,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_input_arguments(p, source)
     p.add_argument("--n", type=int, default=8, help="number of images, sampled with --seed (8)")
     p.add_argument("--seed", type=int, default=0, help="seed of the image sample (0)")
+    add_job_arguments(p, cache=False)
     grp = add_number_arguments(p)
     grp.add_argument("--against", metavar="MODEL.tflite",
                      help="compare an int8/uint8 TFLite model of this Keras model (reference kernels, "
@@ -72,26 +74,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qsim.analysis.compare import compare_runs, render_comparison
-    from qsim.analysis.overflow import OverflowReport
+    from qsim.analysis.compare import render_comparison
+    from qsim.analysis.samples import compare_samples
     from qsim.cli.files import check_outputs
+    from qsim.cli.run import calibration_input
 
     check_outputs(args, files=("--json", "--plot"))
     if getattr(args, "against", None):
         return run_compare_against(args)
     graph = load_graph(args.model)
     executor, plan = executor_and_plan(args, graph)
-    files, size, inputs, count = model_inputs(args, graph)
-    overflow = OverflowReport(graph)
-    program = prepare_program(graph, executor, plan, args, size)
-    reference = prepare_program(graph, "float", None)
-
-    def test_run(x):  # the quantized run, its overflow counters merged on the way
-        trace = program.run(x)
-        overflow.update(trace)
-        return trace
-
-    comp = compare_runs(graph, inputs, test=test_run, reference=reference.run, progress=progress_bar(count))
+    files, size, sources, load = model_samples(args, graph)
+    calibration = calibration_input(args, graph, size) if executor == "k210" else None
+    comp, overflow = compare_samples(args.model, sources, load=load, executor=executor, plan=plan,
+                                     calibration=calibration, workers=args.workers, scheduler=args.scheduler,
+                                     progress=sys.stderr.isatty())
     events = {name: layer.events for name, layer in overflow.layers.items()}
     print(f"{graph.name}: {describe(executor, plan)}")
     print(render_comparison(comp, args.sqnr_threshold, events))
@@ -106,20 +103,28 @@ def run(args: argparse.Namespace) -> int:
     return _write_results(args, comp, doc)
 
 
-def model_inputs(args: argparse.Namespace, graph) -> tuple[list, tuple | None, Iterator, int]:
-    """(image files, resize (H, W) or None, the network inputs one by one, how many) of
-    ``--images`` (``--n`` of them, ``--seed``, ``--preprocess``) or ``--input`` (every sample)."""
+def model_samples(args: argparse.Namespace, graph) -> tuple[list, tuple | None, list, Any]:
+    """(image files, resize (H, W) or None, one source per sample, ``load(source) -> input``) of
+    ``--images`` or ``--input``, for `qsim.analysis.samples` (workers load the pictures)."""
     from qsim.cli.inputs import load_array, samples
-    from qsim.images import list_images
 
     if args.input:
         if args.size:
             raise InputError("--size resizes images; an --input array is fed as it is")
-        x = load_array(args.input, graph)
-        return [], None, samples(x), x.shape[0]
+        return [], None, list(samples(load_array(args.input, graph))), _same
+    from qsim.images import list_images
+
     files = list_images(args.images, n=args.n, seed=args.seed)
     size = input_size(graph, args.size)
-    return files, size, (load_input(f, size, args.preprocess)[0] for f in files), len(files)
+    return files, size, [str(f) for f in files], partial(_load_picture, size=size, preprocess=args.preprocess)
+
+
+def _same(x):
+    return x
+
+
+def _load_picture(path: str, size, preprocess):
+    return load_input(path, size, preprocess)[0]
 
 
 def _write_results(args: argparse.Namespace, comp, doc: dict) -> int:

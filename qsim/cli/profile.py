@@ -28,14 +28,15 @@ JSON (``--json OUT``), schema version 1::
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from qsim.cli.compare import model_inputs
+from qsim.cli.compare import model_samples
 from qsim.cli.run import (
     ROUNDINGS,
+    add_job_arguments,
     add_size_argument,
     load_graph,
-    progress_bar,
 )
 from qsim.cli.values import overflow_name, rounding_name
 from qsim.errors import QsimError
@@ -61,13 +62,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overflow", default="saturate", type=overflow_name, metavar="MODE",
                    help="overflow of the plan: saturate, wrap (saturate)")
     add_size_argument(p)
+    add_job_arguments(p, cache=False)
     p.add_argument("--plan-out", metavar="PLAN.json", help="write the suggested per-layer plan")
     p.add_argument("--json", metavar="OUT", help="write the statistics as JSON")
     p.add_argument("--plot", metavar="OUT.png", help="plot the per-layer ranges (paper's Fig. 3)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from qsim.analysis.profile import profile_model
+    from qsim.analysis.samples import profile_samples
     from qsim.cli.files import check_outputs, write_json_file
     check_outputs(args, files=("--json", "--plot", "--plan-out"))
     if args.margin_bits < 0:
@@ -76,8 +78,9 @@ def run(args: argparse.Namespace) -> int:
         raise QsimError(f"--margin-bits {args.margin_bits} leaves no bits of a {args.word_bits}-bit word; "
                         f"at most {args.word_bits - 1}")
     graph = load_graph(args.model)
-    files, size, inputs, count = model_inputs(args, graph)
-    prof = profile_model(graph, inputs, progress=progress_bar(count))
+    files, size, sources, load = model_samples(args, graph)
+    prof = profile_samples(args.model, sources, load=load, workers=args.workers, scheduler=args.scheduler,
+                           progress=sys.stderr.isatty())
     print(f"{graph.name}: {prof.n_images} {'sample' if args.input else 'image'}(s), {args.word_bits}-bit words, "
           f"activation margin {args.margin_bits} bit(s)")
     print(prof.render(args.word_bits, args.margin_bits, args.acc_bits))

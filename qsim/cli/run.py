@@ -89,13 +89,15 @@ def add_calibration_arguments(p: argparse.ArgumentParser) -> None:
                    help="images taken from a --calibration folder (8)")
 
 
-def add_job_arguments(p: argparse.ArgumentParser) -> None:
-    """Where the work runs and where results are stored (sweep, eval, search: `qsim.analysis.tasks`)."""
+def add_job_arguments(p: argparse.ArgumentParser, cache: bool = True) -> None:
+    """Where the work runs (sweep, eval, search, compare, profile: `qsim.analysis.tasks`) and,
+    with ``cache``, where results are stored."""
     p.add_argument("--workers", type=int, default=1, help="processes (1)")
     p.add_argument("--scheduler", metavar="tcp://HOST:PORT|local:N",
                    help="run on a Dask cluster (an existing scheduler, or a LocalCluster of N workers started here)")
-    p.add_argument("--cache", metavar="DIR", help="cache folder (default $QSIM_CACHE or ~/.cache/qsim)")
-    p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    if cache:
+        p.add_argument("--cache", metavar="DIR", help="cache folder (default $QSIM_CACHE or ~/.cache/qsim)")
+        p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
 
 
 def job_options(args: argparse.Namespace) -> dict:
