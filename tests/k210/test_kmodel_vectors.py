@@ -131,3 +131,17 @@ def test_slim320_vectors(data_dir, tmp_path):
         assert kpu_ref.pool_ref(v["act"][0].tolist(), layer["pool_type"]) == v["output"][0].tolist()
         kinds.add((layer["kernel_size"], layer["depthwise"], layer["pool"]))
     assert len(kinds) >= 2
+
+
+def test_documented_kmodel_command(data_dir, tmp_path, monkeypatch):
+    """docs/device.md's kmodel block, on slim-320 and its golden input."""
+    from tests.testing.test_c_kernel import doc_block
+    from tests.testing.test_device_doc import run_commands
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "slim-320.kmodel").symlink_to(data_dir / "kmodels" / "slim-320.kmodel")
+    np.save(tmp_path / "x_kpu.npy", np.load(data_dir / "kmodels" / "slim-320-golden.npz")["inputs"][:1])
+    run_commands(doc_block("kmodel_vectors.sh"))
+    manifest, _ = read_vectors(tmp_path / "kpu_vectors")
+    assert [layer["name"] for layer in manifest["layers"]] == ["node0 kpu_conv2d", "node1 kpu_conv2d",
+                                                               "node2 kpu_conv2d"]

@@ -127,3 +127,19 @@ def test_bad_arguments_are_one_line_errors(tflite_model_path, tmp_path, capsys):
     assert "no CONV_2D/DEPTHWISE_CONV_2D/FULLY_CONNECTED operator" in capsys.readouterr().err
     assert main([*base, "--format", "Q6.9"]) == 1
     assert "carries its own quantization" in capsys.readouterr().err
+
+
+def test_documented_tflite_commands(tflite_model_path, tmp_path, monkeypatch):
+    """docs/device.md's TFLite block, on a model converted here."""
+    from tests.testing.test_c_kernel import doc_block
+    from tests.testing.test_device_doc import run_commands
+
+    path = tflite_model_path("mobilenet")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.tflite").write_bytes(path.read_bytes())
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).uniform(-1, 1, (1, 24, 24, 3)).astype(np.float32))
+    run_commands(doc_block("tflite_vectors.sh"))
+    manifest, _ = read_vectors(tmp_path / "tflite_vectors")
+    assert {layer["type"] for layer in manifest["layers"]} == {"CONV_2D", "FULLY_CONNECTED"}
+    assert (tmp_path / "tflite_vectors" / "op0_conv_2d_vectors.h").is_file()
+    assert (tmp_path / "tflite_c" / "model.h").is_file()
