@@ -3,13 +3,19 @@ Python-int reference `qsim.k210.ref.kpu_ref`), the tables re-encode to the store
 regenerates byte for byte and re-reads as a fresh run; on a synthetic kmodel and on slim-320."""
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_synthetic_kmodel import build_kmodel
 
 from qsim.cli import main
 from qsim.k210 import KmodelExecutor, read_kmodel
 from qsim.k210.fields import ActTable, decode_act, decode_bn
+from qsim.k210.kpu import POOL_TYPES
 from qsim.k210.quantize import make_kpu_layer, quant_param
 from qsim.k210.ref import kpu_ref
 from qsim.k210.vectors import write_vectors
@@ -36,11 +42,11 @@ def check_stage_rules(layer: dict, d: dict[str, np.ndarray]) -> None:
     assert act.x_start.tolist() == d["act_x_start"].tolist() and act.bias.tolist() == d["act_bias"].tolist()
 
 
-def synthetic(tmp_path, depthwise: bool, pool: int, batches: int = 2, seed: int = 0):
+def synthetic(tmp_path, depthwise: bool, pool: int, batches: int = 2, seed: int = 0, c: int = 3, h: int = 6,
+              w: int = 9, k: int = 3):
     rng = np.random.default_rng(seed)
-    c, h, w = 3, 6, 9
-    oc = c if depthwise else 4
-    layer = make_kpu_layer("l", rng.normal(0, 1, (oc, 1 if depthwise else c, 3, 3)), rng.normal(0, 0.5, oc),
+    oc = c if depthwise else int(rng.integers(1, 6))
+    layer = make_kpu_layer("l", rng.normal(0, 1, (oc, 1 if depthwise else c, k, k)), rng.normal(0, 0.5, oc),
                            depthwise, quant_param(-1, 1), quant_param(-2, 4), ("relu", None, 0.1), (h, w), pool)
     path = tmp_path / f"syn_{int(depthwise)}_{pool}.kmodel"
     path.write_bytes(build_kmodel(layer, batches))
@@ -49,21 +55,44 @@ def synthetic(tmp_path, depthwise: bool, pool: int, batches: int = 2, seed: int 
     return path, x
 
 
-@pytest.mark.parametrize("depthwise,pool", [(False, 0), (False, 1), (False, 5), (True, 0), (False, 8)])
-def test_synthetic_layer_stages_follow_the_stated_rules(tmp_path, depthwise, pool):
-    path, x = synthetic(tmp_path, depthwise, pool)
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 10**6), c=st.integers(1, 4), h=st.integers(2, 9), w=st.integers(2, 40),
+       k=st.sampled_from([1, 3]), depthwise=st.booleans(), pool=st.sampled_from(sorted(POOL_TYPES)),
+       batches=st.integers(1, 2))
+def test_synthetic_layer_stages_follow_the_stated_rules(seed, c, h, w, k, depthwise, pool, batches):
+    stride = POOL_TYPES[pool][2]
+    h, w = max(h, stride), max(w, stride)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        path, x = synthetic(tmp_path, depthwise, pool, batches, seed, c, h, w, k)
+        manifest = write_vectors(path, x, tmp_path / "v")
+        _, data = read_vectors(tmp_path / "v")
+        assert manifest["backend"] == "k210" and manifest["layout"]["maps"].startswith("NCHW")
+        (layer,) = manifest["layers"]
+        d = data[layer["name"]]
+        assert layer["name"] == "node0 kpu_conv2d" and layer["batches"] == batches
+        assert layer["depthwise"] is depthwise and layer["kernel_size"] == k and layer["pool_type"] == pool
+        np.testing.assert_array_equal(d["input"], x)
+        check_stage_rules(layer, d)
+        expected = KmodelExecutor(read_kmodel(path)).run(x, keep=True).records[0].data
+        np.testing.assert_array_equal(d["output"], expected)
+        assert set(layer["overflow"]) == {"acc", "bn", "act"}
+        assert layer["overflow"]["act"]["elements"] == d["act"].size
+
+
+def test_cli_reads_input_and_images(tmp_path):
+    from PIL import Image
+
+    path, x = synthetic(tmp_path, False, 1)
     assert main(["vectors", str(path), "--input", str(tmp_path / "x.npy"), "--out", str(tmp_path / "v")]) == 0
-    manifest, data = read_vectors(tmp_path / "v")
-    assert manifest["backend"] == "k210" and manifest["layout"]["maps"].startswith("NCHW")
-    (layer,) = manifest["layers"]
-    d = data[layer["name"]]
-    assert layer["name"] == "node0 kpu_conv2d" and layer["batches"] == 2 and layer["depthwise"] is depthwise
-    np.testing.assert_array_equal(d["input"], x)
-    check_stage_rules(layer, d)
-    expected = KmodelExecutor(read_kmodel(path)).run(x, keep=True).records[0].data
-    np.testing.assert_array_equal(d["output"], expected)
-    assert set(layer["overflow"]) == {"acc", "bn", "act"}
-    assert layer["overflow"]["act"]["elements"] == d["act"].size
+    np.testing.assert_array_equal(read_vectors(tmp_path / "v")[1]["node0 kpu_conv2d"]["input"], x)
+    path, _ = synthetic(tmp_path, False, 0, batches=1)
+    (tmp_path / "img").mkdir()
+    rgb = np.random.default_rng(2).integers(0, 256, (6, 9, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "img" / "a.png")
+    assert main(["vectors", str(path), "--images", str(tmp_path / "img"), "--out", str(tmp_path / "w")]) == 0
+    got = read_vectors(tmp_path / "w")[1]["node0 kpu_conv2d"]["input"]
+    np.testing.assert_array_equal(got, rgb.transpose(2, 0, 1)[None])  # same size: planes unchanged
 
 
 @pytest.mark.parametrize("fmt_out", ["npz", "bin", "c"])

@@ -143,3 +143,21 @@ def test_documented_tflite_commands(tflite_model_path, tmp_path, monkeypatch):
     assert {layer["type"] for layer in manifest["layers"]} == {"CONV_2D", "FULLY_CONNECTED"}
     assert (tmp_path / "tflite_vectors" / "op0_conv_2d_vectors.h").is_file()
     assert (tmp_path / "tflite_c" / "model.h").is_file()
+
+
+def test_images_are_resized_preprocessed_and_quantized(tflite_model_path, tmp_path):
+    from PIL import Image
+
+    from qsim.images import resize_bilinear
+    from qsim.tflite import quantize_input
+
+    path = tflite_model_path("mobilenet")
+    (tmp_path / "img").mkdir()
+    rgb = np.random.default_rng(3).integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "img" / "a.png")
+    assert main(["vectors", str(path), "--images", str(tmp_path / "img"), "--out", str(tmp_path / "v"),
+                 "--layers", "^op0 "]) == 0
+    t_in = read_tflite(path).tensors[read_tflite(path).inputs[0]]
+    want = quantize_input(t_in, (resize_bilinear(rgb, (24, 24)).astype(np.float32) / 127.5 - 1.0)[None])
+    manifest, data = read_vectors(tmp_path / "v")
+    np.testing.assert_array_equal(data[manifest["layers"][0]["name"]]["input"], want)
