@@ -5,7 +5,9 @@ little-endian) or ``c`` (headers). One writer, three backends, told apart by the
 
 * Keras ``.h5`` / ``.keras`` with ``--plan P | --format F`` (a Q-format plan): `qsim.vectors`.
   ``--input`` is a preprocessed float NHWC (or HWC) array; ``--images`` takes the first
-  ``--n`` images of DIR (sorted), read and scaled like ``qsim run``.
+  ``--n`` images of DIR (sorted), read and scaled like ``qsim run``. ``--format k210
+  --calibration ...``: the KPU layers of qsim's own K210 quantization
+  (`qsim.k210.vectors.write_graph_vectors`), same inputs.
 * ``.tflite`` (int8 / uint8): `qsim.tflite.vectors`, per CONV_2D / DEPTHWISE_CONV_2D /
   FULLY_CONNECTED. ``--input``: the input tensor's codes, or float values (quantized with its
   scale and zero point); ``--images``: the first image of DIR resized to the input's H x W,
@@ -115,8 +117,15 @@ def _keras(args) -> dict:
         raise PlanError(f"{args.model}: a Keras model needs a Q-format plan (--format Q6.9 or --plan P)")
     graph = load_graph(args.model)
     executor, plan = executor_and_plan(args, graph)
+    if executor == "k210":
+        from qsim.cli.run import calibration_input
+        from qsim.k210.vectors import write_graph_vectors
+
+        x = _input(args, graph)
+        return write_graph_vectors(graph, calibration_input(args, graph, tuple(x.shape[1:3])), x, args.out,
+                                   layers=args.layers, format_out=args.format_out, model_name=Path(args.model).name)
     if executor != "fixed":
-        raise PlanError(f"vectors need a Q-format plan (--format Q6.9 or --plan); got {executor}")
+        raise PlanError(f"vectors need a Q-format plan (--format Q6.9 or --plan) or --format k210; got {executor}")
     x = _input(args, graph)
     return write_vectors(graph, plan, x, args.out, layers=args.layers, format_out=args.format_out,
                          model_name=Path(args.model).name)

@@ -26,6 +26,14 @@ uint8 clamp). ``alu_overflow="exact"`` (the vendor emulator) keeps ``acc`` / ``b
 ``"wrap"`` stores them as the layer used them, wrapped to 36 bits.
 
 Layer names are ``node3 kpu_conv2d`` (``--layers`` searches them); files ``node3_kpu_conv2d``.
+
+`write_graph_vectors` does the same for a Keras graph quantized by qsim's own K210 path
+(``qsim vectors MODEL.h5 --format k210 --calibration ...``: `qsim.k210.executor`, the nncase
+1.x recipe): one entry per KPU step (``kpu``: a conv layer; ``add_kpu``: a residual add run
+as a 1x1 KPU conv over the two operands requantized to one parameter and concatenated),
+named after the graph node whose value it produces, with the uint8 affine parameters of its
+input and output and the CPU subsampling that follows it, if any (``subsample``: stride,
+row offset, column offset).
 """
 from __future__ import annotations
 
@@ -37,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from qsim.errors import InputError
+from qsim.export import c_name
 from qsim.k210.fields import encode_act, encode_bn
 from qsim.k210.kmodel import Kmodel, read_kmodel
 from qsim.k210.kmodel_exec import KmodelExecutor
@@ -83,14 +92,14 @@ def layer_fields(layer: KpuLayer, stages: dict[str, np.ndarray]) -> dict[str, Fi
     }
 
 
-def layer_entry(index: int, layer: KpuLayer, batches: int) -> tuple[dict[str, Any], list[tuple[str, int]]]:
+def layer_entry(name: str, layer: KpuLayer, batches: int) -> tuple[dict[str, Any], list[tuple[str, int]]]:
     """(manifest entry without fields/overflow, C defines) of one KPU layer."""
     a = layer.args
     regs = {"kernel_size": a.kernel_size, "depthwise": a.depthwise, "in_channels": a.in_channels,
             "out_channels": a.out_channels, "in_hw": list(a.in_hw), "out_hw": list(a.out_hw),
             "pad_value": a.pad_value, "arg_x": a.arg_x, "shr_x": a.shr_x, "arg_w": a.arg_w, "shr_w": a.shr_w,
             "arg_add": a.arg_add, "pool_type": a.pool_type, "pool": POOL_TYPES[a.pool_type][0]}
-    entry = {"name": layer_name(index), "node": index, "batches": batches, **regs,
+    entry = {"name": name, "batches": batches, **regs,
              "registers_raw": asdict(a)}
     defines = [("KERNEL", a.kernel_size), ("DEPTHWISE", int(a.depthwise)), ("IN_CHANNELS", a.in_channels),
                ("OUT_CHANNELS", a.out_channels), ("IN_H", a.in_hw[0]), ("IN_W", a.in_hw[1]),
@@ -120,7 +129,8 @@ def write_vectors(model: "Kmodel | str | Path", inputs, out_dir: "str | Path", *
     entries = []
     for i in chosen:
         layer = ex.layers[i]
-        entry, defines = layer_entry(i, layer, model.nodes[i].body.batches)
+        entry, defines = layer_entry(layer_name(i), layer, model.nodes[i].body.batches)
+        entry["node"] = i
         stem = layer_name(i).replace(" ", "_")
         entry["fields"] = write_layer(out, stem, f"KPU layer {layer_name(i)} of '{Path(model.path).name}'",
                                       layer_fields(layer, stages[i]), defines, format_out, files)
@@ -131,6 +141,56 @@ def write_vectors(model: "Kmodel | str | Path", inputs, out_dir: "str | Path", *
         "qsim_vectors": SCHEMA_VERSION, "backend": "k210", "model": model_name or (path.name if path else ""),
         "model_sha256": hashlib.sha256(path.read_bytes()).hexdigest() if path and path.is_file() else None,
         "switches": asdict(switches), "input_shapes": [list(np.shape(x)) for x in inputs],
+        "layout": {"maps": LAYOUT, "weights": "(OC, IC, K, K); depthwise (OC, 1, K, K)"},
+        "rules": STAGE_RULES, "alu_bits": 36, "format_out": format_out, "layers": entries,
+    }, files)
+
+
+def write_graph_vectors(graph, calibration, x: np.ndarray, out_dir: "str | Path", *, layers: str | None = None,
+                        format_out: str = "npz", switches: KpuSwitches = KpuSwitches(),
+                        model_name: str = "") -> dict[str, Any]:
+    """The KPU-layer vector set of a qsim `Graph` on qsim's K210 backend for float NHWC `x`."""
+    from qsim.k210.executor import prepare, requantize_codes
+
+    prog = prepare(graph, calibration=calibration, switches=switches)
+    x = np.asarray(x, np.float32)
+    trace = prog.run(x)
+    kprog = prog.kpu_program(tuple(x.shape[1:3]))
+    pattern = layer_pattern(layers)
+    steps = [s for s in kprog.steps if s.kind in ("kpu", "add_kpu") and (pattern is None or pattern.search(s.name))]
+    if not steps:
+        raise InputError(f"vectors: no KPU layer of {graph.name!r} matches --layers {layers!r}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, str] = {}
+    entries = []
+    for step in steps:
+        codes = [trace.codes[src].transpose(0, 3, 1, 2).astype(np.uint8) for src in step.inputs]
+        if step.kind == "kpu":
+            xin = codes[0]
+        else:  # the two operands in one parameter, concatenated on channels (as the KPU add runs)
+            xin = np.concatenate([requantize_codes(c, kprog.params[src], step.concat_q)
+                                  for src, c in zip(step.inputs, codes)], axis=1)
+        counters: dict = {}
+        kept: dict[str, list] = {"input": [], "A": [], "B": [], "Z": [], "output": []}
+        for xb in xin:
+            keep: dict = {}
+            y = step.layer.run(np.ascontiguousarray(xb), switches, counters=counters, keep=keep)
+            for key, v in (("input", xb), ("A", keep["A"]), ("B", keep["B"]), ("Z", keep["Z"]), ("output", y)):
+                kept[key].append(v)
+        stages = {k: np.stack(v) for k, v in kept.items()}
+        entry, defines = layer_entry(step.name, step.layer, len(xin))
+        in_q = step.concat_q if step.kind == "add_kpu" else kprog.params[step.inputs[0]]
+        entry.update(step=step.kind, inputs=list(step.inputs), subsample=None if step.subsample is None
+                     else list(step.subsample), input_param={"scale": float(in_q.scale), "zero_point": int(in_q.zero_point)},
+                     output_param={"scale": float(step.out_q.scale), "zero_point": int(step.out_q.zero_point)})
+        entry["fields"] = write_layer(out, c_name(step.name), f"KPU layer '{step.name}' of '{graph.name}'",
+                                      layer_fields(step.layer, stages), defines, format_out, files)
+        entry["overflow"] = counters_json(counters)
+        entries.append(entry)
+    return finish_manifest(out, {
+        "qsim_vectors": SCHEMA_VERSION, "backend": "k210", "model": model_name or graph.name,
+        "switches": asdict(switches), "input_shapes": [list(x.shape)],
         "layout": {"maps": LAYOUT, "weights": "(OC, IC, K, K); depthwise (OC, 1, K, K)"},
         "rules": STAGE_RULES, "alu_bits": 36, "format_out": format_out, "layers": entries,
     }, files)

@@ -174,3 +174,38 @@ def test_documented_kmodel_command(data_dir, tmp_path, monkeypatch):
     manifest, _ = read_vectors(tmp_path / "kpu_vectors")
     assert [layer["name"] for layer in manifest["layers"]] == ["node0 kpu_conv2d", "node1 kpu_conv2d",
                                                                "node2 kpu_conv2d"]
+
+
+A98 = Path(__file__).resolve().parents[2] / "qsim" / "assets" / "a98_alpha1.0.h5"
+
+
+def test_keras_k210_vectors_follow_the_rules_and_the_backend(tmp_path):
+    """``--format k210``: qsim's own KPU quantization of the A98; conv (+ CPU subsample), depthwise,
+    1x1 and a residual add run on the KPU."""
+    from qsim.executors import run
+    from qsim.model import load_model
+
+    x = np.random.default_rng(16).uniform(-1, 1, (1, 32, 32, 3)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    names = ["Conv1_relu", "expanded_conv_depthwise_relu", "block_1_project_BN", "block_2_add"]
+    argv = ["vectors", str(A98), "--format", "k210", "--calibration", str(tmp_path / "x.npy"), "--input",
+            str(tmp_path / "x.npy"), "--layers", f"^({'|'.join(names)})$"]
+    assert main([*argv, "--out", str(tmp_path / "a")]) == 0
+    assert main([*argv, "--out", str(tmp_path / "b")]) == 0
+    manifest, data = read_vectors(tmp_path / "a")
+    assert manifest["content_hash"] == read_vectors(tmp_path / "b")[0]["content_hash"]
+    assert [layer["name"] for layer in manifest["layers"]] == names
+    assert [layer["step"] for layer in manifest["layers"]] == ["kpu", "kpu", "kpu", "add_kpu"]
+    trace = run(load_model(A98), x, executor="k210", calibration=x)
+    for layer in manifest["layers"]:
+        d = data[layer["name"]]
+        check_stage_rules(layer, d)
+        y = d["output"]
+        if layer["subsample"]:
+            s, oy, ox = layer["subsample"]
+            y = y[:, :, oy::s, ox::s]
+        want = trace.codes[layer["name"]].transpose(0, 3, 1, 2)
+        np.testing.assert_array_equal(y[:, :, :want.shape[2], :want.shape[3]], want)
+        if layer["step"] == "kpu":
+            np.testing.assert_array_equal(d["input"], trace.codes[layer["inputs"][0]].transpose(0, 3, 1, 2))
+    assert manifest["layers"][0]["subsample"] == [2, 1, 1]
