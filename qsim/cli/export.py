@@ -7,7 +7,9 @@ Only Q-format plans: ``--format fp16|k210|fp32`` are refused.
 
 ``qsim export MODEL.tflite --out DIR [--target c]``: an int8 / uint8 TFLite model's MAC
 parameters (weights, int32 biases, per-channel multipliers and shifts, offsets) as C headers
-in CMSIS-NN's naming (`qsim.tflite.export`); the model carries its own numbers (no --format).
+in CMSIS-NN's naming (`qsim.tflite.export`). ``qsim export MODEL.kmodel --out DIR``: every
+KPU layer's register words, BN and activation tables and weights (`qsim.k210.export`).
+Both carry their own numbers (no --format / --plan).
 """
 from __future__ import annotations
 
@@ -19,32 +21,49 @@ from qsim.errors import PlanError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="Keras model (.h5 / .keras, with --format or --plan) or .tflite")
-    add_number_arguments(p).required = False  # a .tflite carries its own numbers
+    p.add_argument("model", help="Keras model (.h5 / .keras, with --format or --plan), .tflite or .kmodel (v4)")
+    add_number_arguments(p).required = False  # a .tflite or .kmodel carries its own numbers
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the headers")
     p.add_argument("--target", default="c", choices=("c", "hls"), help="c headers, or hls (+ ap_fixed, hls4ml)")
 
 
-def _tflite(args: argparse.Namespace) -> int:
-    from qsim.cli.files import check_input_file
+def _tflite(args: argparse.Namespace) -> list[Path]:
     from qsim.tflite import read_tflite
     from qsim.tflite.export import export
 
-    check_input_file(args.model, "model file")
-    if args.format or args.plan:
-        raise PlanError(f"{args.model}: --format / --plan are for Keras models; a .tflite carries its own quantization")
-    if args.target != "c":
-        raise PlanError(f"{args.model}: --target {args.target}: a .tflite model exports as C headers (--target c)")
-    files = export(read_tflite(args.model), args.out, model_name=Path(args.model).name)
-    print(f"{Path(args.model).name}: wrote {len(files)} files to {args.out} (TFLite int8/uint8 parameters)")
-    return 0
+    return export(read_tflite(args.model), args.out, model_name=Path(args.model).name)
+
+
+def _kmodel(args: argparse.Namespace) -> list[Path]:
+    from qsim.errors import InputError
+    from qsim.k210.export import export
+    from qsim.k210.kmodel_v3 import kmodel_version
+
+    if kmodel_version(args.model) == 3:
+        raise InputError(f"{args.model}: a kmodel v3; the export reads kmodel v4 files")
+    return export(args.model, args.out, model_name=Path(args.model).name)
+
+
+BACKENDS = {".tflite": (_tflite, "TFLite int8/uint8 parameters"), ".kmodel": (_kmodel, "KPU layer registers and tables")}
 
 
 def run(args: argparse.Namespace) -> int:
     from qsim.export import export
 
-    if Path(args.model).suffix.lower() == ".tflite":
-        return _tflite(args)
+    suffix = Path(args.model).suffix.lower()
+    if suffix in BACKENDS:
+        from qsim.cli.files import check_input_file
+
+        check_input_file(args.model, "model file")
+        if args.format or args.plan:
+            raise PlanError(f"{args.model}: --format / --plan are for Keras models; a {suffix} file carries its "
+                            "own quantization")
+        if args.target != "c":
+            raise PlanError(f"{args.model}: --target {args.target}: a {suffix} model exports as C headers (--target c)")
+        fn, what = BACKENDS[suffix]
+        files = fn(args)
+        print(f"{Path(args.model).name}: wrote {len(files)} files to {args.out} ({what})")
+        return 0
     if not (args.format or args.plan):
         raise PlanError(f"{args.model}: a Keras model needs a Q-format plan (--format Q6.9 or --plan P)")
     graph = load_graph(args.model)

@@ -70,6 +70,11 @@ def layer_name(index: int) -> str:
     return f"node{index} kpu_conv2d"
 
 
+def layer_stem(index: int) -> str:
+    """The file / C name stem of a kmodel's KPU layer: ``node3_kpu_conv2d``."""
+    return f"node{index}_kpu_conv2d"
+
+
 def layer_fields(layer: KpuLayer, stages: dict[str, np.ndarray]) -> dict[str, Field]:
     """The fields of one KPU layer from its decoded tables and the run's stages."""
     bn, act = layer.bn, layer.act
@@ -131,8 +136,7 @@ def write_vectors(model: "Kmodel | str | Path", inputs, out_dir: "str | Path", *
         layer = ex.layers[i]
         entry, defines = layer_entry(layer_name(i), layer, model.nodes[i].body.batches)
         entry["node"] = i
-        stem = layer_name(i).replace(" ", "_")
-        entry["fields"] = write_layer(out, stem, f"KPU layer {layer_name(i)} of '{Path(model.path).name}'",
+        entry["fields"] = write_layer(out, layer_stem(i), f"KPU layer {layer_name(i)} of '{Path(model.path).name}'",
                                       layer_fields(layer, stages[i]), defines, format_out, files)
         entry["overflow"] = counters_json(run.counters.get(f"node{i}_kpu_conv2d", {}))
         entries.append(entry)
