@@ -174,6 +174,7 @@ def test_documented_kmodel_command(data_dir, tmp_path, monkeypatch):
     manifest, _ = read_vectors(tmp_path / "kpu_vectors")
     assert [layer["name"] for layer in manifest["layers"]] == ["node0 kpu_conv2d", "node1 kpu_conv2d",
                                                                "node2 kpu_conv2d"]
+    assert (tmp_path / "kpu_c" / "model.h").is_file() and (tmp_path / "kpu_c" / "node0_kpu_conv2d.h").is_file()
 
 
 A98 = Path(__file__).resolve().parents[2] / "qsim" / "assets" / "a98_alpha1.0.h5"
