@@ -113,12 +113,13 @@ def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
 
 
 def write_layer(out: Path, stem: str, title: str, fields: dict[str, Field], defines: list[tuple[str, int]],
-                format_out: str, files: dict[str, str]) -> dict[str, dict]:
+                format_out: str, files: dict[str, str], c_extra: str = "") -> dict[str, dict]:
     """Write one layer's fields in `format_out`; record each file's SHA-256 in `files`.
 
     ``npz``: ``<stem>.npz`` (arrays in their own dtype); ``bin``: ``<stem>.<field>.bin`` (raw
     little-endian in the field's C type); ``c``: ``<stem>_vectors.h`` (``static const`` arrays,
-    ``#define <STEM>_<NAME> value`` per define). Returns the manifest's ``fields`` entry
+    ``#define <STEM>_<NAME> value`` per define, then `c_extra`: C text for what is no integer
+    field, e.g. doubles). Returns the manifest's ``fields`` entry
     (shape, file, and key / dtype / symbol, plus each field's ``meta``).
     """
     if format_out not in FORMATS_OUT:
@@ -143,6 +144,8 @@ def write_layer(out: Path, stem: str, title: str, fields: dict[str, Field], defi
             text.append(f"/* {k}: shape {'x'.join(map(str, f.array.shape))}, {f.note} */")
             text.append(c_array(f.ctype, f"{stem}_{k}", f.array))
             entry[k].update(file=f"{stem}_vectors.h", symbol=f"{stem}_{k}", dtype=f.ctype)
+        if c_extra:
+            text.append(c_extra)
         text += [f"#endif /* QSIM_{L}_VECTORS_H */", ""]
         blobs = {f"{stem}_vectors.h": "\n".join(text).encode("utf-8")}
     for fname, blob in blobs.items():

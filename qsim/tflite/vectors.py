@@ -15,7 +15,8 @@ manifest conventions of the Q-plan vectors (`qsim.vectors`, one shared writer):
   or one (uint8 / per-tensor): ``QuantizeMultiplier(input_scale * filter_scale / output_scale)``,
   multiplier a Q0.31 mantissa in [2^30, 2^31), shift > 0 a left shift, as the reference
   kernels and CMSIS-NN hold them. The int8 FULLY_CONNECTED reference requantizes in double:
-  it has no multiplier; its ``effective_scale`` doubles are in the manifest instead;
+  it has no multiplier; its ``effective_scale`` doubles are in the manifest instead (and in
+  the C header as ``static const double <stem>_effective_scale[]``);
 * ``acc``     the exact accumulator ``bias + sum (w - w_zp) * (x - in_zp)`` (int64, taps
   outside the image skipped), *before* the accumulator model; shaped as ``output``;
 * ``output``  the output codes of the run.
@@ -99,6 +100,13 @@ def _tensor_json(t: Tensor | None) -> dict | None:
             "zero_point": None if q is None else [int(z) for z in q.zero_point]}
 
 
+def c_doubles(name: str, values) -> str:
+    """``static const double name[N]``: shortest round-trip decimals (a correctly rounding C
+    compiler reads back the same doubles)."""
+    vals = [repr(float(v)) for v in values]
+    return f"static const double {name}[{len(vals)}] = {{\n    " + ", ".join(vals) + "\n};\n"
+
+
 def layer_vectors(kernel, run, options: TfliteOptions) -> tuple[dict[str, Field], dict[str, Any], list]:
     """(fields, manifest entry without ``fields``, C defines) of one MAC operator."""
     k = kernel
@@ -171,7 +179,11 @@ def write_vectors(model: TfliteModel, x: np.ndarray, out_dir: "str | Path", *, l
     for k in kernels:
         fields, entry, defines = layer_vectors(k, run, options)
         label = entry["name"]
-        entry["fields"] = write_layer(out, file_stem(k), f"operator {label}", fields, defines, format_out, files)
+        extra = ("/* effective_scale: the doubles the int8 FULLY_CONNECTED reference multiplies acc by */\n"
+                 + c_doubles(f"{file_stem(k)}_effective_scale", entry["effective_scale"])
+                 if entry["requant"] == "float" else "")
+        entry["fields"] = write_layer(out, file_stem(k), f"operator {label}", fields, defines, format_out, files,
+                                      c_extra=extra)
         entry["overflow"] = counters_json({key.rsplit("/", 1)[1]: c for key, c in run.counters.items()
                                            if key.rsplit("/", 1)[0] == label})
         entries.append(entry)

@@ -4,6 +4,8 @@ Python-int twins, `qsim.tflite.ref`) give the output codes, and a vector set reg
 for byte and re-reads as a fresh run."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from test_tflite_vs_builtin_ref import builtin_ref, inputs_for
@@ -102,6 +104,11 @@ def test_vectors_regenerate_identically_and_reread_as_a_fresh_run(tflite_model_p
     if fmt_out == "c":
         text = (tmp_path / "a" / "op0_conv_2d_vectors.h").read_text()
         assert "static const int8_t op0_conv_2d_weights[" in text and "#define OP0_CONV_2D_OUTPUT_ZP" in text
+        (fc,) = [layer for layer in m1["layers"] if layer["requant"] == "float"]
+        stem = f"op{fc['op']}_fully_connected"
+        body = re.search(rf"static const double {stem}_effective_scale\[\d+\] = \{{(.*?)\}};",
+                         (tmp_path / "a" / f"{stem}_vectors.h").read_text(), re.S).group(1)
+        assert [float(v) for v in body.split(",")] == fc["effective_scale"]
 
 
 def test_narrow_accumulator_events_are_in_the_manifest(tflite_model_bytes, tmp_path):
