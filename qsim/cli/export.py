@@ -7,8 +7,8 @@ Only Q-format plans: ``--format fp16|k210|fp32`` are refused.
 
 ``qsim export MODEL.tflite --out DIR [--target c]``: an int8 / uint8 TFLite model's MAC
 parameters (weights, int32 biases, per-channel multipliers and shifts, offsets) as C headers
-in CMSIS-NN's naming (`qsim.tflite.export`). ``qsim export MODEL.kmodel --out DIR``: every
-KPU layer's register words, BN and activation tables and weights (`qsim.k210.export`).
+in CMSIS-NN's naming (`qsim.export.tflite`). ``qsim export MODEL.kmodel --out DIR``: every
+KPU layer's register words, BN and activation tables and weights (`qsim.export.k210`).
 Both carry their own numbers (no --format / --plan).
 """
 from __future__ import annotations
@@ -28,15 +28,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _tflite(args: argparse.Namespace) -> list[Path]:
+    from qsim.export.tflite import export
     from qsim.tflite import read_tflite
-    from qsim.tflite.export import export
 
     return export(read_tflite(args.model), args.out, model_name=Path(args.model).name)
 
 
 def _kmodel(args: argparse.Namespace) -> list[Path]:
     from qsim.errors import InputError
-    from qsim.k210.export import export
+    from qsim.export.k210 import export
     from qsim.k210.kmodel_v3 import kmodel_version
 
     if kmodel_version(args.model) == 3:

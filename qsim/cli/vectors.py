@@ -7,12 +7,12 @@ little-endian) or ``c`` (headers). One writer, three backends, told apart by the
   ``--input`` is a preprocessed float NHWC (or HWC) array; ``--images`` takes the first
   ``--n`` images of DIR (sorted), read and scaled like ``qsim run``. ``--format k210
   --calibration ...``: the KPU layers of qsim's own K210 quantization
-  (`qsim.k210.vectors.write_graph_vectors`), same inputs.
-* ``.tflite`` (int8 / uint8): `qsim.tflite.vectors`, per CONV_2D / DEPTHWISE_CONV_2D /
+  (`qsim.vectors.k210.write_graph_vectors`), same inputs.
+* ``.tflite`` (int8 / uint8): `qsim.vectors.tflite`, per CONV_2D / DEPTHWISE_CONV_2D /
   FULLY_CONNECTED. ``--input``: the input tensor's codes, or float values (quantized with its
   scale and zero point); ``--images``: the first image of DIR resized to the input's H x W,
   ``--preprocess`` (as ``qsim tflite``), quantized.
-* ``.kmodel`` (v4): `qsim.k210.vectors`, per KPU layer, CHW. ``--input``: the tensor as the
+* ``.kmodel`` (v4): `qsim.vectors.k210`, per KPU layer, CHW. ``--input``: the tensor as the
   model's input memory holds it (uint8 NCHW for a KPU input); ``--images``: the first image
   of DIR resized to the input (uint8 RGB planes; float inputs ``(p - 127) / 128``).
 """
@@ -80,7 +80,7 @@ def _first_image(args) -> str:
 def _tflite(args) -> dict:
     from qsim.cli.tflite import input_shapes_for, load_input
     from qsim.tflite import read_tflite
-    from qsim.tflite.vectors import write_vectors
+    from qsim.vectors.tflite import write_vectors
 
     model = read_tflite(args.model)
     ns = argparse.Namespace(input=args.input, image=_first_image(args) if args.images else None,
@@ -95,7 +95,7 @@ def _kmodel(args) -> dict:
     from qsim.cli.k210 import _image_tensor
     from qsim.k210.kmodel import read_kmodel
     from qsim.k210.kmodel_v3 import kmodel_version
-    from qsim.k210.vectors import write_vectors
+    from qsim.vectors.k210 import write_vectors
 
     if kmodel_version(args.model) == 3:
         raise InputError(f"{args.model}: a kmodel v3; vectors are written for kmodel v4 files")
@@ -119,7 +119,7 @@ def _keras(args) -> dict:
     executor, plan = executor_and_plan(args, graph)
     if executor == "k210":
         from qsim.cli.run import calibration_input
-        from qsim.k210.vectors import write_graph_vectors
+        from qsim.vectors.k210 import write_graph_vectors
 
         x = _input(args, graph)
         return write_graph_vectors(graph, calibration_input(args, graph, tuple(x.shape[1:3])), x, args.out,

@@ -124,7 +124,7 @@ class KmodelExecutor:
             stages: a dict that receives, per KPU conv node index, the layer's uint8 input
                 ``"input"`` (N, IC, H, W), its stages ``"A"``, ``"B"`` (int64), ``"Z"``
                 (uint8, before pooling) and ``"output"`` (N, OC, OH, OW), batches stacked
-                (`qsim.k210.vectors`).
+                (`qsim.vectors.k210`).
         """
         m = self.model
         if len(inputs) != len(m.inputs):

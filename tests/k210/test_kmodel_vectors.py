@@ -18,8 +18,8 @@ from qsim.k210.fields import ActTable, decode_act, decode_bn
 from qsim.k210.kpu import POOL_TYPES
 from qsim.k210.quantize import make_kpu_layer, quant_param
 from qsim.k210.ref import kpu_ref
-from qsim.k210.vectors import write_vectors
 from qsim.vectors import read_vectors
+from qsim.vectors.k210 import write_vectors
 
 
 def check_stage_rules(layer: dict, d: dict[str, np.ndarray]) -> None:

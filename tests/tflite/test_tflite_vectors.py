@@ -13,8 +13,8 @@ from test_tflite_vs_builtin_ref import builtin_ref, inputs_for
 from qsim.cli import main
 from qsim.tflite import TfliteOptions, prepare, read_tflite, read_tflite_bytes
 from qsim.tflite import ref as tref
-from qsim.tflite.vectors import write_vectors
 from qsim.vectors import read_vectors
+from qsim.vectors.tflite import write_vectors
 
 # conv + depthwise (multiplier 1 and 2) + int8 FC (float requant); ties; uint8 per-tensor; float I/O FC
 MODELS = ["mobilenet", "mobilenet_pow2", "legacy_u8", "fcdeep"]

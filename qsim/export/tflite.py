@@ -29,7 +29,7 @@ from qsim.errors import InputError
 from qsim.export import c_array
 from qsim.tflite.executor import TfliteOptions, op_label, prepare
 from qsim.tflite.reader import TfliteModel
-from qsim.tflite.vectors import C_TYPES, WEIGHT_LAYOUTS, activation_bounds, file_stem, mac_kernels
+from qsim.vectors.tflite import C_TYPES, WEIGHT_LAYOUTS, activation_bounds, file_stem, mac_kernels
 
 
 def _dims(prefix: str, shape) -> list[tuple[str, int]]:

@@ -12,7 +12,7 @@
   ``uint64_t[18]`` (16 segments + 2 bias words), ``<stem>_weights`` ``uint8_t``
   (OC, IC|1, K, K) - the bytes the KPU reads;
 * ``#define``s for the shapes, kernel, depthwise, pad value, conv offsets, pool type and
-  batches (the same names as the C vectors of `qsim.k210.vectors`);
+  batches (the same names as the C vectors of `qsim.vectors.k210`);
 
 and ``model.h`` including them with a table of the layers. CPU nodes are not exported (the
 kmodel runtime's own code runs them; `qsim.k210.cpu_ops` documents their arithmetic).
@@ -28,7 +28,7 @@ from qsim.export import c_array
 from qsim.k210.fields import encode_act, encode_bn, encode_layer
 from qsim.k210.kmodel import Kmodel, KpuConv2d, read_kmodel
 from qsim.k210.kpu import POOL_TYPES, KpuLayer
-from qsim.k210.vectors import layer_entry, layer_name, layer_stem
+from qsim.vectors.k210 import layer_entry, layer_name, layer_stem
 
 
 def u64_array(name: str, words, per_line: int = 4) -> str:

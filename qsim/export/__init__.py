@@ -25,7 +25,7 @@ for MAC layers, ``act``/``add``/``concat``/``upsample``/``input`` otherwise), ``
 ``bias`` those of the parameter sites, ``accum`` the accumulator width and its overflow.
 
 Only Q-format (fixed) plans are exported here; a TFLite int8 model's parameters are exported
-by `qsim.tflite.export` (CMSIS-NN naming), with the C spelling helpers of this module.
+by `qsim.export.tflite` (CMSIS-NN naming), with the C spelling helpers of this module.
 """
 from __future__ import annotations
 

@@ -26,8 +26,8 @@ Files are byte-identical when regenerated (no timestamps), so ``content_hash`` i
 vector set.
 
 This module holds the writer every backend shares (`Field`, `write_layer`, `finish_manifest`,
-one `read_vectors`); the TFLite int8 vectors are `qsim.tflite.vectors`, the kmodel (KPU)
-vectors `qsim.k210.vectors`, both in these formats with the same manifest conventions.
+one `read_vectors`); the TFLite int8 vectors are `qsim.vectors.tflite`, the kmodel (KPU)
+vectors `qsim.vectors.k210`, both in these formats with the same manifest conventions.
 """
 from __future__ import annotations
 
@@ -241,7 +241,7 @@ def write_vectors(graph, plan: Plan, x: np.ndarray, out_dir: "str | Path", *, la
 
 def read_vectors(out_dir: "str | Path") -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]:
     """(manifest, layer -> field -> int64 array) of a vector set written by `write_vectors`,
-    `qsim.tflite.vectors.write_vectors` or `qsim.k210.vectors.write_vectors` (one reader)."""
+    `qsim.vectors.tflite.write_vectors` or `qsim.vectors.k210.write_vectors` (one reader)."""
     out = Path(out_dir)
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     data: dict[str, dict[str, np.ndarray]] = {}
