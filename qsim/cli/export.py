@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from qsim.cli.files import quantized_model_suffix
 from qsim.cli.run import add_number_arguments, executor_and_plan, load_graph
 from qsim.errors import PlanError
 
@@ -50,22 +51,14 @@ BACKENDS = {".tflite": (_tflite, "TFLite int8/uint8 parameters"), ".kmodel": (_k
 def run(args: argparse.Namespace) -> int:
     from qsim.export import export
 
-    suffix = Path(args.model).suffix.lower()
-    if suffix in BACKENDS:
-        from qsim.cli.files import check_input_file
-
-        check_input_file(args.model, "model file")
-        if args.format or args.plan:
-            raise PlanError(f"{args.model}: --format / --plan are for Keras models; a {suffix} file carries its "
-                            "own quantization")
+    suffix = quantized_model_suffix(args)
+    if suffix is not None:
         if args.target != "c":
             raise PlanError(f"{args.model}: --target {args.target}: a {suffix} model exports as C headers (--target c)")
         fn, what = BACKENDS[suffix]
         files = fn(args)
         print(f"{Path(args.model).name}: wrote {len(files)} files to {args.out} ({what})")
         return 0
-    if not (args.format or args.plan):
-        raise PlanError(f"{args.model}: a Keras model needs a Q-format plan (--format Q6.9 or --plan P)")
     graph = load_graph(args.model)
     executor, plan = executor_and_plan(args, graph)
     if executor != "fixed":

@@ -113,8 +113,6 @@ def _kmodel(args) -> dict:
 def _keras(args) -> dict:
     from qsim.vectors import write_vectors
 
-    if not (args.format or args.plan):
-        raise PlanError(f"{args.model}: a Keras model needs a Q-format plan (--format Q6.9 or --plan P)")
     graph = load_graph(args.model)
     executor, plan = executor_and_plan(args, graph)
     if executor == "k210":
@@ -135,15 +133,10 @@ BACKENDS = {".tflite": _tflite, ".kmodel": _kmodel}
 
 
 def run(args: argparse.Namespace) -> int:
-    from qsim.cli.files import check_input_file
+    from qsim.cli.files import quantized_model_suffix
 
-    suffix = Path(args.model).suffix.lower()
-    if suffix in BACKENDS:
-        check_input_file(args.model, "model file")
-        if args.format or args.plan:
-            raise PlanError(f"{args.model}: --format / --plan are for Keras models; a {suffix} file "
-                            "carries its own quantization")
-    manifest = BACKENDS.get(suffix, _keras)(args)
+    suffix = quantized_model_suffix(args)
+    manifest = _keras(args) if suffix is None else BACKENDS[suffix](args)
     print(f"{manifest['model']}: {len(manifest['layers'])} layers, {len(manifest['files'])} files in {args.out} "
           f"(content hash {manifest['content_hash'][:16]})")
     return 0
