@@ -8,7 +8,8 @@ Writes that still fail later (disk full, permissions changed) are `OSError`s tha
 `qsim.cli.main` reports the same way.
 
 Inputs: `read_npy` reads a ``.npy`` without pickles and names the flag and the file for an
-empty, truncated or foreign file.
+empty, truncated or foreign file. `quantized_model_suffix` tells a model file that carries its
+own quantization (``.tflite``, ``.kmodel``) from a Keras model that needs ``--format``/``--plan``.
 """
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from qsim.errors import InputError
+from qsim.errors import InputError, PlanError
+
+QUANTIZED_SUFFIXES = (".tflite", ".kmodel")
 
 
 def check_input_file(path: str | os.PathLike, what: str) -> Path:
@@ -120,3 +123,19 @@ def read_npy(path: str | os.PathLike, flag: str) -> np.ndarray:
         arr.close()
         raise InputError(f"{flag} {p}: a .npz archive, expected a single .npy array")
     return arr
+
+
+def quantized_model_suffix(args: Any) -> str | None:
+    """``.tflite`` / ``.kmodel`` for a model file that carries its own quantization (checked to
+    exist, refused with ``--format`` / ``--plan``); None for a Keras model, which needs one of them."""
+    suffix = Path(args.model).suffix.lower()
+    given = bool(getattr(args, "format", None) or getattr(args, "plan", None))
+    if suffix not in QUANTIZED_SUFFIXES:
+        if not given:
+            raise PlanError(f"{args.model}: a Keras model needs a number format (--format Q6.9 or --plan P)")
+        return None
+    check_input_file(args.model, "model file")
+    if given:
+        raise PlanError(f"{args.model}: --format / --plan are for Keras models; a {suffix} file carries its "
+                        "own quantization")
+    return suffix

@@ -98,6 +98,20 @@ def load_input(model, args) -> np.ndarray:
     raise InputError("give --input X.npy or --image P")
 
 
+def input_shapes_for(model, x) -> dict | None:
+    """``prepare``'s input_shapes for input `x`: None at the stored shape, {index: shape} when
+    `x` differs only in dimensions that are -1 in the input's shape_signature."""
+    t_in = model.tensors[model.inputs[0]]
+    if np.ndim(x) != len(t_in.shape) or tuple(np.shape(x)) == tuple(t_in.shape):
+        return None
+    sig = t_in.signature or t_in.shape
+    if any(a != b and s_ != -1 for a, b, s_ in zip(np.shape(x), t_in.shape, sig)):
+        raise InputError(f"{model.path}: input tensor {t_in.index} '{t_in.name}' has shape {list(t_in.shape)}, "
+                         f"got {list(np.shape(x))} (only dimensions that are -1 in its shape_signature "
+                         f"{list(sig)} may change)")
+    return {t_in.index: tuple(np.shape(x))}  # a dynamic dimension: infer every shape
+
+
 def run(args) -> int:
     from qsim.tflite import prepare, read_tflite, whatif_report
     from qsim.tflite.executor import op_label
@@ -105,15 +119,7 @@ def run(args) -> int:
     model = read_tflite(args.model)
     options = _options(args)
     x = load_input(model, args)
-    t_in = model.tensors[model.inputs[0]]
-    shapes = None
-    if np.ndim(x) == len(t_in.shape) and tuple(np.shape(x)) != tuple(t_in.shape):
-        sig = t_in.signature or t_in.shape
-        if any(a != b and s_ != -1 for a, b, s_ in zip(np.shape(x), t_in.shape, sig)):
-            raise InputError(f"{model.path}: input tensor {t_in.index} '{t_in.name}' has shape {list(t_in.shape)}, "
-                             f"got {list(np.shape(x))} (only dimensions that are -1 in its shape_signature "
-                             f"{list(sig)} may change)")
-        shapes = {t_in.index: tuple(np.shape(x))}  # a dynamic dimension: infer every shape
+    shapes = input_shapes_for(model, x)
     if options.is_reference:
         prog = prepare(model, options, input_shapes=shapes)
         result = prog.run(x)

@@ -1,11 +1,20 @@
-"""``qsim vectors MODEL (--plan P | --format F) (--images DIR | --input X.npy) --out DIR``:
-golden test vectors per MAC layer (input codes, parameters, exact accumulators, output codes,
-overflow events) and a manifest; ``--layers REGEX`` selects layers, ``--format-out``
-``npz`` (default), ``bin`` (raw little-endian) or ``c`` (headers). See `qsim.vectors`.
+"""``qsim vectors MODEL (--images DIR | --input X.npy) --out DIR``: golden test vectors per
+MAC layer (input codes, parameters, exact accumulators, output codes, overflow events) and a
+manifest; ``--layers REGEX`` selects layers, ``--format-out`` ``npz`` (default), ``bin`` (raw
+little-endian) or ``c`` (headers). One writer, three backends, told apart by the file:
 
-``--input`` is a preprocessed float NHWC (or HWC) array; ``--images`` takes the first ``--n``
-images of DIR (sorted), read and scaled like ``qsim run``. Q-format plans only (TFLite int8
-and kmodel vectors: their own tools).
+* Keras ``.h5`` / ``.keras`` with ``--plan P | --format F`` (a Q-format plan): `qsim.vectors`.
+  ``--input`` is a preprocessed float NHWC (or HWC) array; ``--images`` takes the first
+  ``--n`` images of DIR (sorted), read and scaled like ``qsim run``. ``--format k210
+  --calibration ...``: the KPU layers of qsim's own K210 quantization
+  (`qsim.vectors.k210.write_graph_vectors`), same inputs.
+* ``.tflite`` (int8 / uint8): `qsim.vectors.tflite`, per CONV_2D / DEPTHWISE_CONV_2D /
+  FULLY_CONNECTED. ``--input``: the input tensor's codes, or float values (quantized with its
+  scale and zero point); ``--images``: the first image of DIR resized to the input's H x W,
+  ``--preprocess`` (as ``qsim tflite``), quantized.
+* ``.kmodel`` (v4): `qsim.vectors.k210`, per KPU layer, CHW. ``--input``: the tensor as the
+  model's input memory holds it (uint8 NCHW for a KPU input); ``--images``: the first image
+  of DIR resized to the input (uint8 RGB planes; float inputs ``(p - 127) / 128``).
 """
 from __future__ import annotations
 
@@ -19,8 +28,8 @@ from qsim.errors import InputError, PlanError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="Keras model (.h5 / .keras)")
-    add_number_arguments(p)
+    p.add_argument("model", help="Keras model (.h5 / .keras, with --format or --plan), .tflite or .kmodel (v4)")
+    add_number_arguments(p).required = False  # a .tflite or .kmodel carries its own numbers
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--images", metavar="DIR", help="folder of JPEG/PNG images (the first --n, sorted)")
     src.add_argument("--input", metavar="X.npy", help="preprocessed float input, NHWC or HWC")
@@ -29,6 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the vector set")
     p.add_argument("--layers", metavar="REGEX", help="only MAC layers whose name matches (re.search)")
     p.add_argument("--format-out", default="npz", choices=("npz", "bin", "c"), help="file format (npz)")
+    p.add_argument("--preprocess", default="mobilenet", choices=("mobilenet", "unit", "raw"),
+                   help=".tflite --images: x/127.5-1 (default), x/255 or 0..255 before quantizing")
 
 
 def _input(args, graph) -> np.ndarray:
@@ -55,16 +66,77 @@ def _input(args, graph) -> np.ndarray:
     return np.concatenate(xs)
 
 
-def run(args: argparse.Namespace) -> int:
+def _first_image(args) -> str:
+    from qsim.images import list_images
+
+    paths = list_images(args.images)
+    if not paths:
+        raise InputError(f"--images {args.images}: no JPEG/PNG images found")
+    if args.n != 1:
+        raise InputError(f"--n {args.n}: a .tflite / .kmodel vector set is taken on one image (--n 1)")
+    return str(paths[0])
+
+
+def _tflite(args) -> dict:
+    from qsim.cli.tflite import input_shapes_for, load_input
+    from qsim.tflite import read_tflite
+    from qsim.vectors.tflite import write_vectors
+
+    model = read_tflite(args.model)
+    ns = argparse.Namespace(input=args.input, image=_first_image(args) if args.images else None,
+                            size=args.size, preprocess=args.preprocess)
+    x = load_input(model, ns)
+    return write_vectors(model, x, args.out, layers=args.layers, format_out=args.format_out,
+                         input_shapes=input_shapes_for(model, x), model_name=Path(args.model).name)
+
+
+def _kmodel(args) -> dict:
+    from qsim.cli.files import read_npy
+    from qsim.cli.k210 import _image_tensor
+    from qsim.k210.kmodel import read_kmodel
+    from qsim.k210.kmodel_v3 import kmodel_version
+    from qsim.vectors.k210 import write_vectors
+
+    if kmodel_version(args.model) == 3:
+        raise InputError(f"{args.model}: a kmodel v3; vectors are written for kmodel v4 files")
+    model = read_kmodel(args.model)
+    if args.input:
+        x = read_npy(args.input, "--input")
+    else:
+        if len(model.inputs) != 1:
+            raise InputError(f"{args.model} has {len(model.inputs)} inputs; --images feeds one")
+        x = _image_tensor(_first_image(args), model.inputs[0], model.input_shapes[0], "127,128")
+    return write_vectors(model, x, args.out, layers=args.layers, format_out=args.format_out,
+                         model_name=Path(args.model).name)
+
+
+def _keras(args) -> dict:
     from qsim.vectors import write_vectors
 
     graph = load_graph(args.model)
     executor, plan = executor_and_plan(args, graph)
+    if executor == "k210":
+        from qsim.cli.run import calibration_input
+        from qsim.vectors.k210 import write_graph_vectors
+
+        x = _input(args, graph)
+        return write_graph_vectors(graph, calibration_input(args, graph, tuple(x.shape[1:3])), x, args.out,
+                                   layers=args.layers, format_out=args.format_out, model_name=Path(args.model).name)
     if executor != "fixed":
-        raise PlanError(f"vectors need a Q-format plan (--format Q6.9 or --plan); got {executor}")
+        raise PlanError(f"vectors need a Q-format plan (--format Q6.9 or --plan) or --format k210; got {executor}")
     x = _input(args, graph)
-    manifest = write_vectors(graph, plan, x, args.out, layers=args.layers, format_out=args.format_out,
-                             model_name=Path(args.model).name)
-    print(f"{graph.name}: {len(manifest['layers'])} layers, {len(manifest['files'])} files in {args.out} "
+    return write_vectors(graph, plan, x, args.out, layers=args.layers, format_out=args.format_out,
+                         model_name=Path(args.model).name)
+
+
+BACKENDS = {".tflite": _tflite, ".kmodel": _kmodel}
+
+
+def run(args: argparse.Namespace) -> int:
+    from qsim.cli.files import quantized_model_suffix
+
+    suffix = quantized_model_suffix(args)
+    manifest = _keras(args) if suffix is None else BACKENDS[suffix](args)
+    print(f"{manifest['model']}: {len(manifest['layers'])} layers, {len(manifest['files'])} files in {args.out} "
           f"(content hash {manifest['content_hash'][:16]})")
     return 0

@@ -71,7 +71,8 @@ def _to_chw(x_hwc: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.transpose(x_hwc, (2, 0, 1)))
 
 
-def _requant(q: np.ndarray, src: QParam, dst: QParam) -> np.ndarray:
+def requantize_codes(q: np.ndarray, src: QParam, dst: QParam) -> np.ndarray:
+    """uint8 codes of `src` as codes of `dst` (dequantize, quantize: what the CPU does)."""
     return dst.quantize(src.dequantize(q))[0]
 
 
@@ -96,7 +97,8 @@ def _kpu_add(prog: "KpuStepsProgram", node: Node, xs, ctx) -> np.ndarray:
     counters = ctx.counters if ctx.counting else None
     out = []
     for qa, qb in zip(*xs):
-        xin = np.concatenate([_requant(qa, prog.params[a], step.concat_q), _requant(qb, prog.params[b], step.concat_q)])
+        xin = np.concatenate([requantize_codes(qa, prog.params[a], step.concat_q),
+                               requantize_codes(qb, prog.params[b], step.concat_q)])
         out.append(step.layer.run(xin, prog.switches, counters=counters))
     return np.stack(out)
 

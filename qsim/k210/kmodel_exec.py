@@ -96,6 +96,7 @@ class KmodelExecutor:
     def __init__(self, model: Kmodel | str | Path, switches: KpuSwitches = KpuSwitches()):
         self.model = model if isinstance(model, Kmodel) else read_kmodel(model)
         self.switches = switches
+        self.stages: dict[int, dict[str, np.ndarray]] | None = None  # see run(stages=...)
         self.layers: dict[int, KpuLayer] = {}
         for node in self.model.nodes:
             if node.name not in _HANDLERS:
@@ -111,7 +112,8 @@ class KmodelExecutor:
     def input_shapes(self) -> list[tuple[int, ...]]:
         return [tuple(s) for s in self.model.input_shapes]
 
-    def run(self, *inputs: np.ndarray, keep: bool = False, count_overflow: bool = False) -> KmodelRun:
+    def run(self, *inputs: np.ndarray, keep: bool = False, count_overflow: bool = False,
+            stages: dict | None = None) -> KmodelRun:
         """Execute once. Each input is the tensor its input memory holds (e.g. uint8 NCHW).
 
         Args:
@@ -119,6 +121,10 @@ class KmodelExecutor:
                 axis of 1 is accepted), dtype of the input memory (uint8 or float32).
             keep: keep every node's output in the records (for `to_trace` / the CLI).
             count_overflow: collect `OverflowCounter`s per KPU layer (36-bit ALU, act clamp).
+            stages: a dict that receives, per KPU conv node index, the layer's uint8 input
+                ``"input"`` (N, IC, H, W), its stages ``"A"``, ``"B"`` (int64), ``"Z"``
+                (uint8, before pooling) and ``"output"`` (N, OC, OH, OW), batches stacked
+                (`qsim.vectors.k210`).
         """
         m = self.model
         if len(inputs) != len(m.inputs):
@@ -127,6 +133,7 @@ class KmodelExecutor:
                      1: np.zeros(m.main_mem_size, np.uint8),
                      2: np.zeros(layout.KPU_RAM_BYTES, np.uint8)}
         self._high = 0
+        self.stages = stages
         for k, (arr, rng, shape) in enumerate(zip(inputs, m.inputs, m.input_shapes)):
             self._feed(k, np.asarray(arr), rng, tuple(shape))
         records: list[NodeRecord] = []
@@ -224,13 +231,21 @@ def _kpu_conv2d(ex: KmodelExecutor, node: KmodelNode, counters) -> NodeRecord:
     ram = ex._mem[2]
     outs = []
     layer_counters = counters.setdefault(f"node{node.index}_kpu_conv2d", {}) if counters is not None else None
+    kept: dict[str, list] = {"input": [], "A": [], "B": [], "Z": []}
     for b in range(body.batches):
         x = layout.download(ram, a.image_src_addr * 64 + b * in_bytes, (ic, h, w))
-        y = layer.run(x, ex.switches, counters=layer_counters)
+        stage = {} if ex.stages is not None else None
+        y = layer.run(x, ex.switches, counters=layer_counters, keep=stage)
+        if stage is not None:
+            stage["input"] = x
+            for key in kept:
+                kept[key].append(stage[key])
         layout.upload(ram, a.image_dst_addr * 64 + b * out_bytes, y)
         outs.append(y)
     ex._high = max(ex._high, a.image_dst_addr * 64 + body.batches * out_bytes)
     data = np.stack(outs)
+    if ex.stages is not None:
+        ex.stages[node.index] = {**{key: np.stack(v) for key, v in kept.items()}, "output": data}
     if body.main_mem_output.size:
         ex._write(body.main_mem_output, data, "main_mem_output")
     return NodeRecord(node.index, node.name, (body.batches, ic, h, w), data.shape,

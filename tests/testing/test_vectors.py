@@ -74,3 +74,6 @@ def test_bad_arguments_are_one_line_errors(tmp_path, x_npy, capsys):
                  "--layers", "^nothing$"]) == 1
     assert "no MAC layer" in capsys.readouterr().err
     assert main(["vectors", str(A98), "--format", "fp16", "--input", str(x_npy), "--out", str(tmp_path)]) == 1
+    capsys.readouterr()
+    assert main(["vectors", str(A98), "--input", str(x_npy), "--out", str(tmp_path)]) == 1
+    assert "a Keras model needs a number format" in capsys.readouterr().err

@@ -24,8 +24,8 @@ Vivado's defaults. A layer's ``result`` carries the modes of its output site (``
 for MAC layers, ``act``/``add``/``concat``/``upsample``/``input`` otherwise), ``weight`` and
 ``bias`` those of the parameter sites, ``accum`` the accumulator width and its overflow.
 
-Only Q-format (fixed) plans are exported here; TFLite and kmodel parameters have exporters
-of their own.
+Only Q-format (fixed) plans are exported here; a TFLite int8 model's parameters are exported
+by `qsim.export.tflite` (CMSIS-NN naming), with the C spelling helpers of this module.
 """
 from __future__ import annotations
 

@@ -25,7 +25,9 @@ manifest); ``c`` one ``<layer>_vectors.h`` with ``static const`` arrays and ``#d
 Files are byte-identical when regenerated (no timestamps), so ``content_hash`` identifies a
 vector set.
 
-Only Q-format (fixed) plans; TFLite int8 and kmodel vectors are built elsewhere.
+This module holds the writer every backend shares (`Field`, `write_layer`, `finish_manifest`,
+one `read_vectors`); the TFLite int8 vectors are `qsim.vectors.tflite`, the kmodel (KPU)
+vectors `qsim.vectors.k210`, both in these formats with the same manifest conventions.
 """
 from __future__ import annotations
 
@@ -34,6 +36,8 @@ import io
 import json
 import re
 import zipfile
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +85,22 @@ def exact_accumulator(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, bia
     return acc
 
 
+# --- the shared writer: one layer's fields -> files, and the manifest (every backend) --------
+@dataclass(frozen=True)
+class Field:
+    """One array of a layer's vector set: values, the C element type it is written as
+    (``bin`` and ``c``), the C comment saying what it holds, extra manifest keys."""
+
+    array: np.ndarray
+    ctype: str
+    note: str
+    meta: dict = dataclass_field(default_factory=dict)
+
+
+LE_DTYPES = {"int8_t": "<i1", "int16_t": "<i2", "int32_t": "<i4", "int64_t": "<i8",
+             "uint8_t": "<u1", "uint16_t": "<u2", "uint32_t": "<u4", "uint64_t": "<u8"}
+
+
 def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     """An .npz with fixed timestamps (np.savez stamps the time: not reproducible)."""
     buf = io.BytesIO()
@@ -92,11 +112,70 @@ def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
-def _le_dtype(fmt: QFormat | None) -> np.dtype:
-    if fmt is None:
-        return np.dtype("<i8")
-    return np.dtype("<" + {"int8_t": "i1", "int16_t": "i2", "int32_t": "i4", "int64_t": "i8",
-                           "uint8_t": "u1", "uint16_t": "u2", "uint32_t": "u4", "uint64_t": "u8"}[c_type(fmt)])
+def write_layer(out: Path, stem: str, title: str, fields: dict[str, Field], defines: list[tuple[str, int]],
+                format_out: str, files: dict[str, str], c_extra: str = "") -> dict[str, dict]:
+    """Write one layer's fields in `format_out`; record each file's SHA-256 in `files`.
+
+    ``npz``: ``<stem>.npz`` (arrays in their own dtype); ``bin``: ``<stem>.<field>.bin`` (raw
+    little-endian in the field's C type); ``c``: ``<stem>_vectors.h`` (``static const`` arrays,
+    ``#define <STEM>_<NAME> value`` per define, then `c_extra`: C text for what is no integer
+    field, e.g. doubles). Returns the manifest's ``fields`` entry
+    (shape, file, and key / dtype / symbol, plus each field's ``meta``).
+    """
+    if format_out not in FORMATS_OUT:
+        raise InputError(f"vectors: --format-out {format_out!r}; expected one of {', '.join(FORMATS_OUT)}")
+    entry = {k: {"shape": list(f.array.shape), **f.meta} for k, f in fields.items()}
+    if format_out == "npz":
+        blobs = {f"{stem}.npz": _npz_bytes({k: f.array for k, f in fields.items()})}
+        for k, f in fields.items():
+            entry[k].update(file=f"{stem}.npz", key=k, dtype=f.array.dtype.name)
+    elif format_out == "bin":
+        blobs = {}
+        for k, f in fields.items():
+            dt = np.dtype(LE_DTYPES[f.ctype])
+            blobs[f"{stem}.{k}.bin"] = np.ascontiguousarray(f.array, dtype=dt).tobytes()
+            entry[k].update(file=f"{stem}.{k}.bin", dtype=dt.str)
+    else:
+        L = stem.upper()
+        text = [f"/* qsim vectors: {title}, generated; do not edit. */",
+                f"#ifndef QSIM_{L}_VECTORS_H", f"#define QSIM_{L}_VECTORS_H", "#include <stdint.h>"]
+        text += [f"#define {L}_{name} {value}" for name, value in defines] + [""]
+        for k, f in fields.items():
+            text.append(f"/* {k}: shape {'x'.join(map(str, f.array.shape))}, {f.note} */")
+            text.append(c_array(f.ctype, f"{stem}_{k}", f.array))
+            entry[k].update(file=f"{stem}_vectors.h", symbol=f"{stem}_{k}", dtype=f.ctype)
+        if c_extra:
+            text.append(c_extra)
+        text += [f"#endif /* QSIM_{L}_VECTORS_H */", ""]
+        blobs = {f"{stem}_vectors.h": "\n".join(text).encode("utf-8")}
+    for fname, blob in blobs.items():
+        (out / fname).write_bytes(blob)
+        files[fname] = hashlib.sha256(blob).hexdigest()
+    return entry
+
+
+def finish_manifest(out: Path, manifest: dict[str, Any], files: dict[str, str]) -> dict[str, Any]:
+    """Add ``files`` and ``content_hash`` (one SHA-256 over the sorted ``name:sha256`` lines)
+    to `manifest`, write ``out/manifest.json`` and return it."""
+    content = hashlib.sha256("".join(f"{k}:{v}\n" for k, v in sorted(files.items())).encode()).hexdigest()
+    manifest = {**manifest, "files": files, "content_hash": content}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return manifest
+
+
+def counters_json(counters: dict) -> dict[str, dict]:
+    """site -> {events, elements, max_abs} of `OverflowCounter`s (JSON-able)."""
+    return {site: {"events": c.events, "elements": c.elements,
+                   "max_abs": int(c.max_abs) if np.isfinite(c.max_abs) else str(c.max_abs)}
+            for site, c in sorted(counters.items())}
+
+
+def layer_pattern(layers: str | None):
+    """The compiled ``--layers`` regular expression (None: every layer)."""
+    try:
+        return re.compile(layers) if layers else None
+    except re.error as exc:
+        raise InputError(f"vectors: --layers {layers!r} is not a regular expression: {exc}") from None
 
 
 def write_vectors(graph, plan: Plan, x: np.ndarray, out_dir: "str | Path", *, layers: str | None = None,
@@ -109,10 +188,7 @@ def write_vectors(graph, plan: Plan, x: np.ndarray, out_dir: "str | Path", *, la
     if plan.mode is not Mode.FULL:
         raise PlanError(f"vectors need a full-integer Q-format plan, got mode {plan.mode.value!r}")
     plan.validate(graph)
-    try:
-        pattern = re.compile(layers) if layers else None
-    except re.error as exc:
-        raise InputError(f"vectors: --layers {layers!r} is not a regular expression: {exc}") from None
+    pattern = layer_pattern(layers)
     rows = [r for r in layer_table(graph, plan) if pattern is None or pattern.search(r["name"])]
     if not rows:
         raise InputError(f"vectors: no MAC layer of {graph.name!r} matches --layers {layers!r}")
@@ -141,36 +217,12 @@ def write_vectors(graph, plan: Plan, x: np.ndarray, out_dir: "str | Path", *, la
         data = {"input": xin, "weights": kernel, "acc": acc, "output": trace.codes[row["name"]]}
         if bias is not None:
             data["bias"] = bias
-        fields = {k: {"shape": list(v.shape), "format": None if fmts[k] is None else str(fmts[k])}
-                  for k, v in data.items()}
-        stem = c_name(row["name"])
-        if format_out == "npz":
-            blobs = {f"{stem}.npz": _npz_bytes(data)}
-            for k in fields:
-                fields[k].update(file=f"{stem}.npz", key=k, dtype="int64")
-        elif format_out == "bin":
-            blobs = {}
-            for k, v in data.items():
-                dt = _le_dtype(fmts[k])
-                blobs[f"{stem}.{k}.bin"] = np.ascontiguousarray(v, dtype=dt).tobytes()
-                fields[k].update(file=f"{stem}.{k}.bin", dtype=dt.str)
-        else:
-            L = stem.upper()
-            text = [f"/* qsim vectors: layer '{row['name']}', generated; do not edit. */",
-                    f"#ifndef QSIM_{L}_VECTORS_H", f"#define QSIM_{L}_VECTORS_H", "#include <stdint.h>",
-                    f"#define {L}_BIAS_SHIFT {row['bias_shift']}", f"#define {L}_OUT_SHIFT {row['out_shift']}",
-                    f"#define {L}_ACC_BITS {row['acc_bits']}", ""]
-            for k, v in data.items():
-                ctype = "int64_t" if fmts[k] is None else c_type(fmts[k])
-                text.append(f"/* {k}: shape {'x'.join(map(str, v.shape))}, "
-                            f"{'exact accumulator' if fmts[k] is None else fmts[k]} */")
-                text.append(c_array(ctype, f"{stem}_{k}", v))
-                fields[k].update(file=f"{stem}_vectors.h", symbol=f"{stem}_{k}", dtype=ctype)
-            text += [f"#endif /* QSIM_{L}_VECTORS_H */", ""]
-            blobs = {f"{stem}_vectors.h": "\n".join(text).encode("utf-8")}
-        for fname, blob in blobs.items():
-            (out / fname).write_bytes(blob)
-            files[fname] = hashlib.sha256(blob).hexdigest()
+        vfields = {k: Field(v, "int64_t" if fmts[k] is None else c_type(fmts[k]),
+                            "exact accumulator" if fmts[k] is None else str(fmts[k]),
+                            {"format": None if fmts[k] is None else str(fmts[k])})
+                   for k, v in data.items()}
+        defines = [("BIAS_SHIFT", row["bias_shift"]), ("OUT_SHIFT", row["out_shift"]), ("ACC_BITS", row["acc_bits"])]
+        fields = write_layer(out, c_name(row["name"]), f"layer '{row['name']}'", vfields, defines, format_out, files)
         counters = trace.counters.get(row["name"], {})
         entries.append({
             "name": row["name"], "op": row["op"], "depthwise": depthwise, "input": row["input"],
@@ -178,22 +230,18 @@ def write_vectors(graph, plan: Plan, x: np.ndarray, out_dir: "str | Path", *, la
             "acc_bits": row["acc_bits"], "acc_frac": row["acc_frac"], "acc_saturation": row["acc_saturation"],
             "bias_shift": row["bias_shift"], "out_shift": row["out_shift"], "modes": row["modes"],
             "fields": fields,
-            "overflow": {site: {"events": c.events, "elements": c.elements, "max_abs": int(c.max_abs)
-                                if np.isfinite(c.max_abs) else str(c.max_abs)} for site, c in sorted(counters.items())},
+            "overflow": counters_json(counters),
         })
-    content = hashlib.sha256("".join(f"{k}:{v}\n" for k, v in sorted(files.items())).encode()).hexdigest()
-    manifest = {
-        "qsim_vectors": SCHEMA_VERSION, "model": model_name or graph.name, "plan": plan.to_dict(),
+    return finish_manifest(out, {
+        "qsim_vectors": SCHEMA_VERSION, "backend": "fixed", "model": model_name or graph.name, "plan": plan.to_dict(),
         "input_shape": list(x.shape), "layout": {"activations": "NHWC", "weights": "HWIO"},
-        "format_out": format_out, "layers": entries, "files": files, "content_hash": content,
-        "note": "Q-format (fixed) plans only; TFLite int8 and kmodel vectors come from their own tools",
-    }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return manifest
+        "format_out": format_out, "layers": entries,
+    }, files)
 
 
 def read_vectors(out_dir: "str | Path") -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]:
-    """(manifest, layer -> field -> int64 array) of a vector set written by `write_vectors`."""
+    """(manifest, layer -> field -> int64 array) of a vector set written by `write_vectors`,
+    `qsim.vectors.tflite.write_vectors` or `qsim.vectors.k210.write_vectors` (one reader)."""
     out = Path(out_dir)
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     data: dict[str, dict[str, np.ndarray]] = {}
@@ -203,7 +251,7 @@ def read_vectors(out_dir: "str | Path") -> tuple[dict[str, Any], dict[str, dict[
             path = out / f["file"]
             if manifest["format_out"] == "npz":
                 with np.load(path) as z:
-                    arrays[k] = z[f["key"]]
+                    arrays[k] = z[f["key"]].astype(np.int64)
             elif manifest["format_out"] == "bin":
                 arrays[k] = np.frombuffer(path.read_bytes(), dtype=np.dtype(f["dtype"])).astype(np.int64)
             else:
