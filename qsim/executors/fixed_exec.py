@@ -14,8 +14,11 @@ Running it (`qsim.runtime.walker.execute`):
    format with the ``input`` site's rounding/overflow.
 2. Every node runs its integer kernel (`OP_KERNELS`; contracts in `qsim.kernels`): exact
    accumulation, the accumulator width model (site ``acc``), one rescale to the node's
-   ``act`` format (sites ``requant``/``add``/``concat``/``upsample``/``act``).
-   ``pad`` and ``identity`` pass codes through in their input's format.
+   ``act`` format (sites ``requant``/``add``/``concat``/``upsample``/``act``; ``pool`` for
+   the average pools' one rounded division, ``mul`` for a product). ``dense``, ``rescale``
+   and ``batch_norm`` on a tensor that is not NHWC run as a 1x1 conv at every position.
+   The pass-through ops (``pad``, ``identity``, ``reshape``, ``max_pool``,
+   ``global_max_pool``) move codes in their input's format.
 3. The `Trace` holds, per node, the int64 ``codes``, their ``formats`` and the
    dequantized ``values`` (float32 when the word has at most 24 bits, so exact; float64
    otherwise), and ``counters[node][site]`` (`OverflowCounter`).
