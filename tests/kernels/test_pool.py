@@ -102,13 +102,21 @@ def test_max_pool_padding_never_wins():
 
 
 @given(st.data(), st.integers(1, 3), st.integers(1, 4))
-def test_pools_are_batch_invariant(data, n, size):
+def test_pools_and_products_are_batch_invariant(data, n, size):
     f = data.draw(qformats())
     x = data.draw(codes(f, (n, size, size + 1, 2)))
     kw = dict(in_fmt=f, out_fmt=data.draw(qformats()), rounding=data.draw(ROUNDINGS), overflow=data.draw(OVERFLOWS))
-    whole = pool.avg_pool(x, (2, 2), (1, 2), "same", **kw)
-    for b in range(n):
-        np.testing.assert_array_equal(whole[b:b + 1], pool.avg_pool(x[b:b + 1], (2, 2), (1, 2), "same", **kw))
+    s = data.draw(codes(f, (n, 1, 1, 2)))  # an SE scale per sample
+    runs = {
+        "avg_pool": lambda x, s: pool.avg_pool(x, (2, 2), (1, 2), "same", **kw),
+        "global_avg_pool": lambda x, s: pool.global_avg_pool(x, True, **kw),
+        "max_pool": lambda x, s: pool.max_pool(x, (3, 2), (2, 1), "same"),
+        "multiply": lambda x, s: multiply.multiply([x, s], [f, f], **{k: v for k, v in kw.items() if k != "in_fmt"}),
+    }
+    for name, fn in runs.items():
+        whole = fn(x, s)
+        for b in range(n):
+            np.testing.assert_array_equal(whole[b:b + 1], fn(x[b:b + 1], s[b:b + 1]), err_msg=name)
 
 
 def test_pool_errors_name_the_problem():
