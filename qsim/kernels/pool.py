@@ -113,11 +113,19 @@ def mean_codes(sums, counts, *, in_fmt: QFormat, out_fmt: QFormat, rounding, ove
     return narrow(rounded, out_fmt.word_bits, out_fmt.signed, overflow=overflow, counter=counter)
 
 
-def _window_sums(x: np.ndarray, pool_size, strides, pads4, out_hw) -> np.ndarray:
+def _padded(x: np.ndarray, pads4, value) -> np.ndarray:
+    """`x` inside a border of `value` (for object arrays a Python int, so sums stay exact)."""
     t, b, l, r = pads4
+    n, h, w, c = x.shape
+    out = np.full((n, h + t + b, w + l + r, c), value, dtype=x.dtype)
+    out[:, t:t + h, l:l + w, :] = x
+    return out
+
+
+def _window_sums(x: np.ndarray, pool_size, strides, pads4, out_hw) -> np.ndarray:
     if _max_abs(x) * int(pool_size[0]) * int(pool_size[1]) >= INT64_SAFE:
         x = x.astype(object)  # exact Python-int sums
-    xp = np.pad(x, ((0, 0), (t, b), (l, r), (0, 0)))  # zeros add nothing; counts exclude them
+    xp = _padded(x, pads4, 0)  # zeros add nothing; counts exclude them
     total = None
     for view in _taps(xp, tuple(pool_size), tuple(strides), out_hw):
         total = view.copy() if total is None else total + view
@@ -149,10 +157,9 @@ def global_avg_pool(x, keepdims: bool, *, in_fmt: QFormat, out_fmt: QFormat, rou
 def max_pool(x, pool_size, strides, pads) -> np.ndarray:
     """MaxPooling2D on codes: the largest in-image code of each window, same format."""
     x = _codes(x, "max_pool")
-    (t, b, l, r), out_hw = window_geometry(x.shape, pool_size, strides, pads)
+    pads4, out_hw = window_geometry(x.shape, pool_size, strides, pads)
     window_counts(x.shape, pool_size, strides, pads)  # every window has a candidate
-    low = np.iinfo(np.int64).min  # below or equal to every code: a padded tap never wins
-    xp = np.pad(x, ((0, 0), (t, b), (l, r), (0, 0)), constant_values=low)
+    xp = _padded(x, pads4, np.iinfo(np.int64).min)  # <= every code: a padded tap never wins
     out = None
     for view in _taps(xp, tuple(pool_size), tuple(strides), out_hw):
         out = view.copy() if out is None else np.maximum(out, view, out=out)

@@ -24,8 +24,9 @@ def _fits(shape, pool_size, pads):
     return pads == "same" or (shape[1] >= pool_size[0] and shape[2] >= pool_size[1])
 
 
-@given(st.data(), SHAPES, WINDOWS, qformats(), qformats(), ROUNDINGS, OVERFLOWS)
+@given(st.data(), SHAPES, WINDOWS, st.one_of(qformats(), WIDE), st.one_of(qformats(), WIDE), ROUNDINGS, OVERFLOWS)
 def test_avg_pool(data, shape, window, f_in, f_out, rounding, overflow):
+    """Narrow and wide formats (to 64-bit words: window sums beyond int64 go through Python ints)."""
     pool_size, strides, pads = window
     if not _fits(shape, pool_size, pads):
         return
@@ -174,3 +175,17 @@ def test_multiply_rounds_once_and_squeeze_excitation_broadcasts():
     with pytest.raises(InputError, match="batch size"):
         multiply.multiply([np.zeros((2, 3)), np.zeros((1, 3))], [q, q], out_fmt=q, rounding="floor",
                           overflow="saturate")
+
+
+def test_avg_pool_sums_beyond_int64():
+    """Four Q63.0 extremes in one window: the exact sum needs 65 bits (Python ints, zero padding too)."""
+    f = QFormat(63, 0)
+    x = np.array([f.max_code, f.max_code, f.min_code, 5, f.max_code, 7]).reshape(1, 2, 3, 1)
+    for out_fmt in (f, QFormat(10, 53), QFormat(1, 62)):
+        for rounding in ("half_even", "toward_zero", "floor"):
+            kw = dict(in_fmt=f, out_fmt=out_fmt, rounding=rounding, overflow="saturate")
+            c = OverflowCounter()
+            got = pool.avg_pool(x, (2, 2), (1, 1), "same", counter=c, **kw)
+            ref, tally = avg_pool_ref(x, (2, 2), (1, 1), "same", **kw)
+            np.testing.assert_array_equal(got, ref)
+            assert_tally(c, tally)
