@@ -24,9 +24,7 @@ def _fits(shape, pool_size, pads):
     return pads == "same" or (shape[1] >= pool_size[0] and shape[2] >= pool_size[1])
 
 
-@given(st.data(), SHAPES, WINDOWS, st.one_of(qformats(), WIDE), st.one_of(qformats(), WIDE), ROUNDINGS, OVERFLOWS)
-def test_avg_pool(data, shape, window, f_in, f_out, rounding, overflow):
-    """Narrow and wide formats (to 64-bit words: window sums beyond int64 go through Python ints)."""
+def _check_avg_pool(data, shape, window, f_in, f_out, rounding, overflow):
     pool_size, strides, pads = window
     if not _fits(shape, pool_size, pads):
         return
@@ -37,6 +35,17 @@ def test_avg_pool(data, shape, window, f_in, f_out, rounding, overflow):
     ref, tally = avg_pool_ref(x, pool_size, strides, pads, **kw)
     np.testing.assert_array_equal(got, ref)
     assert_tally(c, tally)
+
+
+@given(st.data(), SHAPES, WINDOWS, st.one_of(qformats(), WIDE), st.one_of(qformats(), WIDE), ROUNDINGS, OVERFLOWS)
+def test_avg_pool(data, shape, window, f_in, f_out, rounding, overflow):
+    _check_avg_pool(data, shape, window, f_in, f_out, rounding, overflow)
+
+
+@given(st.data(), SHAPES, WINDOWS, qformats(min_word=60, max_word=64, signed=True), WIDE, ROUNDINGS, OVERFLOWS)
+def test_avg_pool_wide_words(data, shape, window, f_in, f_out, rounding, overflow):
+    """60..64-bit input words, codes biased to the extremes: window sums beyond int64 (Python ints)."""
+    _check_avg_pool(data, shape, window, f_in, f_out, rounding, overflow)
 
 
 @given(st.data(), SHAPES, WINDOWS)
