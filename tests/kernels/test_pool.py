@@ -148,9 +148,12 @@ def _broadcast_operands(draw):
     return shapes
 
 
-@given(st.data(), _broadcast_operands(), qformats(), ROUNDINGS, OVERFLOWS)
-def test_multiply(data, shapes, f_out, rounding, overflow):
-    fmts = [data.draw(qformats(max_word=32)) for _ in shapes]
+@given(st.data(), _broadcast_operands(), qformats(), ROUNDINGS, OVERFLOWS, st.booleans())
+def test_multiply(data, shapes, f_out, rounding, overflow, wide):
+    """wide: three 22..32-bit operands, products beyond int64 (Python ints)."""
+    if wide:
+        shapes = (shapes * 2)[:3]
+    fmts = [data.draw(qformats(min_word=22 if wide else 2, max_word=32)) for _ in shapes]
     xs = [data.draw(codes(f, s)) for f, s in zip(fmts, shapes)]
     kw = dict(out_fmt=f_out, rounding=rounding, overflow=overflow)
     c = OverflowCounter()
