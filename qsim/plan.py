@@ -2,13 +2,15 @@
 
 A plan answers, for every graph node, "which integers does this layer hold?":
 
-* ``weights`` - format of the kernel codes (conv2d, depthwise_conv2d, batch_norm scale)
+* ``weights`` - format of the kernel codes (conv2d, depthwise_conv2d, dense, batch_norm
+  scale, rescale scale)
 * ``bias``    - format of the bias codes (aligned into the accumulator by a left shift)
 * ``act``     - format of the node's output activation codes (for an ``input`` node: the
   format the image is quantized into). A node's *input* format is its producer's ``act``
-  (`Plan.activation_formats`); ``pad`` and ``identity`` pass codes through unchanged, so
-  their ``act`` is their input's format whatever the plan says.
-* ``acc_bits`` - width of the accumulator of conv2d/depthwise (two's complement). Its
+  (`Plan.activation_formats`); the pass-through ops (``pad``, ``identity``, ``reshape``,
+  ``max_pool``, ``global_max_pool``) move codes unchanged, so their ``act`` is their
+  input's format whatever the plan says.
+* ``acc_bits`` - width of the accumulator of every MAC op (two's complement). Its
   fraction bits are ``input.frac_bits + weights.frac_bits`` (the product's).
 * ``acc_saturation`` - ``"final"`` (saturate the exact sum once, at the end) or
   ``"per_step"`` (saturate after every addition, in the order bias, then kernel row,
@@ -20,7 +22,9 @@ A plan answers, for every graph node, "which integers does this layer hold?":
 Sites (also the keys of ``Trace.counters[node]``): ``weights`` and ``bias`` (quantizing
 the float parameters), ``input`` (quantizing the image), ``acc`` (accumulator width),
 ``requant`` (accumulator to output format), ``add`` (residual add), ``upsample``,
-``concat`` (aligning inputs to the output format) and ``act`` (ReLU/ReLU6/sigmoid output).
+``concat`` (aligning inputs to the output format), ``act`` (ReLU/ReLU6/sigmoid output),
+``pool`` (the one rounded division of avg_pool / global_avg_pool into their ``act``) and
+``mul`` (the exact product of a ``multiply`` rounded into its ``act``).
 
 Modes (`Mode`):
 
@@ -77,7 +81,7 @@ from qsim.graph.ops import MAC_OPS, PASSTHROUGH_OPS
 
 SCHEMA_VERSION = 1
 
-SITES = ("weights", "bias", "input", "acc", "requant", "add", "upsample", "concat", "act")
+SITES = ("weights", "bias", "input", "acc", "requant", "add", "upsample", "concat", "act", "pool", "mul")
 FORMAT_KEYS = ("weights", "bias", "act")
 NODE_KEYS = FORMAT_KEYS + ("acc_bits", "acc_saturation", "rounding", "overflow", "sites")
 ACC_SATURATION = ("final", "per_step")
@@ -386,7 +390,7 @@ class Plan:
         return node_plan
 
     def activation_formats(self, graph) -> dict[str, QFormat]:
-        """Output code format of every node (pad/identity inherit their input's)."""
+        """Output code format of every node (pass-through ops inherit their input's)."""
         formats: dict[str, QFormat] = {}
         for node in graph:
             if node.op in PASSTHROUGH_OPS and node.inputs:

@@ -14,8 +14,11 @@ Running it (`qsim.runtime.walker.execute`):
    format with the ``input`` site's rounding/overflow.
 2. Every node runs its integer kernel (`OP_KERNELS`; contracts in `qsim.kernels`): exact
    accumulation, the accumulator width model (site ``acc``), one rescale to the node's
-   ``act`` format (sites ``requant``/``add``/``concat``/``upsample``/``act``).
-   ``pad`` and ``identity`` pass codes through in their input's format.
+   ``act`` format (sites ``requant``/``add``/``concat``/``upsample``/``act``; ``pool`` for
+   the average pools' one rounded division, ``mul`` for a product). ``dense``, ``rescale``
+   and ``batch_norm`` on a tensor that is not NHWC run as a 1x1 conv at every position.
+   The pass-through ops (``pad``, ``identity``, ``reshape``, ``max_pool``,
+   ``global_max_pool``) move codes in their input's format.
 3. The `Trace` holds, per node, the int64 ``codes``, their ``formats`` and the
    dequantized ``values`` (float32 when the word has at most 24 bits, so exact; float64
    otherwise), and ``counters[node][site]`` (`OverflowCounter`).
@@ -41,7 +44,7 @@ from qsim.graph.ir import Graph, Node
 from qsim.graph.ops import Op
 from qsim.graph.passes import run_passes
 from qsim.graph.passes.quantize_weights import QuantizedParams, quantize_params
-from qsim.kernels import conv, eltwise, sigmoid, upsample
+from qsim.kernels import conv, eltwise, multiply, pool, sigmoid, upsample
 from qsim.plan import Mode, Plan, as_plan
 from qsim.runtime.protocol import Codes, NodeRun
 from qsim.runtime.walker import execute
@@ -68,12 +71,14 @@ def _mac(prog: "FixedProgram", node: Node, xs: list[Codes], ctx: NodeRun) -> Cod
         strides = tuple(node.attrs.get("strides", (1, 1)))
         pads = node.attrs.get("pads", (0, 0, 0, 0))
         dilation = tuple(node.attrs.get("dilation", (1, 1)))
-    res = conv.conv2d(xs[0].codes, p.kernel, p.bias, in_fmt=xs[0].fmt, w_fmt=np_.weights, b_fmt=np_.bias,
-                      out_fmt=np_.act, acc_bits=np_.acc_bits, rounding=np_.rounding_at("requant"),
-                      overflow=np_.overflow_at("requant"), acc_overflow=np_.overflow_at("acc"),
-                      acc_saturation=np_.acc_saturation, strides=strides, pads=pads, dilation=dilation,
-                      depthwise=p.depthwise, counters=counters if ctx.counting else None,
-                      relu=relu, keep_pre=keep_pre, derived=prog.derived)
+    # dense / rescale / batch_norm on a tensor that is not NHWC: a 1x1 conv at every position
+    mac = conv.conv2d if xs[0].codes.ndim == 4 else conv.dense
+    res = mac(xs[0].codes, p.conv_kernel, p.bias, in_fmt=xs[0].fmt, w_fmt=np_.weights, b_fmt=np_.bias,
+              out_fmt=np_.act, acc_bits=np_.acc_bits, rounding=np_.rounding_at("requant"),
+              overflow=np_.overflow_at("requant"), acc_overflow=np_.overflow_at("acc"),
+              acc_saturation=np_.acc_saturation, strides=strides, pads=pads, dilation=dilation,
+              depthwise=p.depthwise, counters=counters if ctx.counting else None,
+              relu=relu, keep_pre=keep_pre, derived=prog.derived)
     if relu is None:
         return Codes(res, np_.act)
     post, pre = res if keep_pre else (res, None)
@@ -120,6 +125,28 @@ def _concat(prog, node, xs, ctx):
                                 counter=ctx.counter("concat")), np_.act)
 
 
+def _avg_pool(prog, node, xs, ctx):
+    np_ = prog.node_plans[node.name]
+    return Codes(pool.avg_pool(xs[0].codes, tuple(node.attrs["pool_size"]), tuple(node.attrs["strides"]),
+                               node.attrs.get("pads", (0, 0, 0, 0)), in_fmt=xs[0].fmt, out_fmt=np_.act,
+                               rounding=np_.rounding_at("pool"), overflow=np_.overflow_at("pool"),
+                               counter=ctx.counter("pool")), np_.act)
+
+
+def _global_avg_pool(prog, node, xs, ctx):
+    np_ = prog.node_plans[node.name]
+    return Codes(pool.global_avg_pool(xs[0].codes, node.attrs.get("keepdims", False), in_fmt=xs[0].fmt,
+                                      out_fmt=np_.act, rounding=np_.rounding_at("pool"),
+                                      overflow=np_.overflow_at("pool"), counter=ctx.counter("pool")), np_.act)
+
+
+def _multiply(prog, node, xs, ctx):
+    np_ = prog.node_plans[node.name]
+    return Codes(multiply.multiply([x.codes for x in xs], [x.fmt for x in xs], out_fmt=np_.act,
+                                   rounding=np_.rounding_at("mul"), overflow=np_.overflow_at("mul"),
+                                   counter=ctx.counter("mul")), np_.act)
+
+
 def _upsample(prog, node, xs, ctx):
     kind = node.attrs.get("interpolation", "nearest")
     fn = {"nearest": eltwise.upsample_nearest, "bilinear": upsample.upsample_bilinear}.get(kind)
@@ -132,7 +159,7 @@ def _upsample(prog, node, xs, ctx):
 
 
 # op -> integer kernel (one literal; grep finds it). Output format: the node's act, except
-# PASSTHROUGH_OPS (pad, identity) which keep their input's.
+# PASSTHROUGH_OPS (pad, identity, reshape, max pools) which keep their input's.
 OP_KERNELS = {
     Op.CONV2D: _mac,
     Op.DEPTHWISE_CONV2D: _mac,
@@ -144,6 +171,18 @@ OP_KERNELS = {
     Op.UPSAMPLE: _upsample,
     Op.PAD: lambda prog, node, xs, ctx: Codes(eltwise.pad(xs[0].codes, node.attrs["pads"]), xs[0].fmt),
     Op.IDENTITY: lambda prog, node, xs, ctx: xs[0],
+    Op.DENSE: _mac,
+    Op.RESCALE: _mac,
+    Op.AVG_POOL: _avg_pool,
+    Op.GLOBAL_AVG_POOL: _global_avg_pool,
+    Op.MAX_POOL: lambda prog, node, xs, ctx: Codes(pool.max_pool(
+        xs[0].codes, tuple(node.attrs["pool_size"]), tuple(node.attrs["strides"]),
+        node.attrs.get("pads", (0, 0, 0, 0))), xs[0].fmt),
+    Op.GLOBAL_MAX_POOL: lambda prog, node, xs, ctx: Codes(pool.global_max_pool(
+        xs[0].codes, node.attrs.get("keepdims", False)), xs[0].fmt),
+    Op.RESHAPE: lambda prog, node, xs, ctx: Codes(np.ascontiguousarray(xs[0].codes).reshape(
+        (xs[0].codes.shape[0],) + tuple(int(d) for d in node.attrs["shape"])), xs[0].fmt),
+    Op.MULTIPLY: _multiply,
 }
 
 

@@ -157,3 +157,9 @@ def saturating_sum_ref(terms: list[int], acc_bits: int) -> tuple[int, tuple]:
         partials.append(s)
         acc = min(max(s, lo), hi)
     return acc, counts_ref(partials, lo, hi)
+
+
+def div_round_ref(num: int, den: int, rounding) -> int:
+    """``num / den`` (``den > 0``) rounded to an integer: the exact rational, then `round_ref`."""
+    assert den > 0, "the divisor of a pool is a positive element count"
+    return round_ref(Fraction(int(num), int(den)), rounding)

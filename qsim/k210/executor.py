@@ -5,7 +5,10 @@ running it on an input builds (once per input size, kept by the program) the KPU
 for that size (`quantize_graph`) and lowers it to a graph of its steps: ``kpu_conv`` (a KPU
 layer: conv, BN, activation, pool; `KpuLayer.run`, exact integer pipeline), ``kpu_add``
 (a residual add as a 1x1 KPU conv over the concatenation) and CPU ops (float, then
-quantized back to uint8). The `Trace` has, per step, the dequantized float value
+quantized back to uint8): the convs the KPU cannot run, concat, upsample, pad, and the MCU
+layers (`CPU_MCU_OPS`: dense, rescale, pools, reshape, multiply; a tensor that is not an
+image, e.g. (N, C) after a global pool, keeps its shape, images are CHW). Models must take
+one image (H, W, C) input. The `Trace` has, per step, the dequantized float value
 (``values``, NHWC) and the uint8 codes (``codes``); a conv followed by a fused activation
 has no entry of its own (the KPU never materialises the pre-activation tensor): its value
 is the activation's. ``formats[node]`` is the node's `QParam` (uint8 affine: ``scale``,
@@ -29,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from qsim.errors import InputError, PlanError
+from qsim.errors import InputError, ModelError, PlanError
 from qsim.executors.float_exec import float_op
 from qsim.fixed.counters import OverflowCounter
 from qsim.graph.ir import Graph, Node
@@ -71,6 +74,16 @@ def _to_chw(x_hwc: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.transpose(x_hwc, (2, 0, 1)))
 
 
+def _to_device(sample: np.ndarray) -> np.ndarray:
+    """One sample in the layout the steps exchange: images CHW (the KPU's), other ranks as they are."""
+    return _to_chw(sample) if sample.ndim == 3 else np.ascontiguousarray(sample)
+
+
+def _to_host(sample: np.ndarray) -> np.ndarray:
+    """The inverse of `_to_device`: CHW images back to HWC."""
+    return np.transpose(sample, (1, 2, 0)) if sample.ndim == 3 else sample
+
+
 def requantize_codes(q: np.ndarray, src: QParam, dst: QParam) -> np.ndarray:
     """uint8 codes of `src` as codes of `dst` (dequantize, quantize: what the CPU does)."""
     return dst.quantize(src.dequantize(q))[0]
@@ -108,21 +121,24 @@ def _cpu(prog: "KpuStepsProgram", node: Node, xs, ctx) -> np.ndarray:
     step = prog.steps[node.name]
     out = []
     for i in range(len(xs[0])):
-        fx = [prog.params[src].dequantize(x[i]).transpose(1, 2, 0)[None] for src, x in zip(node.inputs, xs)]
-        out.append(step.out_q.quantize(_to_chw(float_op(node, fx)[0]))[0])
+        fx = [prog.params[src].dequantize(_to_host(x[i]))[None] for src, x in zip(node.inputs, xs)]
+        out.append(step.out_q.quantize(_to_device(float_op(node, fx)[0]))[0])
     return np.stack(out)
 
 
 OP_KERNELS = {Op.KPU_CONV: _kpu_conv, Op.KPU_ADD: _kpu_add}
 CPU_OPS = (Op.BATCH_NORM, Op.CONV2D, Op.DEPTHWISE_CONV2D, Op.RELU, Op.SIGMOID, Op.PAD, Op.ADD, Op.CONCAT,
            Op.UPSAMPLE, Op.IDENTITY)
+# the MCU layers, on the CPU the same way (float on the dequantized uint8, requantized): no KPU lowering
+CPU_MCU_OPS = (Op.DENSE, Op.RESCALE, Op.AVG_POOL, Op.MAX_POOL, Op.GLOBAL_AVG_POOL, Op.GLOBAL_MAX_POOL, Op.RESHAPE,
+               Op.MULTIPLY)
 
 
 class KpuStepsProgram:
     """One `KpuProgram` (one input size) as a lowered graph the walker runs."""
 
     executor = "k210"
-    ops = {**{op: _cpu for op in CPU_OPS}, **OP_KERNELS}
+    ops = {**{op: _cpu for op in CPU_OPS + CPU_MCU_OPS}, **OP_KERNELS}
     counts_every_node = False
     input_dtype = np.dtype(np.float32)
     static_counters: dict = {}
@@ -156,7 +172,7 @@ class KpuStepsProgram:
 
     def record(self, trace: Trace, node: Node, codes: np.ndarray, keep: bool) -> None:
         if keep:
-            q = codes.transpose(0, 2, 3, 1)
+            q = codes.transpose(0, 2, 3, 1) if codes.ndim == 4 else codes
             out_q = self.steps[node.name].out_q
             trace.values[node.name] = out_q.dequantize(q)
             trace.codes[node.name] = q.astype(np.int64)
@@ -210,6 +226,12 @@ def prepare(graph: Graph, plan: Any = None, *, calibration: Any = None, switches
                         "it takes calibration=, not a plan")
     if add_mode not in ADD_MODES:
         raise PlanError(f"add_mode must be one of {ADD_MODES}, got {add_mode!r}")
+    image_inputs = [n for n in graph.inputs if len(n.attrs["shape"]) == 3]
+    if len(image_inputs) != len(graph.inputs):
+        bad = next(n for n in graph.inputs if n not in image_inputs)
+        raise ModelError(f"{graph.source or graph.name}: input '{bad.name}' has shape {tuple(bad.attrs['shape'])}, "
+                         "not an image (H, W, C): the K210 path takes image models (feature models run on the "
+                         "fixed or float backend)")
     if calibration is None:
         raise PlanError("the k210 backend needs calibration=: images (an NHWC batch preprocessed like the "
                         "inputs), a {node: (min, max)} range table, or a range file (qsim.k210.executor.save_ranges)")

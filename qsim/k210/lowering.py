@@ -15,13 +15,15 @@ Each step is a KPU layer or a CPU op, with its KPU-side shapes (C, H, W):
 * ``add``: ``add_mode="kpu"`` (default, nncase 1.x ``add_to_conv2d``): CPU concat of the two
   operands, then a 1x1 KPU conv with identity weights (input 2C channels); ``"cpu"``: a CPU
   op (download, add, upload).
-* concat, upsample, pad, other kernels or strides: CPU ops.
+* concat, upsample, pad, other kernels or strides: CPU ops; so are dense, rescale, the
+  pools, reshape and multiply (`LOWERABLE_MCU_OPS`; a (C,) or (T, C) tensor as a (C, T, 1) map).
 
 Other layers' limits are reported per step: nncase's 4 <= H <= 256, 4 <= W <= 512, C <= 1024
 and the register limits (W <= 960 through row_len <= 15, H <= 512, C <= 1024).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from qsim.errors import ModelError
@@ -84,22 +86,29 @@ def _kernel(node: Node) -> tuple[int, int]:
 # ops this lowering handles (KPU convs and adds, the rest on the K210's CPU over (C, H, W) maps)
 LOWERABLE_OPS = ("input", "conv2d", "depthwise_conv2d", "batch_norm", "relu", "sigmoid", "pad", "add", "concat",
                  "upsample", "identity")
+# the MCU layers: CPU ops (float on the dequantized maps; a (C,) or (T, C) tensor is a (C, T, 1) map)
+LOWERABLE_MCU_OPS = ("dense", "rescale", "avg_pool", "max_pool", "global_avg_pool", "global_max_pool", "reshape",
+                     "multiply")
 
 
 def lower(graph: Graph, input_hw: tuple[int, int], add_mode: str = "kpu") -> list[Step]:
     """The K210 steps of `graph` for inputs of size `input_hw` (H, W)."""
     if add_mode not in ADD_MODES:
         raise ModelError(f"add_mode must be one of {ADD_MODES}, got {add_mode!r}")
-    unsupported = sorted({node.op for node in graph if node.op not in LOWERABLE_OPS})
+    lowerable = LOWERABLE_OPS + LOWERABLE_MCU_OPS
+    unsupported = sorted({node.op for node in graph if node.op not in lowerable})
     if unsupported:
         first = next(node for node in graph if node.op in unsupported)
         raise ModelError(f"{graph.source or graph.name}: node '{first.name}' ({first.op}): the K210 backend "
-                         f"does not lower {', '.join(unsupported)} yet; it runs {', '.join(LOWERABLE_OPS)}")
+                         f"does not lower {', '.join(unsupported)} yet; it runs {', '.join(lowerable)}")
     shapes = infer_shapes(graph, tuple(input_hw))
 
     def chw(name: str) -> tuple[int, int, int]:
-        h, w, c = shapes[name]
-        return (int(c), int(h), int(w))
+        shape = tuple(int(d) for d in shapes[name])
+        if len(shape) != 3:  # features (C,) or a sequence (T, C) after a global pool / reshape / dense
+            return (shape[-1], math.prod(shape[:-1]), 1)
+        h, w, c = shape
+        return (c, h, w)
 
     steps: list[Step] = []
     fused_into: dict[str, Step] = {}  # activation node -> the KPU step it is fused into

@@ -1,8 +1,10 @@
 """Kernels shared by the executors.
 
-Integer kernels (Numba, exact): `conv` (conv2d / depthwise / pointwise), `tail` (the
-fused bias + accumulator width + requantization + ReLU pass after every MAC), `eltwise`
-(relu, add, concat, pad, nearest upsample), `upsample` (bilinear), `sigmoid`.
+Integer kernels (Numba, exact): `conv` (conv2d / depthwise / pointwise, and `conv.dense`:
+the same as a 1x1 conv per position of any rank), `tail` (the fused bias + accumulator
+width + requantization + ReLU pass after every MAC), `eltwise` (relu, add, concat, pad,
+nearest upsample), `upsample` (bilinear), `sigmoid`, `pool` (average pools: exact sum and
+one rounded division; max pools), `multiply` (exact product, one rounding).
 Each has a slow, obviously-correct twin in `qsim.kernels.ref` (Python ints, `Fraction`)
 that the tests compare with for exact equality. `float_ops` holds the float kernels.
 

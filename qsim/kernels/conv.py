@@ -487,3 +487,31 @@ def _per_step(x, w, bias_acc, acc_bits, strides, pads, dilation, depthwise, coun
         counter.record(events=int(stats[:, 0].sum()), elements=out.size * terms,
                        peak=int(stats[:, 1].max(initial=0)), lo=lo, hi=hi)
     return out
+
+
+def dense(x, w, bias, **kwargs):
+    """Integer MAC over the last axis of any rank (dense; rescale / batch_norm as 1x1 depthwise).
+
+    The same contract as `conv2d` (accumulator, sites ``acc``/``requant``, fused ReLU,
+    paths), applied as a 1x1 convolution at every position: `x` (N, ..., Cin) is viewed as
+    (N * ..., 1, 1, Cin), so each output element is the exact sum of its own Cin products
+    (the bound proofs of `conv2d` hold unchanged), then viewed back as (N, ..., Cout).
+
+    Args:
+        x: codes (N, ..., Cin), rank >= 2.
+        w: int64 codes (Cin, Cout), or a 1x1 kernel (1, 1, Cin, Cout) / depthwise (1, 1, C, 1).
+        bias, kwargs: as `conv2d` (``strides``/``pads``/``dilation`` must stay the 1x1 defaults).
+    """
+    x = np.asarray(x)
+    if x.ndim < 2:
+        raise InputError(f"dense input must be batch first with features last (rank >= 2), got shape {x.shape}")
+    w = np.asarray(w)
+    if w.ndim == 2:
+        w = w.reshape((1, 1) + w.shape)
+    if w.shape[:2] != (1, 1):
+        raise InputError(f"dense kernel must be (Cin, Cout) or 1x1, got shape {w.shape}")
+    lead = x.shape[:-1]
+    res = conv2d(x.reshape(-1, 1, 1, x.shape[-1]), w, bias, **kwargs)
+    if kwargs.get("keep_pre") and kwargs.get("relu") is not None:
+        return tuple(r.reshape(lead + r.shape[-1:]) for r in res)
+    return res.reshape(lead + res.shape[-1:])

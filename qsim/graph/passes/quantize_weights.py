@@ -56,6 +56,8 @@ class QuantizedParams:
         self.kernel = quantize(kernel, node_plan.weights, rounding=node_plan.rounding_at("weights"),
                                overflow=node_plan.overflow_at("weights"), counter=self.counters["weights"])
         self.kernel.setflags(write=False)  # read-only: kernels may keep derived forms of it
+        # the kernel as the conv kernel computes with it: a dense (Cin, Cout) is a 1x1 conv
+        self.conv_kernel = self.kernel if self.kernel.ndim == 4 else self.kernel.reshape((1, 1) + self.kernel.shape)
         self.bias = None
         if bias is not None:
             self.counters["bias"] = OverflowCounter(f"{node.name}/bias")
