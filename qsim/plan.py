@@ -78,6 +78,7 @@ from qsim.errors import PlanError, QsimError
 from qsim.fixed.format import QFormat
 from qsim.fixed.modes import Overflow, Rounding
 from qsim.graph.ops import MAC_OPS, PASSTHROUGH_OPS
+from qsim.graph.passes.quantize_weights import mac_params
 
 SCHEMA_VERSION = 1
 
@@ -404,8 +405,8 @@ class Plan:
 
         Checks: every overridden node exists; for full-integer plans, the accumulator is at
         least as wide as one product (``acc_bits >= input word + weight word``), the bias
-        aligns into the accumulator exactly (bias fraction bits <= accumulator fraction
-        bits, aligned bias fits ``acc_bits``), and ``acc_bits <= 64``.
+        of a MAC that has one aligns into the accumulator exactly (bias fraction bits <=
+        accumulator fraction bits, aligned bias fits ``acc_bits``), and ``acc_bits <= 64``.
         Returns the plan itself, so ``plan.validate(g)`` chains.
         """
         where = f"plan {self.source}".strip()
@@ -438,6 +439,8 @@ class Plan:
                     f"narrower than one product of input {in_fmt} x weights {np_.weights} "
                     f"({product_bits} bits)"
                 )
+            if mac_params(node)[1] is None:  # no bias: its format is never used
+                continue
             if np_.bias.frac_bits > acc_frac:
                 raise PlanError(
                     f"{where}: layer '{node.name}' field 'bias': bias format {np_.bias} has "

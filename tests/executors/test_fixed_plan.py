@@ -130,6 +130,15 @@ def test_validate_bias_alignment():
         Plan.uniform("Q6.9", bias="Q30.1").validate(small_graph())
 
 
+def test_validate_ignores_the_bias_format_of_a_mac_without_bias():
+    """A bias-less conv never reads its bias format: a misaligned one is no reason to refuse."""
+    g = small_graph()
+    g["conv"].weights.pop("bias", None)
+    Plan.uniform("Q6.9", bias="Q30.1").validate(g)
+    with pytest.raises(PlanError, match="field 'acc_bits'"):  # the other checks still hold
+        Plan.uniform("Q6.9", bias="Q30.1", acc_bits=20).validate(g)
+
+
 def test_validate_uses_the_producers_format():
     """The conv's input format is the input node's act: a wide input needs a wide accumulator."""
     g = small_graph()
