@@ -40,8 +40,16 @@ from qsim.fixed.cast import quantize
 from qsim.fixed.counters import OverflowCounter
 from qsim.fixed.format import QFormat
 from qsim.fixed.modes import Rounding
-from qsim.kernels.lut import (EXACT_DIGITS, Transcendental, int_array, lookup, round_div,
-                              round_transcendental, scaled, simple_fraction)
+from qsim.kernels.lut import (
+    EXACT_DIGITS,
+    Transcendental,
+    int_array,
+    lookup,
+    round_div,
+    round_transcendental,
+    scaled,
+    simple_fraction,
+)
 
 
 def _max_abs(fmt: QFormat) -> int:

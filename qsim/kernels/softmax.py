@@ -31,8 +31,15 @@ from qsim.fixed.cast import narrow
 from qsim.fixed.counters import OverflowCounter
 from qsim.fixed.format import QFormat
 from qsim.fixed.modes import Rounding
-from qsim.kernels.lut import (EXACT_DIGITS, Transcendental, int_array, raw_values, round_div,
-                              round_transcendental, scaled)
+from qsim.kernels.lut import (
+    EXACT_DIGITS,
+    Transcendental,
+    int_array,
+    raw_values,
+    round_div,
+    round_transcendental,
+    scaled,
+)
 
 EXP_FMT = QFormat(1, 30, signed=False)
 MAX_INPUT_WORD_BITS = 62
