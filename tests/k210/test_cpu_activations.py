@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qsim.errors import ModelError
 from qsim.executors.float_exec import run as float_run
 from qsim.graph.ir import Graph, Node
 from qsim.k210.executor import run as k210_run
@@ -31,10 +30,3 @@ def test_unfused_activation_runs_on_the_cpu(op, attrs):
     # the conv's uint8 output error (a few LSBs of its scale) through a function of slope <= 1.1
     assert np.max(np.abs(got - want)) < 3 * prog.params["c"].scale + 2 * prog.params["a"].scale
 
-
-def test_an_op_without_a_k210_kernel_is_named():
-    g = Graph([Node("x", "input", attrs={"shape": (None, None, 3)}),
-               Node("r", "reshape", ["x"], {"shape": (-1,)})], ["r"], name="flat")
-    x = np.zeros((1, 4, 4, 3), np.float32)
-    with pytest.raises(ModelError, match="op 'reshape' has no k210 kernel; that backend runs: .*tanh"):
-        k210_run(g, x, calibration=x)
