@@ -198,7 +198,7 @@ RawFn = Callable[[np.ndarray], np.ndarray]
 """Distinct input codes (sorted int64) -> raw rounded values (int64 or Python-int object array)."""
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=64)  # <= 64 tables of <= 2**16 entries (32 MiB)
 def _table(key, lo: int, hi: int, raw_fn: RawFn) -> np.ndarray:
     del key  # the value that identifies raw_fn (hashable: op, parameters, formats, rounding)
     table = raw_fn(np.arange(lo, hi + 1, dtype=np.int64))
