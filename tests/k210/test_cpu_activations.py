@@ -8,6 +8,7 @@ import pytest
 from qsim.executors.float_exec import run as float_run
 from qsim.graph.ir import Graph, Node
 from qsim.k210.executor import run as k210_run
+from qsim.k210.lowering import lower
 from qsim.k210.quantize import quantize_graph
 
 ACTS = [("tanh", {}), ("hard_sigmoid", {"slope": 1 / 6, "offset": 0.5}), ("hard_swish", {}), ("swish", {}),
@@ -24,6 +25,8 @@ def test_unfused_activation_runs_on_the_cpu(op, attrs):
     cal = rng.uniform(-1, 1, (4, 8, 8, 3)).astype(np.float32)
     prog = quantize_graph(g, cal)
     assert next(s for s in prog.steps if s.name == "a").kind == "cpu"
+    lowered = {s.name: s for s in lower(g, (8, 8))}  # the memory / speed estimates see it too
+    assert lowered["a"].kind == "cpu" and lowered["a"].op == op and lowered["a"].out_shape == (4, 8, 8)
     x = rng.uniform(-1, 1, (1, 8, 8, 3)).astype(np.float32)
     got = k210_run(g, x, calibration=prog).outputs["a"]
     want = float_run(g, x).outputs["a"]
