@@ -113,9 +113,8 @@ def _cpu(prog: "KpuStepsProgram", node: Node, xs, ctx) -> np.ndarray:
 
 OP_KERNELS = {Op.KPU_CONV: _kpu_conv, Op.KPU_ADD: _kpu_add}
 CPU_OPS = (Op.BATCH_NORM, Op.CONV2D, Op.DEPTHWISE_CONV2D, Op.RELU, Op.SIGMOID, Op.PAD, Op.ADD, Op.CONCAT,
-           Op.UPSAMPLE, Op.IDENTITY,
-           # NHWC activations the KPU cannot fuse: float on the CPU between uint8 tensors, as nncase
-           Op.TANH, Op.HARD_SIGMOID, Op.HARD_SWISH, Op.SWISH, Op.SOFTMAX)
+           Op.TANH, Op.HARD_SIGMOID, Op.HARD_SWISH, Op.SWISH, Op.SOFTMAX,  # never fused: float, as nncase's CPU
+           Op.UPSAMPLE, Op.IDENTITY)
 
 
 class KpuStepsProgram:
