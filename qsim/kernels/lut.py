@@ -23,10 +23,11 @@ rounded value ("raw") of a code, both exact:
   ``t`` is farther than that from every integer, ``floor(t)`` is ``k``. Near an integer,
   the function's strict bounds (``lo < f(v) < hi``, e.g. ``tanh < 1``) may decide the
   side; otherwise (or for inputs wider than 53 bits, not exact in float64) the code is
-  evaluated with 100-digit `decimal` arithmetic (``spec.exact``, relative error below
-  ``1e-90``), whose result decides unless it lies within ``1e-70 * (|s| + 2**out_frac + 1)``
-  of an integer: then `QsimError` (never seen; it would be a near-tie closer than 70
-  digits).
+  evaluated with 100-digit `decimal` arithmetic (``spec.exact``: correctly rounded ``exp``,
+  exact rational operations around it, so within ``1e-99 * (|s| + 2**out_frac)``, which is
+  below ``1e-80 * (|s| + 1)`` as ``2**out_frac < 1e19``), whose result decides unless it
+  lies within ``1e-70 * (|s| + 1)`` of an integer and the bounds do not decide: then
+  `QsimError` (never seen; it would be a near-tie closer than 70 digits).
 
 `lookup` applies either evaluator to codes: for inputs of at most `TABLE_MAX_WORD_BITS`
 bits, one table over every input code, built once per (function and its parameters,
@@ -103,8 +104,9 @@ class Transcendental:
     ``bounds(v)``: float64 arrays ``(lo, hi)`` with ``lo < f(v) < hi`` for ``v != 0``
     (``-inf``/``inf`` when unknown; used only where they are exact binary numbers).
     ``exact_bounds(v)``: the same bounds as Fractions (None: unknown) for a Fraction ``v != 0``.
-    ``exact(code, in_frac, out_frac)``: a Fraction within ``1e-90 * (|s| + 2**out_frac + 1)``
-    of ``s = f(v) * 2**out_frac``, or any value of the same rounding in every mode.
+    ``exact(code, in_frac, out_frac)``: a Fraction within ``1e-99 * (|s| + 2**out_frac)``
+    of ``s = f(v) * 2**out_frac``, or (far out) a value at least 1e-60 from every rounding
+    point that rounds as ``s`` in every mode.
     ``at_zero``: ``f(0)`` exactly.
     """
 
