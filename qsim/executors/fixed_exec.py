@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from qsim.errors import ModelError, PlanError
+from qsim.executors import fixed_activations
 from qsim.fixed.cast import dequantize, quantize
 from qsim.fixed.counters import OverflowCounter
 from qsim.fixed.format import QFormat
@@ -93,9 +94,7 @@ def _relu(prog, node, xs, ctx):
             ctx.counters.update(counters)
         return out
     if node.attrs.get("negative_slope", 0.0) or node.attrs.get("threshold", 0.0):
-        raise ModelError(f"node '{node.name}': leaky/thresholded ReLU (negative_slope="
-                         f"{node.attrs.get('negative_slope')}, threshold={node.attrs.get('threshold')}) "
-                         "has no fixed-point kernel")
+        return fixed_activations.leaky_relu(prog, node, xs, ctx)
     np_ = prog.node_plans[node.name]
     return Codes(eltwise.relu(xs[0].codes, in_fmt=xs[0].fmt, out_fmt=np_.act, max_value=node.attrs.get("max_value"),
                               rounding=np_.rounding_at("act"), overflow=np_.overflow_at("act"),
@@ -166,6 +165,11 @@ OP_KERNELS = {
     Op.BATCH_NORM: _mac,
     Op.RELU: _relu,
     Op.SIGMOID: _sigmoid,
+    Op.TANH: fixed_activations.tanh,
+    Op.HARD_SIGMOID: fixed_activations.hard_sigmoid,
+    Op.HARD_SWISH: fixed_activations.hard_swish,
+    Op.SWISH: fixed_activations.swish,
+    Op.SOFTMAX: fixed_activations.softmax_op,
     Op.ADD: _add,
     Op.CONCAT: _concat,
     Op.UPSAMPLE: _upsample,

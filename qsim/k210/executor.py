@@ -128,6 +128,7 @@ def _cpu(prog: "KpuStepsProgram", node: Node, xs, ctx) -> np.ndarray:
 
 OP_KERNELS = {Op.KPU_CONV: _kpu_conv, Op.KPU_ADD: _kpu_add}
 CPU_OPS = (Op.BATCH_NORM, Op.CONV2D, Op.DEPTHWISE_CONV2D, Op.RELU, Op.SIGMOID, Op.PAD, Op.ADD, Op.CONCAT,
+           Op.TANH, Op.HARD_SIGMOID, Op.HARD_SWISH, Op.SWISH, Op.SOFTMAX,  # never fused: float, as nncase's CPU
            Op.UPSAMPLE, Op.IDENTITY)
 # the MCU layers, on the CPU the same way (float on the dequantized uint8, requantized): no KPU lowering
 CPU_MCU_OPS = (Op.DENSE, Op.RESCALE, Op.AVG_POOL, Op.MAX_POOL, Op.GLOBAL_AVG_POOL, Op.GLOBAL_MAX_POOL, Op.RESHAPE,

@@ -83,8 +83,10 @@ def _kernel(node: Node) -> tuple[int, int]:
     return int(kh), int(kw)
 
 
-# ops this lowering handles (KPU convs and adds, the rest on the K210's CPU over (C, H, W) maps)
-LOWERABLE_OPS = ("input", "conv2d", "depthwise_conv2d", "batch_norm", "relu", "sigmoid", "pad", "add", "concat",
+# ops this lowering handles (KPU convs and adds, the rest on the K210's CPU over (C, H, W) maps;
+# tanh, hard_sigmoid, hard_swish, swish and softmax are never fused: CPU ops)
+LOWERABLE_OPS = ("input", "conv2d", "depthwise_conv2d", "batch_norm", "relu", "sigmoid", "tanh", "hard_sigmoid",
+                 "hard_swish", "swish", "softmax", "pad", "add", "concat",
                  "upsample", "identity")
 # the MCU layers: CPU ops (float on the dequantized maps; a (C,) or (T, C) tensor is a (C, T, 1) map)
 LOWERABLE_MCU_OPS = ("dense", "rescale", "avg_pool", "max_pool", "global_avg_pool", "global_max_pool", "reshape",

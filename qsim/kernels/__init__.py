@@ -4,7 +4,10 @@ Integer kernels (Numba, exact): `conv` (conv2d / depthwise / pointwise, and `con
 the same as a 1x1 conv per position of any rank), `tail` (the fused bias + accumulator
 width + requantization + ReLU pass after every MAC), `eltwise` (relu, add, concat, pad,
 nearest upsample), `upsample` (bilinear), `sigmoid`, `pool` (average pools: exact sum and
-one rounded division; max pools), `multiply` (exact product, one rounding).
+one rounded division; max pools), `multiply` (exact product, one rounding), `lut` and
+`activations` (tanh, swish, hard_sigmoid, hard_swish, leaky ReLU: correctly rounded
+functions of the input code, tables for words up to 16 bits), `softmax` (exact max and
+sum, exp into UQ1.30, one rounded division).
 Each has a slow, obviously-correct twin in `qsim.kernels.ref` (Python ints, `Fraction`)
 that the tests compare with for exact equality. `float_ops` holds the float kernels.
 
