@@ -228,8 +228,8 @@ def test_k210_refuses_what_it_cannot_lower_in_one_line(features_file, tmp_path, 
 
     assert main(["k210", str(features_file[0])]) == 1
     assert "not an image (H, W, C): the K210 path takes image models" in capsys.readouterr().err
-    g = Graph([Node("x", "input", attrs={"shape": (8, 8, 3)}),
-               Node("p", "softmax", ["x"], {"axis": -1})], ["p"])
-    with pytest.raises(ModelError, match=r"node 'p' \(softmax\): the K210 backend does not lower softmax yet; "
-                                         r"it runs input, .*, avg_pool, .*multiply"):
+    # every importable op now lowers (KPU or CPU step); an op only a lowering creates does not
+    g = Graph([Node("x", "input", attrs={"shape": (8, 8, 3)}), Node("p", "kpu_add", ["x"])], ["p"])
+    with pytest.raises(ModelError, match=r"node 'p' \(kpu_add\): the K210 backend does not lower kpu_add yet; "
+                                         r"it runs input, .*softmax, .*avg_pool, .*multiply"):
         lower(g, (8, 8))
