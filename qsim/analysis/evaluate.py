@@ -237,7 +237,7 @@ def evaluate(model: Any, x: np.ndarray, y: np.ndarray | None = None,
     metric = metric or default_metric(ref_out.shape, x.shape, y)
     fn = METRICS[metric]
     xf = np.asarray(x, np.float64)
-    kind = "top-1 agreement" if is_classifier(ref_out.shape) else "SQNR dB"
+    kind = "top-1 agreement" if is_classifier(ref_out.shape, x.shape) else "SQNR dB"
     label = str(model) if isinstance(model, (str, Path)) else graph.name
     result = EvalResult(label, data_name, len(x), metric, kind)
     for f_idx, fmt in enumerate(runs):

@@ -102,13 +102,16 @@ def auc(out, ref, x, y) -> float:
     return float((below.sum() + 0.5 * ties.sum()) / (len(pos) * len(neg)))
 
 
-def is_classifier(out_shape: tuple) -> bool:
-    """Outputs of one vector per sample, (N, C) or (N, 1, ..., 1, C) with C > 1, are class scores."""
+def is_classifier(out_shape: tuple, x_shape: tuple | None = None) -> bool:
+    """Outputs of one vector per sample, (N, C) or (N, 1, ..., 1, C) with C > 1, are class
+    scores - unless they are shaped like the input (an autoencoder, e.g. MLPerf Tiny's ad01)."""
+    if x_shape is not None and tuple(out_shape[1:]) == tuple(x_shape[1:]):
+        return False
     return len(out_shape) >= 2 and out_shape[-1] > 1 and int(np.prod(out_shape[1:-1])) == 1
 
 
 def agreement(out, ref, x, y) -> float:
-    if is_classifier(np.shape(ref)):
+    if is_classifier(np.shape(ref), None if x is None else np.shape(x)):
         return float(np.mean(np.argmax(_flat(out), axis=1) == np.argmax(_flat(ref), axis=1)))
     return sqnr_db(out, ref)
 

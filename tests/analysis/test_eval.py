@@ -52,7 +52,7 @@ def test_metrics_by_hand():
     recon = np.zeros((4, 2))  # an autoencoder: the score is the reconstruction error
     assert auc(recon, recon, recon + np.array([[3], [1], [2], [0]]), np.array([1, 0, 1, 0])) == 1.0
     ref = np.ones((4, 2))
-    assert METRICS["agreement"](ref, ref, ref, None) == 1.0  # (N, 2) classifier: argmax agrees
+    assert METRICS["agreement"](ref, ref, np.zeros((4, 8)), None) == 1.0  # (N, 2) classifier: argmax agrees
     assert METRICS["agreement"](ref[:, :1] * 2, ref[:, :1], ref, None) == pytest.approx(0.0)  # SQNR 0 dB
     assert METRICS["mse"](out, out, out + 1.0, None) == pytest.approx(1.0)  # autoencoder: vs the input
     assert default_metric((4, 3), (4, 8), None) == "agreement"

@@ -114,3 +114,15 @@ def test_nonfinite_test_values_are_counted_not_fatal():
     assert s.max_abs == math.inf and s.rms == math.inf and s.sqnr_db == -math.inf
     assert s.over_1lsb == 2 / 4
     assert s.to_dict()["nonfinite"] == 1
+
+
+def test_an_autoencoder_is_not_a_classifier():
+    """ad01 (640 -> 640): agreement is output SQNR, not argmax agreement of a reconstruction."""
+    import numpy as np
+
+    from qsim.analysis.metrics import agreement, is_classifier
+
+    x = np.random.default_rng(0).normal(size=(5, 640))
+    assert is_classifier((5, 10)) and is_classifier((5, 640)) and not is_classifier((5, 640), x.shape)
+    noisy = x + 1e-3 * np.random.default_rng(1).normal(size=x.shape)
+    assert 55 < agreement(noisy, x, x, None) < 65  # dB, not a share of equal argmaxes
