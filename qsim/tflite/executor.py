@@ -171,6 +171,23 @@ class Kernel:
         q, s = quantize_multiplier(m, single_rounding=self.options.single_rounding)
         return round_multiplier_bits(q, s, self.options.multiplier_bits)
 
+    def mac_args(self, sum_dtype, oc: int, dtype) -> tuple:
+        """Prepare-time arguments of the compiled MAC kernels (`qsim.tflite._mac`):
+        (input zero point in the sum's float type, the tail's constants in kernel order)."""
+        o = self.options
+        lo, hi = self.act
+        float_requant = bool(getattr(self, "float_requant", False))
+        eff = np.broadcast_to(np.asarray(getattr(self, "eff", 0.0), np.float64), (oc,))
+        q = np.broadcast_to(np.asarray(getattr(self, "q", 0), np.int64), (oc,))
+        shift = np.broadcast_to(np.asarray(getattr(self, "shift", 0), np.int64), (oc,))
+        bias = np.zeros(oc, np.int64) if self.bias is None else self.bias
+        qmin, qmax = _QTYPES[dtype]
+        tail = (np.ascontiguousarray(bias, np.int64), np.ascontiguousarray(q), np.ascontiguousarray(shift),
+                np.ascontiguousarray(eff), float_requant, int(o.acc_bits), o.acc_overflow == "saturate",
+                bool(o.single_rounding), int(self.out_zp), lo is not None, 0 if lo is None else int(lo),
+                hi is not None, 0 if hi is None else int(hi), int(qmin), int(qmax))
+        return sum_dtype(self.in_zp), tail
+
     def check_shape(self, got: tuple, t: Tensor) -> None:
         """The computed output shape must be the file's, or (shape inference) becomes it."""
         if self.model.infer_shapes and t.data is None:
@@ -272,8 +289,12 @@ class _ConvBase(Kernel):
         qmin, qmax = _QTYPES[x.dtype]
         x_absmax = max(abs(qmin - self.in_zp), abs(qmax - self.in_zp))
         self.sum_dtype = ops.exact_float_dtype(self.w, self.w_zp, x_absmax, 3 if self.depthwise else 0)
+        self.fused_args = self.mac_args(self.sum_dtype, oc, x.dtype)
+        wf = (self.w - self.w_zp).astype(self.sum_dtype)
+        # compiled layouts: conv [KH, KW, FIC, OC], depthwise [KH, KW, OC] (the OC axis innermost)
+        self.wf = np.ascontiguousarray(wf[0] if self.depthwise else wf.transpose(1, 2, 3, 0))
 
-    # the fused compiled tail (True) or the NumPy composition narrow_acc -> requantize ->
+    # the fused compiled kernel (True) or the NumPy composition narrow_acc -> requantize ->
     # finish (False); the same bits and counts (tests/tflite/test_tflite_executor.py)
     fused = True
 
@@ -291,22 +312,19 @@ class _ConvBase(Kernel):
         v = ops.requantize(acc, self.q, self.shift, single_rounding=ctx.options.single_rounding) + self.out_zp
         return [self.finish(v, self.tout(), self.act, ctx)]
 
-
     def _run_fused(self, x, ctx):
-        from qsim.tflite._numba import mac_tail
+        from qsim.tflite import _mac
 
+        out = np.empty(self.tout().shape, self.tout().dtype)
+        st = _mac.new_stats()
+        zp, tail = self.fused_args
+        geom = (*self.stride, *self.dil, *self.pads)
         if self.depthwise:
-            sums = ops.depthwise_sums(x, self.in_zp, self.w, self.w_zp, self.stride, self.dil,
-                                      self.pads, self.out_hw, self.mult, self.sum_dtype)
+            _mac.depthwise_fused(np.ascontiguousarray(x), zp, self.wf, self.mult, *geom, *tail, out, st)
         else:
-            sums = ops.conv2d_sums(x, self.in_zp, self.w, self.w_zp, self.stride, self.dil, self.pads,
-                                   self.out_hw, self.sum_dtype)
-        out = self.tout()
-        o = ctx.options
-        codes, st = mac_tail(sums.reshape(-1, sums.shape[-1]), self.bias, o.acc_bits, o.acc_overflow == "saturate",
-                             self.q, self.shift, o.single_rounding, self.out_zp, self.act, _QTYPES[out.dtype], out.dtype)
-        record_stats(ctx, st, codes.size, o.acc_bits, self.act, _QTYPES[out.dtype])
-        return codes.reshape(out.shape)
+            _mac.conv_fused(np.ascontiguousarray(x), zp, self.wf, *geom, *tail, out, st)
+        record_stats(ctx, st, out.size, self.options.acc_bits, self.act, _QTYPES[out.dtype])
+        return out
 
 
 def record_stats(ctx: _Ctx, st: np.ndarray, n: int, acc_bits: int, act, qrange) -> None:
@@ -383,8 +401,27 @@ class FullyConnected(Kernel):
             self.q = np.array([q for q, _ in qs], np.int64)
             self.shift = np.array([s for _, s in qs], np.int64)
         self.act = self.act_range(out, int(o.get("fused_activation_function", 0)))
+        qmin, qmax = _QTYPES[x.dtype]
+        x_absmax = max(abs(qmin - self.in_zp), abs(qmax - self.in_zp))
+        sum_dtype = ops.exact_float_dtype(self.w, self.w_zp, x_absmax, 0)
+        self.fused_args = self.mac_args(sum_dtype, oc, x.dtype)
+        # a 1x1 conv over a 1 x batches image: filter [1, 1, IC, OC]
+        self.wf = np.ascontiguousarray((self.w - self.w_zp).astype(sum_dtype).T[None, None])
+
+    fused = True  # as _ConvBase.fused
 
     def run(self, ins, ctx):
+        if self.fused:
+            from qsim.tflite import _mac
+
+            out = self.tout()
+            codes = np.empty((1, 1, self.batches, self.w.shape[0]), out.dtype)
+            st = _mac.new_stats()
+            zp, tail = self.fused_args
+            x = np.ascontiguousarray(ins[0]).reshape(1, 1, self.batches, self.w.shape[1])
+            _mac.conv_fused(x, zp, self.wf, 1, 1, 1, 1, 0, 0, *tail, codes, st)
+            record_stats(ctx, st, codes.size, self.options.acc_bits, self.act, _QTYPES[out.dtype])
+            return [codes.reshape(out.shape)]
         x = ins[0].reshape(self.batches, self.w.shape[1])
         acc = ctx.narrow_acc(ops.fully_connected_acc(x, self.in_zp, self.w, self.w_zp, self.bias))
         if self.float_requant:

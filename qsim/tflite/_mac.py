@@ -1,0 +1,211 @@
+"""Fused compiled (Numba) MAC operators: CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED.
+
+One pass per output pixel, no im2col, no int64 temporaries: the exact sum
+``sum (w - w_zp)(x - in_zp)`` over the taps inside the image, then the tail (bias,
+accumulator narrowing at ``acc_bits``, requantization, ``+ out_zp``, activation clamp,
+dtype saturation, the three counters) on that pixel's channels, written straight to the
+stored dtype.
+
+Contract (the same values and counts as ``ops.conv2d_sums`` / ``ops.depthwise_sums`` /
+``ops.fully_connected_acc`` followed by ``executor`` narrow_acc -> requantize -> finish;
+tests/tflite/test_tflite_mac.py checks that against `qsim.tflite.ref`, hypothesis-drawn):
+
+* x: [N, H, W, IC] int8/uint8 codes; ``zp`` the input zero point as a scalar of the
+  weights' float type; taps outside the image are skipped (= padding x - zp with 0).
+* w: the filter minus its zero point, float32 or float64, chosen at prepare time by
+  ``ops.exact_float_dtype``: every partial sum of every summation order is an integer
+  below 2^24 (float32) or 2^53 (float64), so the float sum is the exact integer sum.
+  Conv layout [KH, KW, FIC, OC] (groups = IC / FIC), depthwise [KH, KW, OC].
+* The tail per element, v = exact sum + bias (int64): site ``acc`` sees v against
+  [-2^(acc_bits-1), 2^(acc_bits-1) - 1], then saturate or two's-complement wrap; then
+  ``MultiplyByQuantizedMultiplier`` (double rounding: SRDHM ties toward +inf, RDBPOT ties
+  away from zero; or single rounding) per channel, or for the reference int8
+  FULLY_CONNECTED ``round(double(v) * eff)`` (halves away from zero, saturated to int32);
+  ``+ out_zp``; site ``act`` (only when the fused activation has a bound) clamps to it; site
+  ``requant`` saturates to [qmin, qmax].
+* stats (int64[9], updated in place): [acc events, acc min, acc max, act events, act min,
+  act max, requant events, requant min, requant max], min/max of the values before that
+  site's narrowing (``record_stats`` in the executor turns them into counters).
+
+Output pixels are computed four at a time along a row (each weight load feeds four
+accumulators); a lane past the row end or a tap outside the image contributes x - zp = 0,
+which adds an exact 0.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+_I32_MIN = -(2**31)
+_I32_MAX = 2**31 - 1
+_R = 4  # output pixels per block
+
+
+@njit(cache=True, inline="always")
+def _mbqm(v, qq, sh, single_rounding):
+    """MultiplyByQuantizedMultiplier of one int64 value (branch-free, as `_numba._mbqm_lastaxis`)."""
+    if single_rounding:
+        total = 31 - sh
+        return (v * qq + (np.int64(1) << (total - 1))) >> total
+    left = sh if sh > 0 else 0
+    right = -sh if sh < 0 else 0
+    a = v << left
+    a = ((a + (np.int64(1) << 31)) & np.int64(0xFFFFFFFF)) - (np.int64(1) << 31)  # int32 wrap
+    ab = a * qq
+    t = ab + (np.int64(1) << 30) if ab >= 0 else ab + 1 - (np.int64(1) << 30)
+    r = (t + ((t >> 63) & np.int64(_I32_MAX))) >> 31  # C division by 2^31 (truncates)
+    if a == _I32_MIN and qq == _I32_MIN:
+        r = np.int64(_I32_MAX)
+    mask = (np.int64(1) << right) - 1
+    rem = r & mask
+    thr = (mask >> 1) + (1 if r < 0 else 0)
+    return (r >> right) + (1 if rem > thr else 0)
+
+
+@njit(cache=True)
+def _tail(acc, bias, q, shift, eff, float_requant, acc_bits, saturate, single_rounding, out_zp,
+          has_lo, act_lo, has_hi, act_hi, qmin, qmax, out, st):
+    """The per-channel tail on one pixel: acc[C] (exact float sums) -> out[C] codes; st updated."""
+    lo = -(np.int64(1) << (acc_bits - 1))
+    hi = (np.int64(1) << (acc_bits - 1)) - 1
+    wrap = acc_bits < 64 and not saturate
+    mask = ((np.int64(1) << acc_bits) - 1) if acc_bits < 64 else np.int64(-1)
+    act = has_lo or has_hi
+    e0, mn0, mx0 = st[0], st[1], st[2]
+    e1, mn1, mx1 = st[3], st[4], st[5]
+    e2, mn2, mx2 = st[6], st[7], st[8]
+    for j in range(acc.shape[0]):
+        v = np.int64(acc[j]) + bias[j]
+        mn0 = min(mn0, v)
+        mx0 = max(mx0, v)
+        e0 += 1 if (v < lo or v > hi) else 0
+        if saturate:
+            v = min(max(v, lo), hi)
+        elif wrap:
+            v = ((v - lo) & mask) + lo  # the identity inside the range
+        if float_requant:
+            f = np.float64(v) * eff[j]
+            a = np.floor(abs(f) + 0.5)
+            a = -a if f < 0 else a
+            r = np.int64(min(max(a, np.float64(_I32_MIN)), np.float64(_I32_MAX)))
+        else:
+            r = _mbqm(v, q[j], shift[j], single_rounding)
+        r += out_zp
+        if act:
+            mn1 = min(mn1, r)
+            mx1 = max(mx1, r)
+            if has_lo and r < act_lo:  # the lower bound first (as executor.finish's clip)
+                e1 += 1
+                r = act_lo
+            elif has_hi and r > act_hi:
+                e1 += 1
+                r = act_hi
+        mn2 = min(mn2, r)
+        mx2 = max(mx2, r)
+        e2 += 1 if (r < qmin or r > qmax) else 0
+        out[j] = min(max(r, qmin), qmax)
+    st[0], st[1], st[2] = e0, mn0, mx0
+    st[3], st[4], st[5] = e1, mn1, mx1
+    st[6], st[7], st[8] = e2, mn2, mx2
+
+
+@njit(cache=True, inline="always")
+def _acc4(acc, w, ky, kx, c, j0, n, x0, x1, x2, x3):
+    """acc[r, j0 + j] += x_r * w[ky, kx, c, j0 + j] for the four pixel lanes r, j < n."""
+    for jj in range(n):
+        j = j0 + jj
+        wv = w[ky, kx, c, j]
+        acc[0, j] += x0 * wv
+        acc[1, j] += x1 * wv
+        acc[2, j] += x2 * wv
+        acc[3, j] += x3 * wv
+
+
+@njit(cache=True, nogil=True)
+def conv_fused(x, zp, w, sh, sw, dh, dw, ph, pw, bias, q, shift, eff, float_requant, acc_bits, saturate,
+               single_rounding, out_zp, has_lo, act_lo, has_hi, act_hi, qmin, qmax, out, st):
+    """CONV_2D (grouped, strided, dilated; FULLY_CONNECTED as a 1x1 conv) -> out[N, OH, OW, OC]."""
+    n, h, wd, ic = x.shape
+    kh, kw, fic, oc = w.shape
+    _, oh, ow, _ = out.shape
+    groups = ic // fic
+    ocg = oc // groups
+    acc = np.zeros((_R, oc), w.dtype)
+    zero = zp - zp
+    one = zero + np.float32(1)  # keeps the float type of zp (float32 + int would widen)
+    for b in range(n):
+        for oy in range(oh):
+            for ox0 in range(0, ow, _R):
+                acc[:, :] = zero
+                for ky in range(kh):
+                    iy = oy * sh - ph + ky * dh
+                    if iy < 0 or iy >= h:
+                        continue
+                    for kx in range(kw):
+                        i0 = (ox0 + 0) * sw - pw + kx * dw
+                        i1 = (ox0 + 1) * sw - pw + kx * dw
+                        i2 = (ox0 + 2) * sw - pw + kx * dw
+                        i3 = (ox0 + 3) * sw - pw + kx * dw
+                        m0 = one if (0 <= i0 < wd and ox0 + 0 < ow) else zero
+                        m1 = one if (0 <= i1 < wd and ox0 + 1 < ow) else zero
+                        m2 = one if (0 <= i2 < wd and ox0 + 2 < ow) else zero
+                        m3 = one if (0 <= i3 < wd and ox0 + 3 < ow) else zero
+                        if m0 + m1 + m2 + m3 == zero:
+                            continue
+                        i0 = min(max(i0, 0), wd - 1)
+                        i1 = min(max(i1, 0), wd - 1)
+                        i2 = min(max(i2, 0), wd - 1)
+                        i3 = min(max(i3, 0), wd - 1)
+                        for g in range(groups):
+                            for c in range(fic):
+                                ci = g * fic + c
+                                x0 = (x[b, iy, i0, ci] - zp) * m0
+                                x1 = (x[b, iy, i1, ci] - zp) * m1
+                                x2 = (x[b, iy, i2, ci] - zp) * m2
+                                x3 = (x[b, iy, i3, ci] - zp) * m3
+                                if groups == 1:  # a constant offset: the loop vectorizes
+                                    _acc4(acc, w, ky, kx, c, 0, oc, x0, x1, x2, x3)
+                                else:
+                                    _acc4(acc, w, ky, kx, c, g * ocg, ocg, x0, x1, x2, x3)
+                for r in range(min(_R, ow - ox0)):
+                    _tail(acc[r], bias, q, shift, eff, float_requant, acc_bits, saturate, single_rounding,
+                          out_zp, has_lo, act_lo, has_hi, act_hi, qmin, qmax, out[b, oy, ox0 + r], st)
+
+
+@njit(cache=True, nogil=True)
+def depthwise_fused(x, zp, w, mult, sh, sw, dh, dw, ph, pw, bias, q, shift, eff, float_requant, acc_bits, saturate,
+                    single_rounding, out_zp, has_lo, act_lo, has_hi, act_hi, qmin, qmax, out, st):
+    """DEPTHWISE_CONV_2D (output channel oc reads input channel oc // mult) -> out[N, OH, OW, OC]."""
+    n, h, wd, ic = x.shape
+    kh, kw, oc = w.shape
+    _, oh, ow, _ = out.shape
+    acc = np.zeros(oc, w.dtype)
+    zero = zp - zp
+    for b in range(n):
+        for oy in range(oh):
+            for ox in range(ow):
+                acc[:] = zero
+                for ky in range(kh):
+                    iy = oy * sh - ph + ky * dh
+                    if iy < 0 or iy >= h:
+                        continue
+                    for kx in range(kw):
+                        ix = ox * sw - pw + kx * dw
+                        if ix < 0 or ix >= wd:
+                            continue
+                        if mult == 1:
+                            for c in range(oc):
+                                acc[c] += (x[b, iy, ix, c] - zp) * w[ky, kx, c]
+                        else:
+                            for ci in range(ic):
+                                xv = x[b, iy, ix, ci] - zp
+                                for m in range(mult):
+                                    acc[ci * mult + m] += xv * w[ky, kx, ci * mult + m]
+                _tail(acc, bias, q, shift, eff, float_requant, acc_bits, saturate, single_rounding,
+                      out_zp, has_lo, act_lo, has_hi, act_hi, qmin, qmax, out[b, oy, ox], st)
+
+
+def new_stats() -> np.ndarray:
+    """The stats vector before any element: no events, min = +max, max = -max."""
+    big = np.iinfo(np.int64)
+    return np.array([0, big.max, big.min] * 3, np.int64)
