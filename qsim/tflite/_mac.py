@@ -21,7 +21,8 @@ tests/tflite/test_tflite_mac.py checks that against `qsim.tflite.ref`, hypothesi
   ``MultiplyByQuantizedMultiplier`` (double rounding: SRDHM ties toward +inf, RDBPOT ties
   away from zero; or single rounding) per channel, or for the reference int8
   FULLY_CONNECTED ``round(double(v) * eff)`` (halves away from zero, saturated to int32);
-  ``+ out_zp``; site ``act`` (only when the fused activation has a bound) clamps to it; site
+  ``+ out_zp``; site ``act`` (only when the fused activation has a bound; a missing bound
+  is +-2^62, as ``Kernel.finish``) clamps to it; site
   ``requant`` saturates to [qmin, qmax].
 * stats (int64[9], updated in place): [acc events, acc min, acc max, act events, act min,
   act max, requant events, requant min, requant max], min/max of the values before that
@@ -62,6 +63,13 @@ def _mbqm(v, qq, sh, single_rounding):
     return (r >> right) + (1 if rem > thr else 0)
 
 
+@njit(cache=True, inline="always")
+def _act_bounds(has_lo, act_lo, has_hi, act_hi):
+    """The activation clamp's bounds, +-2^62 for a missing one (as ``Kernel.finish``)."""
+    big = np.int64(1) << 62
+    return (act_lo if has_lo else -big), (act_hi if has_hi else big)
+
+
 @njit(cache=True)
 def _tail(acc, bias, q, shift, eff, float_requant, acc_bits, saturate, single_rounding, out_zp,
           has_lo, act_lo, has_hi, act_hi, qmin, qmax, out, st):
@@ -71,6 +79,7 @@ def _tail(acc, bias, q, shift, eff, float_requant, acc_bits, saturate, single_ro
     wrap = acc_bits < 64 and not saturate
     mask = ((np.int64(1) << acc_bits) - 1) if acc_bits < 64 else np.int64(-1)
     act = has_lo or has_hi
+    alo, ahi = _act_bounds(has_lo, act_lo, has_hi, act_hi)
     e0, mn0, mx0 = st[0], st[1], st[2]
     e1, mn1, mx1 = st[3], st[4], st[5]
     e2, mn2, mx2 = st[6], st[7], st[8]
@@ -94,12 +103,8 @@ def _tail(acc, bias, q, shift, eff, float_requant, acc_bits, saturate, single_ro
         if act:
             mn1 = min(mn1, r)
             mx1 = max(mx1, r)
-            if has_lo and r < act_lo:  # the lower bound first (as executor.finish's clip)
-                e1 += 1
-                r = act_lo
-            elif has_hi and r > act_hi:
-                e1 += 1
-                r = act_hi
+            e1 += 1 if (r < alo or r > ahi) else 0
+            r = min(max(r, alo), ahi)
         mn2 = min(mn2, r)
         mx2 = max(mx2, r)
         e2 += 1 if (r < qmin or r > qmax) else 0
@@ -203,6 +208,42 @@ def depthwise_fused(x, zp, w, mult, sh, sw, dh, dw, ph, pw, bias, q, shift, eff,
                                     acc[ci * mult + m] += xv * w[ky, kx, ci * mult + m]
                 _tail(acc, bias, q, shift, eff, float_requant, acc_bits, saturate, single_rounding,
                       out_zp, has_lo, act_lo, has_hi, act_hi, qmin, qmax, out[b, oy, ox], st)
+
+
+@njit(cache=True, nogil=True)
+def binary_fused(mul, x1, zp1, m1q, m1s, x2, zp2, m2q, m2s, q, shift, left_shift, single_rounding,
+                 out_zp, has_lo, act_lo, has_hi, act_hi, qmin, qmax, out, st):
+    """ADD (mul False) or MUL (mul True) of two flat same-size code arrays -> out, one pass.
+
+    ADD: MBQM(MBQM((x1 - zp1) << left_shift, m1) + MBQM((x2 - zp2) << left_shift, m2),
+    (q, shift)); MUL: MBQM((x1 - zp1)(x2 - zp2), (q, shift)) (``ops.add`` / ``ops.mul``);
+    then ``+ out_zp`` and sites ``act`` / ``requant`` as `_tail` (st[3:9]).
+    """
+    act = has_lo or has_hi
+    alo, ahi = _act_bounds(has_lo, act_lo, has_hi, act_hi)
+    e1, mn1, mx1 = st[3], st[4], st[5]
+    e2, mn2, mx2 = st[6], st[7], st[8]
+    for i in range(out.shape[0]):
+        a = np.int64(x1[i]) - zp1
+        b = np.int64(x2[i]) - zp2
+        if mul:
+            r = _mbqm(a * b, q, shift, single_rounding)
+        else:
+            a = _mbqm(a << left_shift, m1q, m1s, single_rounding)
+            b = _mbqm(b << left_shift, m2q, m2s, single_rounding)
+            r = _mbqm(a + b, q, shift, single_rounding)
+        r += out_zp
+        if act:
+            mn1 = min(mn1, r)
+            mx1 = max(mx1, r)
+            e1 += 1 if (r < alo or r > ahi) else 0
+            r = min(max(r, alo), ahi)
+        mn2 = min(mn2, r)
+        mx2 = max(mx2, r)
+        e2 += 1 if (r < qmin or r > qmax) else 0
+        out[i] = min(max(r, qmin), qmax)
+    st[3], st[4], st[5] = e1, mn1, mx1
+    st[6], st[7], st[8] = e2, mn2, mx2
 
 
 def new_stats() -> np.ndarray:

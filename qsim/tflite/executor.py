@@ -327,11 +327,13 @@ class _ConvBase(Kernel):
         return out
 
 
-def record_stats(ctx: _Ctx, st: np.ndarray, n: int, acc_bits: int, act, qrange) -> None:
-    """Feed the fused kernel's (events, min, max) per site to the counters, as `observe` would."""
+def record_stats(ctx: _Ctx, st: np.ndarray, n: int, acc_bits: int | None, act, qrange) -> None:
+    """Feed a fused kernel's (events, min, max) per site to the counters, as `observe` would
+    (``acc_bits`` None: the op has no accumulator site)."""
     big = 1 << 62
-    ctx.counter("acc").record(events=int(st[0]), elements=n, peak=max(abs(int(st[1])), abs(int(st[2]))),
-                              lo=-(1 << (acc_bits - 1)), hi=(1 << (acc_bits - 1)) - 1)
+    if acc_bits is not None:
+        ctx.counter("acc").record(events=int(st[0]), elements=n, peak=max(abs(int(st[1])), abs(int(st[2]))),
+                                  lo=-(1 << (acc_bits - 1)), hi=(1 << (acc_bits - 1)) - 1)
     lo, hi = act
     if lo is not None or hi is not None:
         ctx.counter("act").record(events=int(st[3]), elements=n, peak=max(abs(int(st[4])), abs(int(st[5]))),
@@ -449,6 +451,36 @@ class _Binary(Kernel):
         self.out_zp = int(out.quant.zero_point[0])
         return a, b, out
 
+    # the fused compiled kernel (`_mac.binary_fused`) or the NumPy composition `exact` ->
+    # finish (False); the same bits and counts (tests/tflite/test_tflite_executor.py)
+    fused = True
+
+    def exact(self, ins, ctx) -> np.ndarray:  # pragma: no cover - abstract
+        """The requantized value before ``+ out_zp`` (NumPy, broadcasting)."""
+        raise NotImplementedError
+
+    def fused_multipliers(self) -> tuple:  # pragma: no cover - abstract
+        """(mul, (q1, s1), (q2, s2), (q, shift), left_shift) for `_mac.binary_fused`."""
+        raise NotImplementedError
+
+    def run(self, ins, ctx):
+        out = self.tout()
+        if not self.fused:
+            return [self.finish(self.exact(ins, ctx) + self.out_zp, out, self.act, ctx)]
+        from qsim.tflite import _mac
+
+        mul, m1, m2, m, left_shift = self.fused_multipliers()
+        x1, x2 = (np.ascontiguousarray(np.broadcast_to(v, out.shape)).reshape(-1) for v in ins)
+        codes = np.empty(x1.size, out.dtype)
+        st = _mac.new_stats()
+        lo, hi = self.act
+        qmin, qmax = _QTYPES[out.dtype]
+        _mac.binary_fused(mul, x1, self.zp1, *m1, x2, self.zp2, *m2, *m, left_shift, bool(self.options.single_rounding),
+                          self.out_zp, lo is not None, 0 if lo is None else int(lo), hi is not None,
+                          0 if hi is None else int(hi), qmin, qmax, codes, st)
+        record_stats(ctx, st, codes.size, None, self.act, (qmin, qmax))
+        return [codes.reshape(out.shape)]
+
 
 def _broadcast_shape(a, b, error):
     try:
@@ -474,10 +506,12 @@ class Add(_Binary):
                 raise self.error(f"{name} multiplier >= 1 (scales {float(s1)}, {float(s2)} -> {float(so)})")
         self.act = self.act_range(out, int(self.op.options.get("fused_activation_function", 0)))
 
-    def run(self, ins, ctx):
-        v = ops.add(ins[0], self.zp1, self.m1, ins[1], self.zp2, self.m2, self.m_out, self.left_shift,
-                    single_rounding=ctx.options.single_rounding) + self.out_zp
-        return [self.finish(v, self.tout(), self.act, ctx)]
+    def exact(self, ins, ctx):
+        return ops.add(ins[0], self.zp1, self.m1, ins[1], self.zp2, self.m2, self.m_out, self.left_shift,
+                       single_rounding=ctx.options.single_rounding)
+
+    def fused_multipliers(self):
+        return False, self.m1, self.m2, self.m_out, self.left_shift
 
 
 class Mul(_Binary):
@@ -490,10 +524,12 @@ class Mul(_Binary):
         self.q, self.shift = self.multiplier(float(real))
         self.act = self.act_range(out, int(self.op.options.get("fused_activation_function", 0)))
 
-    def run(self, ins, ctx):
-        v = ops.mul(ins[0], self.zp1, ins[1], self.zp2, self.q, self.shift,
-                    single_rounding=ctx.options.single_rounding) + self.out_zp
-        return [self.finish(v, self.tout(), self.act, ctx)]
+    def exact(self, ins, ctx):
+        return ops.mul(ins[0], self.zp1, ins[1], self.zp2, self.q, self.shift,
+                       single_rounding=ctx.options.single_rounding)
+
+    def fused_multipliers(self):
+        return True, (0, 0), (0, 0), (self.q, self.shift), 0
 
 
 class _PoolBase(Kernel):
