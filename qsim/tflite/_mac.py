@@ -246,6 +246,70 @@ def binary_fused(mul, x1, zp1, m1q, m1s, x2, zp2, m2q, m2s, q, shift, left_shift
     st[6], st[7], st[8] = e2, mn2, mx2
 
 
+@njit(cache=True, nogil=True)
+def pool_fused(average, x, kh, kw, sh, sw, ph, pw, acc_bits, saturate, has_lo, act_lo, has_hi, act_hi,
+               qmin, qmax, out, st):
+    """AVERAGE_POOL_2D (average True) or MAX_POOL_2D over the window clipped to the image.
+
+    Average (``ops.average_pool`` + ``ops.average_round``): s = sum of raw codes, site ``acc``
+    at ``acc_bits`` (saturate or wrap), then (s +- n/2) / n in C division (halves away from
+    zero), n = cells inside; max: the largest raw code. Then sites ``act`` / ``requant`` as
+    `_tail`.
+    """
+    nb, h, wd, c = x.shape
+    _, oh, ow, _ = out.shape
+    lo = -(np.int64(1) << (acc_bits - 1))
+    hi = (np.int64(1) << (acc_bits - 1)) - 1
+    wrap = acc_bits < 64 and not saturate
+    mask = ((np.int64(1) << acc_bits) - 1) if acc_bits < 64 else np.int64(-1)
+    act = has_lo or has_hi
+    alo, ahi = _act_bounds(has_lo, act_lo, has_hi, act_hi)
+    e0, mn0, mx0 = st[0], st[1], st[2]
+    e1, mn1, mx1 = st[3], st[4], st[5]
+    e2, mn2, mx2 = st[6], st[7], st[8]
+    for b in range(nb):
+        for oy in range(oh):
+            ya = max(oy * sh - ph, 0)
+            yb = min(oy * sh - ph + kh, h)
+            for ox in range(ow):
+                xa = max(ox * sw - pw, 0)
+                xb = min(ox * sw - pw + kw, wd)
+                n = np.int64((yb - ya) * (xb - xa))
+                for ch in range(c):
+                    if average:
+                        v = np.int64(0)
+                        for iy in range(ya, yb):
+                            for ix in range(xa, xb):
+                                v += x[b, iy, ix, ch]
+                        mn0 = min(mn0, v)
+                        mx0 = max(mx0, v)
+                        e0 += 1 if (v < lo or v > hi) else 0
+                        if saturate:
+                            v = min(max(v, lo), hi)
+                        elif wrap:
+                            v = ((v - lo) & mask) + lo
+                        num = v + n // 2 if v > 0 else v - n // 2
+                        r = abs(num) // n
+                        r = -r if num < 0 else r
+                    else:
+                        r = np.int64(np.iinfo(np.int64).min)
+                        for iy in range(ya, yb):
+                            for ix in range(xa, xb):
+                                r = max(r, np.int64(x[b, iy, ix, ch]))
+                    if act:
+                        mn1 = min(mn1, r)
+                        mx1 = max(mx1, r)
+                        e1 += 1 if (r < alo or r > ahi) else 0
+                        r = min(max(r, alo), ahi)
+                    mn2 = min(mn2, r)
+                    mx2 = max(mx2, r)
+                    e2 += 1 if (r < qmin or r > qmax) else 0
+                    out[b, oy, ox, ch] = min(max(r, qmin), qmax)
+    st[0], st[1], st[2] = e0, mn0, mx0
+    st[3], st[4], st[5] = e1, mn1, mx1
+    st[6], st[7], st[8] = e2, mn2, mx2
+
+
 def new_stats() -> np.ndarray:
     """The stats vector before any element: no events, min = +max, max = -max."""
     big = np.iinfo(np.int64)

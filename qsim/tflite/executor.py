@@ -547,22 +547,44 @@ class _PoolBase(Kernel):
         self.check_shape((x.shape[0], *self.out_hw, x.shape[3]), out)
         self.act = self.act_range(out, int(o.get("fused_activation_function", 0)))
 
+    average = False
+    # the fused compiled kernel (`_mac.pool_fused`) or the NumPy composition (False); the
+    # same bits and counts (tests/tflite/test_tflite_executor.py)
+    fused = True
+
+    def run(self, ins, ctx):
+        out = self.tout()
+        if not self.fused:
+            return [self.finish(self.exact(ins[0], ctx), out, self.act, ctx)]
+        from qsim.tflite import _mac
+
+        codes = np.empty(out.shape, out.dtype)
+        st = _mac.new_stats()
+        lo, hi = self.act
+        qmin, qmax = _QTYPES[out.dtype]
+        o = self.options
+        _mac.pool_fused(self.average, np.ascontiguousarray(ins[0]), *self.k, *self.stride, *self.pads,
+                        int(o.acc_bits), o.acc_overflow == "saturate", lo is not None, 0 if lo is None else int(lo),
+                        hi is not None, 0 if hi is None else int(hi), qmin, qmax, codes, st)
+        record_stats(ctx, st, codes.size, o.acc_bits if self.average else None, self.act, (qmin, qmax))
+        return [codes]
+
 
 class AveragePool2D(_PoolBase):
     """AVERAGE_POOL_2D: sum of raw codes over the clipped window, rounded division by the count (§6)."""
 
-    def run(self, ins, ctx):
-        acc, n = ops.average_pool(ins[0], self.k, self.stride, self.pads, self.out_hw)
-        acc = ctx.narrow_acc(acc)
-        return [self.finish(ops.average_round(acc, n), self.tout(), self.act, ctx)]
+    average = True
+
+    def exact(self, x, ctx):
+        acc, n = ops.average_pool(x, self.k, self.stride, self.pads, self.out_hw)
+        return ops.average_round(ctx.narrow_acc(acc), n)
 
 
 class MaxPool2D(_PoolBase):
     """MAX_POOL_2D: max of raw codes over the clipped window, then the activation clamp."""
 
-    def run(self, ins, ctx):
-        v = ops.max_pool(ins[0], self.k, self.stride, self.pads, self.out_hw)
-        return [self.finish(v, self.tout(), self.act, ctx)]
+    def exact(self, x, ctx):
+        return ops.max_pool(x, self.k, self.stride, self.pads, self.out_hw)
 
 
 class Mean(Kernel):
@@ -635,9 +657,22 @@ class Softmax(Kernel):
             raise self.error(f"input scale {float(x.quant.scale[0])} too small for the softmax multiplier")
         self.diff_min = -math.floor(31.0 * (1 << 26) / (1 << self.left_shift))
         self.out_min, self.out_max = qmin, qmax
+        in_min, in_max = _QTYPES[x.dtype]
+        self.exp_table = ops.softmax_exp_table(self.q, self.left_shift, in_max - in_min)
+
+    fused = True  # compiled (`_numba.softmax_rows`) or NumPy (`ops.softmax`): the same bits
 
     def run(self, ins, ctx):
-        v = ops.softmax(ins[0], self.q, self.left_shift, self.diff_min, self.out_min, self.out_max)
+        out = self.tout()
+        x = ins[0]
+        if self.fused and x.size:
+            from qsim.tflite._numba import softmax_rows
+
+            codes = np.empty(out.shape, out.dtype)
+            softmax_rows(np.ascontiguousarray(x).reshape(-1, x.shape[-1]), self.exp_table, self.diff_min,
+                         self.out_min, self.out_max, codes.reshape(-1, x.shape[-1]))
+            return [codes]
+        v = ops.softmax(x, self.q, self.left_shift, self.diff_min, self.out_min, self.out_max)
         return [v.astype(self.tout().dtype)]
 
 

@@ -337,19 +337,29 @@ def _bit_length(x: np.ndarray) -> np.ndarray:
     return out + (v > 0)
 
 
-def softmax(x, q: int, left_shift: int, diff_min: int, out_min: int, out_max: int) -> np.ndarray:
+def softmax_exp_table(q: int, left_shift: int, span: int) -> np.ndarray:
+    """table[k] = exp_on_negative_values(SRDHM(-k * 2^left_shift, q)) for k in [0, span]:
+    `softmax`'s e as a function of d = -k, for codes spanning at most `span` (255 for 8 bits)."""
+    return exp_on_negative_values(srdhm(-np.arange(span + 1, dtype=np.int64) << left_shift, q), 5)
+
+
+def softmax(x, q: int, left_shift: int, diff_min: int, out_min: int, out_max: int,
+            exp_table: np.ndarray | None = None) -> np.ndarray:
     """SOFTMAX int8/uint8 (reference_ops::Softmax), over the last axis.
 
     d = x - max(row); entries with d >= diff_min: e = exp_on_negative_values(SRDHM(d *
     2^left_shift, q)) (Q5.26 -> Q0.31), sum = sum RDBPOT(e, 12) (Q12.19),
     (recip, nbou) = GetReciprocal(sum, 12), out = RDBPOT(SRDHM(recip, e), nbou + 23) +
-    out_min, clamped; entries below diff_min give out_min.
+    out_min, clamped; entries below diff_min give out_min. ``exp_table``
+    (`softmax_exp_table`, prepared once per operator) gives the same e by lookup.
     """
     x = np.asarray(x, np.int64)
     d = x - x.max(axis=-1, keepdims=True)
     ok = d >= diff_min
-    scaled = srdhm(np.where(ok, d, 0) << left_shift, q)
-    e = exp_on_negative_values(scaled, 5)
+    if exp_table is None:
+        e = exp_on_negative_values(srdhm(np.where(ok, d, 0) << left_shift, q), 5)
+    else:  # the same function of d, element for element
+        e = exp_table[np.where(ok, -d, 0)]
     sum_of_exps = np.where(ok, rounding_divide_by_pot(e, 12), 0).sum(axis=-1, keepdims=True)
     recip, nbou = get_reciprocal(sum_of_exps, 12)
     out = rounding_divide_by_pot(srdhm(recip, e), nbou + 31 - 8) + out_min
