@@ -63,28 +63,56 @@ def _mbqm(v, qq, sh, single_rounding):
     return (r >> right) + (1 if rem > thr else 0)
 
 
+# tail parameters, one int64 vector per operator (few arguments: Numba's call overhead
+# grows with each one, and the small models run many tiny operators)
+T_FLOAT_REQUANT, T_ACC_BITS, T_SATURATE, T_SINGLE_ROUNDING, T_OUT_ZP = 0, 1, 2, 3, 4
+T_HAS_LO, T_ACT_LO, T_HAS_HI, T_ACT_HI, T_QMIN, T_QMAX = 5, 6, 7, 8, 9, 10
+
+
+def tail_params(*, acc_bits: int = 32, saturate: bool = False, single_rounding: bool = False, out_zp: int = 0,
+                act=(None, None), qrange=(-128, 127), float_requant: bool = False) -> np.ndarray:
+    """The tail's scalars as the int64 vector the kernels read (``act`` bounds may be None)."""
+    lo, hi = act
+    return np.array([float_requant, acc_bits, saturate, single_rounding, out_zp, lo is not None,
+                     0 if lo is None else lo, hi is not None, 0 if hi is None else hi, *qrange], np.int64)
+
+
+def chan_params(bias, q, shift, oc: int) -> np.ndarray:
+    """int64[3, OC]: bias (0 if None), multiplier, shift per output channel (scalars broadcast)."""
+    out = np.zeros((3, oc), np.int64)
+    if bias is not None:
+        out[0] = bias
+    out[1] = q
+    out[2] = shift
+    return out
+
+
 @njit(cache=True, inline="always")
-def _act_bounds(has_lo, act_lo, has_hi, act_hi):
+def _act_bounds(tp):
     """The activation clamp's bounds, +-2^62 for a missing one (as ``Kernel.finish``)."""
     big = np.int64(1) << 62
-    return (act_lo if has_lo else -big), (act_hi if has_hi else big)
+    return (tp[T_ACT_LO] if tp[T_HAS_LO] else -big), (tp[T_ACT_HI] if tp[T_HAS_HI] else big)
 
 
 @njit(cache=True)
-def _tail(acc, bias, q, shift, eff, float_requant, acc_bits, saturate, single_rounding, out_zp,
-          has_lo, act_lo, has_hi, act_hi, qmin, qmax, out, st):
+def _tail(acc, chan, eff, tp, out, st):
     """The per-channel tail on one pixel: acc[C] (exact float sums) -> out[C] codes; st updated."""
+    float_requant = tp[T_FLOAT_REQUANT] != 0
+    acc_bits = tp[T_ACC_BITS]
+    saturate = tp[T_SATURATE] != 0
+    single_rounding = tp[T_SINGLE_ROUNDING] != 0
+    out_zp, qmin, qmax = tp[T_OUT_ZP], tp[T_QMIN], tp[T_QMAX]
     lo = -(np.int64(1) << (acc_bits - 1))
     hi = (np.int64(1) << (acc_bits - 1)) - 1
     wrap = acc_bits < 64 and not saturate
     mask = ((np.int64(1) << acc_bits) - 1) if acc_bits < 64 else np.int64(-1)
-    act = has_lo or has_hi
-    alo, ahi = _act_bounds(has_lo, act_lo, has_hi, act_hi)
+    act = tp[T_HAS_LO] != 0 or tp[T_HAS_HI] != 0
+    alo, ahi = _act_bounds(tp)
     e0, mn0, mx0 = st[0], st[1], st[2]
     e1, mn1, mx1 = st[3], st[4], st[5]
     e2, mn2, mx2 = st[6], st[7], st[8]
     for j in range(acc.shape[0]):
-        v = np.int64(acc[j]) + bias[j]
+        v = np.int64(acc[j]) + chan[0, j]
         mn0 = min(mn0, v)
         mx0 = max(mx0, v)
         e0 += 1 if (v < lo or v > hi) else 0
@@ -98,7 +126,7 @@ def _tail(acc, bias, q, shift, eff, float_requant, acc_bits, saturate, single_ro
             a = -a if f < 0 else a
             r = np.int64(min(max(a, np.float64(_I32_MIN)), np.float64(_I32_MAX)))
         else:
-            r = _mbqm(v, q[j], shift[j], single_rounding)
+            r = _mbqm(v, chan[1, j], chan[2, j], single_rounding)
         r += out_zp
         if act:
             mn1 = min(mn1, r)
@@ -127,9 +155,12 @@ def _acc4(acc, w, ky, kx, c, j0, n, x0, x1, x2, x3):
 
 
 @njit(cache=True, nogil=True)
-def conv_fused(x, zp, w, sh, sw, dh, dw, ph, pw, bias, q, shift, eff, float_requant, acc_bits, saturate,
-               single_rounding, out_zp, has_lo, act_lo, has_hi, act_hi, qmin, qmax, out, st):
-    """CONV_2D (grouped, strided, dilated; FULLY_CONNECTED as a 1x1 conv) -> out[N, OH, OW, OC]."""
+def conv_fused(x, zp, w, geom, chan, eff, tp, out, st):
+    """CONV_2D (grouped, strided, dilated; FULLY_CONNECTED as a 1x1 conv) -> out[N, OH, OW, OC].
+
+    geom = (stride h, w, dilation h, w, pad top, left); chan = `chan_params`; tp = `tail_params`.
+    """
+    sh, sw, dh, dw, ph, pw = geom[0], geom[1], geom[2], geom[3], geom[4], geom[5]
     n, h, wd, ic = x.shape
     kh, kw, fic, oc = w.shape
     _, oh, ow, _ = out.shape
@@ -173,14 +204,16 @@ def conv_fused(x, zp, w, sh, sw, dh, dw, ph, pw, bias, q, shift, eff, float_requ
                                 else:
                                     _acc4(acc, w, ky, kx, c, g * ocg, ocg, x0, x1, x2, x3)
                 for r in range(min(_R, ow - ox0)):
-                    _tail(acc[r], bias, q, shift, eff, float_requant, acc_bits, saturate, single_rounding,
-                          out_zp, has_lo, act_lo, has_hi, act_hi, qmin, qmax, out[b, oy, ox0 + r], st)
+                    _tail(acc[r], chan, eff, tp, out[b, oy, ox0 + r], st)
 
 
 @njit(cache=True, nogil=True)
-def depthwise_fused(x, zp, w, mult, sh, sw, dh, dw, ph, pw, bias, q, shift, eff, float_requant, acc_bits, saturate,
-                    single_rounding, out_zp, has_lo, act_lo, has_hi, act_hi, qmin, qmax, out, st):
-    """DEPTHWISE_CONV_2D (output channel oc reads input channel oc // mult) -> out[N, OH, OW, OC]."""
+def depthwise_fused(x, zp, w, geom, chan, eff, tp, out, st):
+    """DEPTHWISE_CONV_2D (output channel oc reads input channel oc // mult) -> out[N, OH, OW, OC].
+
+    geom = (stride h, w, dilation h, w, pad top, left, multiplier); chan, tp as `conv_fused`.
+    """
+    sh, sw, dh, dw, ph, pw, mult = geom[0], geom[1], geom[2], geom[3], geom[4], geom[5], geom[6]
     n, h, wd, ic = x.shape
     kh, kw, oc = w.shape
     _, oh, ow, _ = out.shape
@@ -206,21 +239,24 @@ def depthwise_fused(x, zp, w, mult, sh, sw, dh, dw, ph, pw, bias, q, shift, eff,
                                 xv = x[b, iy, ix, ci] - zp
                                 for m in range(mult):
                                     acc[ci * mult + m] += xv * w[ky, kx, ci * mult + m]
-                _tail(acc, bias, q, shift, eff, float_requant, acc_bits, saturate, single_rounding,
-                      out_zp, has_lo, act_lo, has_hi, act_hi, qmin, qmax, out[b, oy, ox], st)
+                _tail(acc, chan, eff, tp, out[b, oy, ox], st)
 
 
 @njit(cache=True, nogil=True)
-def binary_fused(mul, x1, zp1, m1q, m1s, x2, zp2, m2q, m2s, q, shift, left_shift, single_rounding,
-                 out_zp, has_lo, act_lo, has_hi, act_hi, qmin, qmax, out, st):
-    """ADD (mul False) or MUL (mul True) of two flat same-size code arrays -> out, one pass.
+def binary_fused(x1, x2, bp, tp, out, st):
+    """ADD or MUL of two flat same-size code arrays -> out, one pass.
 
-    ADD: MBQM(MBQM((x1 - zp1) << left_shift, m1) + MBQM((x2 - zp2) << left_shift, m2),
-    (q, shift)); MUL: MBQM((x1 - zp1)(x2 - zp2), (q, shift)) (``ops.add`` / ``ops.mul``);
-    then ``+ out_zp`` and sites ``act`` / ``requant`` as `_tail` (st[3:9]).
+    bp = `binary_params` (mul, zp1, m1 = (q1, s1), zp2, m2, m = (q, shift), left_shift).
+    ADD: MBQM(MBQM((x1 - zp1) << left_shift, m1) + MBQM((x2 - zp2) << left_shift, m2), m);
+    MUL: MBQM((x1 - zp1)(x2 - zp2), m) (``ops.add`` / ``ops.mul``); then ``+ out_zp`` and
+    sites ``act`` / ``requant`` as `_tail` (st[3:9]; tp = `tail_params`).
     """
-    act = has_lo or has_hi
-    alo, ahi = _act_bounds(has_lo, act_lo, has_hi, act_hi)
+    mul = bp[0] != 0
+    zp1, m1q, m1s, zp2, m2q, m2s, q, shift, left_shift = bp[1], bp[2], bp[3], bp[4], bp[5], bp[6], bp[7], bp[8], bp[9]
+    single_rounding = tp[T_SINGLE_ROUNDING] != 0
+    out_zp, qmin, qmax = tp[T_OUT_ZP], tp[T_QMIN], tp[T_QMAX]
+    act = tp[T_HAS_LO] != 0 or tp[T_HAS_HI] != 0
+    alo, ahi = _act_bounds(tp)
     e1, mn1, mx1 = st[3], st[4], st[5]
     e2, mn2, mx2 = st[6], st[7], st[8]
     for i in range(out.shape[0]):
@@ -247,23 +283,28 @@ def binary_fused(mul, x1, zp1, m1q, m1s, x2, zp2, m2q, m2s, q, shift, left_shift
 
 
 @njit(cache=True, nogil=True)
-def pool_fused(average, x, kh, kw, sh, sw, ph, pw, acc_bits, saturate, has_lo, act_lo, has_hi, act_hi,
-               qmin, qmax, out, st):
-    """AVERAGE_POOL_2D (average True) or MAX_POOL_2D over the window clipped to the image.
+def pool_fused(x, geom, tp, out, st):
+    """AVERAGE_POOL_2D (geom[6] != 0) or MAX_POOL_2D over the window clipped to the image.
+
+    geom = (kernel h, w, stride h, w, pad top, left, average); tp = `tail_params`.
 
     Average (``ops.average_pool`` + ``ops.average_round``): s = sum of raw codes, site ``acc``
     at ``acc_bits`` (saturate or wrap), then (s +- n/2) / n in C division (halves away from
     zero), n = cells inside; max: the largest raw code. Then sites ``act`` / ``requant`` as
     `_tail`.
     """
+    kh, kw, sh, sw, ph, pw, average = geom[0], geom[1], geom[2], geom[3], geom[4], geom[5], geom[6] != 0
+    acc_bits = tp[T_ACC_BITS]
+    saturate = tp[T_SATURATE] != 0
+    qmin, qmax = tp[T_QMIN], tp[T_QMAX]
     nb, h, wd, c = x.shape
     _, oh, ow, _ = out.shape
     lo = -(np.int64(1) << (acc_bits - 1))
     hi = (np.int64(1) << (acc_bits - 1)) - 1
     wrap = acc_bits < 64 and not saturate
     mask = ((np.int64(1) << acc_bits) - 1) if acc_bits < 64 else np.int64(-1)
-    act = has_lo or has_hi
-    alo, ahi = _act_bounds(has_lo, act_lo, has_hi, act_hi)
+    act = tp[T_HAS_LO] != 0 or tp[T_HAS_HI] != 0
+    alo, ahi = _act_bounds(tp)
     e0, mn0, mx0 = st[0], st[1], st[2]
     e1, mn1, mx1 = st[3], st[4], st[5]
     e2, mn2, mx2 = st[6], st[7], st[8]
@@ -310,7 +351,14 @@ def pool_fused(average, x, kh, kw, sh, sw, ph, pw, acc_bits, saturate, has_lo, a
     st[6], st[7], st[8] = e2, mn2, mx2
 
 
+def binary_params(mul: bool, zp1: int, m1, zp2: int, m2, m, left_shift: int) -> np.ndarray:
+    """`binary_fused`'s int64 vector; m1, m2, m are (q, shift) pairs (m1, m2 unused by MUL)."""
+    return np.array([mul, zp1, *m1, zp2, *m2, *m, left_shift], np.int64)
+
+
+_NO_STATS = np.array([0, np.iinfo(np.int64).max, np.iinfo(np.int64).min] * 3, np.int64)
+
+
 def new_stats() -> np.ndarray:
     """The stats vector before any element: no events, min = +max, max = -max."""
-    big = np.iinfo(np.int64)
-    return np.array([0, big.max, big.min] * 3, np.int64)
+    return _NO_STATS.copy()

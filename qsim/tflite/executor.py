@@ -75,18 +75,23 @@ SAME, VALID = 0, 1
 
 
 class _Ctx:
-    """Per-run state handed to kernels: options and this op's counters."""
+    """Per-run state handed to kernels: the options, the current op's label, and the
+    counter records of the run so far, in order (`materialize_counters` turns them into
+    the run's counters when they are first read)."""
 
-    def __init__(self, options: TfliteOptions, counters: dict[str, OverflowCounter], label: str) -> None:
+    def __init__(self, options: TfliteOptions, records: list) -> None:
         self.options = options
-        self.counters = counters
-        self.label = label
+        self.records = records
+        self.label = ""
+        self.made: dict[str, OverflowCounter] = {}
 
     def counter(self, site: str) -> OverflowCounter:
+        """A live counter of this op's site (the NumPy paths feed it with `observe`)."""
         key = f"{self.label}/{site}"
-        c = self.counters.get(key)
+        c = self.made.get(key)
         if c is None:
-            c = self.counters[key] = OverflowCounter(key)
+            c = self.made[key] = OverflowCounter(key)
+            self.records.append(c)
         return c
 
     def narrow_acc(self, acc: np.ndarray) -> np.ndarray:
@@ -113,6 +118,7 @@ class Kernel:
         if not lo <= len(op.inputs) <= hi:
             raise self.error(f"has {len(op.inputs)} inputs, expected {lo}..{hi}")
         self.prepare()
+        self.prepare_compiled()
 
     # --- helpers for prepare --------------------------------------------------------
     def error(self, what: str) -> TfliteError:
@@ -172,21 +178,23 @@ class Kernel:
         return round_multiplier_bits(q, s, self.options.multiplier_bits)
 
     def mac_args(self, sum_dtype, oc: int, dtype) -> tuple:
-        """Prepare-time arguments of the compiled MAC kernels (`qsim.tflite._mac`):
-        (input zero point in the sum's float type, the tail's constants in kernel order)."""
-        o = self.options
-        lo, hi = self.act
+        """Prepare-time arguments of the compiled MAC kernels (`qsim.tflite._mac`): (input zero
+        point in the sum's float type, chan_params, eff, tail_params)."""
+        from qsim.tflite import _mac
+
         float_requant = bool(getattr(self, "float_requant", False))
         eff = np.broadcast_to(np.asarray(getattr(self, "eff", 0.0), np.float64), (oc,))
-        q = np.broadcast_to(np.asarray(getattr(self, "q", 0), np.int64), (oc,))
-        shift = np.broadcast_to(np.asarray(getattr(self, "shift", 0), np.int64), (oc,))
-        bias = np.zeros(oc, np.int64) if self.bias is None else self.bias
-        qmin, qmax = _QTYPES[dtype]
-        tail = (np.ascontiguousarray(bias, np.int64), np.ascontiguousarray(q), np.ascontiguousarray(shift),
-                np.ascontiguousarray(eff), float_requant, int(o.acc_bits), o.acc_overflow == "saturate",
-                bool(o.single_rounding), int(self.out_zp), lo is not None, 0 if lo is None else int(lo),
-                hi is not None, 0 if hi is None else int(hi), int(qmin), int(qmax))
-        return sum_dtype(self.in_zp), tail
+        chan = _mac.chan_params(self.bias, getattr(self, "q", 0), getattr(self, "shift", 0), oc)
+        return sum_dtype(self.in_zp), chan, np.ascontiguousarray(eff), self.tail_params(dtype, float_requant)
+
+    def tail_params(self, dtype, float_requant: bool = False) -> np.ndarray:
+        """`_mac.tail_params` of this operator under the options (activation self.act)."""
+        from qsim.tflite import _mac
+
+        o = self.options
+        return _mac.tail_params(acc_bits=o.acc_bits, saturate=o.acc_overflow == "saturate",
+                                single_rounding=o.single_rounding, out_zp=getattr(self, "out_zp", 0), act=self.act,
+                                qrange=_QTYPES[dtype], float_requant=float_requant)
 
     def check_shape(self, got: tuple, t: Tensor) -> None:
         """The computed output shape must be the file's, or (shape inference) becomes it."""
@@ -214,6 +222,9 @@ class Kernel:
     # --- to override ------------------------------------------------------------------
     def prepare(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def prepare_compiled(self) -> None:
+        """Constants of a compiled kernel that need the whole prepare (e.g. self.act)."""
 
     def run(self, ins: list[np.ndarray | None], ctx: _Ctx) -> list[np.ndarray]:  # pragma: no cover
         raise NotImplementedError
@@ -293,6 +304,9 @@ class _ConvBase(Kernel):
         wf = (self.w - self.w_zp).astype(self.sum_dtype)
         # compiled layouts: conv [KH, KW, FIC, OC], depthwise [KH, KW, OC] (the OC axis innermost)
         self.wf = np.ascontiguousarray(wf[0] if self.depthwise else wf.transpose(1, 2, 3, 0))
+        self.geom = np.array([*self.stride, *self.dil, *self.pads, self.mult if self.depthwise else 1], np.int64)
+        # a pointwise conv is one row of N*H*W pixels (the 4-pixel blocks never straddle a row end)
+        self.flat = (not self.depthwise and kh == kw == 1 and self.stride == (1, 1) and self.pads == (0, 0))
 
     # the fused compiled kernel (True) or the NumPy composition narrow_acc -> requantize ->
     # finish (False); the same bits and counts (tests/tflite/test_tflite_executor.py)
@@ -315,31 +329,53 @@ class _ConvBase(Kernel):
     def _run_fused(self, x, ctx):
         from qsim.tflite import _mac
 
-        out = np.empty(self.tout().shape, self.tout().dtype)
+        t = self.tout()
+        out = np.empty(t.shape, t.dtype)
         st = _mac.new_stats()
-        zp, tail = self.fused_args
-        geom = (*self.stride, *self.dil, *self.pads)
+        zp, chan, eff, tp = self.fused_args
+        x = np.ascontiguousarray(x)
         if self.depthwise:
-            _mac.depthwise_fused(np.ascontiguousarray(x), zp, self.wf, self.mult, *geom, *tail, out, st)
+            _mac.depthwise_fused(x, zp, self.wf, self.geom, chan, eff, tp, out, st)
+        elif self.flat:
+            _mac.conv_fused(x.reshape(1, 1, -1, x.shape[3]), zp, self.wf, self.geom, chan, eff, tp,
+                            out.reshape(1, 1, -1, out.shape[3]), st)
         else:
-            _mac.conv_fused(np.ascontiguousarray(x), zp, self.wf, *geom, *tail, out, st)
+            _mac.conv_fused(x, zp, self.wf, self.geom, chan, eff, tp, out, st)
         record_stats(ctx, st, out.size, self.options.acc_bits, self.act, _QTYPES[out.dtype])
         return out
 
 
 def record_stats(ctx: _Ctx, st: np.ndarray, n: int, acc_bits: int | None, act, qrange) -> None:
-    """Feed a fused kernel's (events, min, max) per site to the counters, as `observe` would
-    (``acc_bits`` None: the op has no accumulator site)."""
+    """Keep a fused kernel's (events, min, max) per site for the counters (built on first
+    read, as `observe` would have fed them; ``acc_bits`` None: the op has no accumulator site)."""
+    ctx.records.append((ctx.label, st, n, acc_bits, act, qrange))
+
+
+def materialize_counters(records: list) -> dict[str, OverflowCounter]:
+    """The run's counters {"label/site": OverflowCounter} from `_Ctx.records`, in op order."""
+    counters: dict[str, OverflowCounter] = {}
+
+    def add(key: str, events, mn, mx, n: int, lo: int, hi: int) -> None:
+        c = counters.get(key)
+        if c is None:
+            c = counters[key] = OverflowCounter(key)
+        c.record(events=int(events), elements=n, peak=max(abs(int(mn)), abs(int(mx))), lo=lo, hi=hi)
+
     big = 1 << 62
-    if acc_bits is not None:
-        ctx.counter("acc").record(events=int(st[0]), elements=n, peak=max(abs(int(st[1])), abs(int(st[2]))),
-                                  lo=-(1 << (acc_bits - 1)), hi=(1 << (acc_bits - 1)) - 1)
-    lo, hi = act
-    if lo is not None or hi is not None:
-        ctx.counter("act").record(events=int(st[3]), elements=n, peak=max(abs(int(st[4])), abs(int(st[5]))),
-                                  lo=-big if lo is None else lo, hi=big if hi is None else hi)
-    ctx.counter("requant").record(events=int(st[6]), elements=n, peak=max(abs(int(st[7])), abs(int(st[8]))),
-                                  lo=qrange[0], hi=qrange[1])
+    for r in records:
+        if isinstance(r, OverflowCounter):
+            if r.site in counters:
+                counters[r.site].merge(r)
+            else:
+                counters[r.site] = r
+            continue
+        label, st, n, acc_bits, (lo, hi), (qmin, qmax) = r
+        if acc_bits is not None:
+            add(f"{label}/acc", st[0], st[1], st[2], n, -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1)
+        if lo is not None or hi is not None:
+            add(f"{label}/act", st[3], st[4], st[5], n, -big if lo is None else lo, big if hi is None else hi)
+        add(f"{label}/requant", st[6], st[7], st[8], n, qmin, qmax)
+    return counters
 
 
 class Conv2D(_ConvBase):
@@ -350,6 +386,9 @@ class DepthwiseConv2D(_ConvBase):
     """DEPTHWISE_CONV_2D, int8 per-channel (filter axis 3) or uint8 per-tensor (§3)."""
 
     depthwise = True
+
+
+_UNIT_GEOM = np.array([1, 1, 1, 1, 0, 0, 1], np.int64)  # stride 1, dilation 1, no padding
 
 
 class FullyConnected(Kernel):
@@ -419,9 +458,9 @@ class FullyConnected(Kernel):
             out = self.tout()
             codes = np.empty((1, 1, self.batches, self.w.shape[0]), out.dtype)
             st = _mac.new_stats()
-            zp, tail = self.fused_args
+            zp, chan, eff, tp = self.fused_args
             x = np.ascontiguousarray(ins[0]).reshape(1, 1, self.batches, self.w.shape[1])
-            _mac.conv_fused(x, zp, self.wf, 1, 1, 1, 1, 0, 0, *tail, codes, st)
+            _mac.conv_fused(x, zp, self.wf, _UNIT_GEOM, chan, eff, tp, codes, st)
             record_stats(ctx, st, codes.size, self.options.acc_bits, self.act, _QTYPES[out.dtype])
             return [codes.reshape(out.shape)]
         x = ins[0].reshape(self.batches, self.w.shape[1])
@@ -455,6 +494,13 @@ class _Binary(Kernel):
     # finish (False); the same bits and counts (tests/tflite/test_tflite_executor.py)
     fused = True
 
+    def prepare_compiled(self) -> None:
+        from qsim.tflite import _mac
+
+        mul, m1, m2, m, left_shift = self.fused_multipliers()
+        self.fused_args = (_mac.binary_params(mul, self.zp1, m1, self.zp2, m2, m, left_shift),
+                           self.tail_params(self.tout().dtype))
+
     def exact(self, ins, ctx) -> np.ndarray:  # pragma: no cover - abstract
         """The requantized value before ``+ out_zp`` (NumPy, broadcasting)."""
         raise NotImplementedError
@@ -469,17 +515,14 @@ class _Binary(Kernel):
             return [self.finish(self.exact(ins, ctx) + self.out_zp, out, self.act, ctx)]
         from qsim.tflite import _mac
 
-        mul, m1, m2, m, left_shift = self.fused_multipliers()
-        x1, x2 = (np.ascontiguousarray(np.broadcast_to(v, out.shape)).reshape(-1) for v in ins)
-        codes = np.empty(x1.size, out.dtype)
+        bp, tp = self.fused_args
+        x1, x2 = (np.ascontiguousarray(v if v.shape == out.shape else np.broadcast_to(v, out.shape)).reshape(-1)
+                  for v in ins)
+        codes = np.empty(out.shape, out.dtype)
         st = _mac.new_stats()
-        lo, hi = self.act
-        qmin, qmax = _QTYPES[out.dtype]
-        _mac.binary_fused(mul, x1, self.zp1, *m1, x2, self.zp2, *m2, *m, left_shift, bool(self.options.single_rounding),
-                          self.out_zp, lo is not None, 0 if lo is None else int(lo), hi is not None,
-                          0 if hi is None else int(hi), qmin, qmax, codes, st)
-        record_stats(ctx, st, codes.size, None, self.act, (qmin, qmax))
-        return [codes.reshape(out.shape)]
+        _mac.binary_fused(x1, x2, bp, tp, codes.reshape(-1), st)
+        record_stats(ctx, st, codes.size, None, self.act, _QTYPES[out.dtype])
+        return [codes]
 
 
 def _broadcast_shape(a, b, error):
@@ -552,21 +595,22 @@ class _PoolBase(Kernel):
     # same bits and counts (tests/tflite/test_tflite_executor.py)
     fused = True
 
+    def prepare_compiled(self) -> None:
+        self.fused_args = (np.array([*self.k, *self.stride, *self.pads, self.average], np.int64),
+                           self.tail_params(self.tout().dtype))
+
     def run(self, ins, ctx):
         out = self.tout()
         if not self.fused:
             return [self.finish(self.exact(ins[0], ctx), out, self.act, ctx)]
         from qsim.tflite import _mac
 
+        geom, tp = self.fused_args
         codes = np.empty(out.shape, out.dtype)
         st = _mac.new_stats()
-        lo, hi = self.act
-        qmin, qmax = _QTYPES[out.dtype]
-        o = self.options
-        _mac.pool_fused(self.average, np.ascontiguousarray(ins[0]), *self.k, *self.stride, *self.pads,
-                        int(o.acc_bits), o.acc_overflow == "saturate", lo is not None, 0 if lo is None else int(lo),
-                        hi is not None, 0 if hi is None else int(hi), qmin, qmax, codes, st)
-        record_stats(ctx, st, codes.size, o.acc_bits if self.average else None, self.act, (qmin, qmax))
+        _mac.pool_fused(np.ascontiguousarray(ins[0]), geom, tp, codes, st)
+        record_stats(ctx, st, codes.size, self.options.acc_bits if self.average else None, self.act,
+                     _QTYPES[out.dtype])
         return [codes]
 
 
@@ -848,13 +892,22 @@ SUPPORTED_OPS = ("ADD, AVERAGE_POOL_2D, CONCATENATION, CONV_2D, DEPTHWISE_CONV_2
                  "RESIZE_BILINEAR, RESIZE_NEAREST_NEIGHBOR, SOFTMAX")
 
 
-@dataclass
 class TfliteRun:
-    """What `Program.run` returns: every non-constant tensor (stored dtype) and the counters."""
+    """What `Program.run` returns: every non-constant tensor (stored dtype) and the counters
+    ({"label/site": OverflowCounter}, built from the kernels' records on first access)."""
 
-    tensors: dict[int, np.ndarray]
-    counters: dict[str, OverflowCounter]
-    outputs: tuple[int, ...]
+    def __init__(self, tensors: dict[int, np.ndarray], records: list, outputs: tuple[int, ...]) -> None:
+        self.tensors = tensors
+        self.outputs = outputs
+        self._records = records
+        self._counters: dict[str, OverflowCounter] | None = None
+
+    @property
+    def counters(self) -> dict[str, OverflowCounter]:
+        if self._counters is None:
+            self._counters = materialize_counters(self._records)
+            self._records = []
+        return self._counters
 
     def output(self, i: int = 0) -> np.ndarray:
         return self.tensors[self.outputs[i]]
@@ -873,6 +926,7 @@ class Program:
     model: TfliteModel
     options: TfliteOptions
     kernels: list[Kernel] = field(default_factory=list)
+    _plan: list | None = field(default=None, repr=False)
 
     def run(self, inputs: Any) -> TfliteRun:
         """Run on `inputs`: an array (single-input models) or {tensor index: array}, stored dtype."""
@@ -886,31 +940,71 @@ class Program:
             if idx not in inputs:
                 raise InputError(f"{m.path}: input tensor {idx} '{m.tensors[idx].name}' not given")
             values[idx] = check_input(m.tensors[idx], inputs[idx], m.path)
-        counters: dict[str, OverflowCounter] = {}
-        for k in self.kernels:
-            op = k.op
-            label = op_label(op, m)
-            with node_context(label, op.name):
-                ins = []
-                for i in op.inputs:
-                    if i < 0:
-                        ins.append(None)
-                    elif i in values:
-                        ins.append(values[i])
-                    elif m.tensors[i].data is not None:
-                        ins.append(m.tensors[i].data)
-                    else:
-                        raise TfliteError(f"{m.path}: {label}: input tensor {i} '{m.tensors[i].name}' is not computed yet")
-                outs = k.run(ins, _Ctx(self.options, counters, label))
-                for i, v in zip(op.outputs, outs):
-                    t = m.tensors[i]
-                    if tuple(v.shape) != tuple(t.shape):
-                        raise TfliteError(f"{m.path}: {label}: output {list(v.shape)} != tensor shape {list(t.shape)}")
+        records: list = []
+        ctx = _Ctx(self.options, records)
+        if self._plan is None:
+            self._plan = self.plan()
+        k = None
+        try:
+            for k, label, sources, outs in self._plan:
+                ctx.label = label
+                ins = [values[i] if kind == _COMPUTED else arg for i, kind, arg in sources]
+                for (i, shape), v in zip(outs, k.run(ins, ctx)):
+                    if v.shape != shape:
+                        raise TfliteError(f"{m.path}: {label}: output {list(v.shape)} != tensor shape {list(shape)}")
                     values[i] = v
+        except Exception:
+            if k is None:
+                raise
+            with node_context(ctx.label, k.op.name):  # names the failing operator, as before
+                raise
         missing = [i for i in m.outputs if i not in values]
         if missing:
             raise TfliteError(f"{m.path}: output tensors {missing} are never computed")
-        return TfliteRun(values, counters, m.outputs)
+        return TfliteRun(values, records, m.outputs)
+
+    def plan(self) -> list:
+        """Per kernel, once: (kernel, label, input sources, (output index, shape) pairs).
+
+        A source is (tensor index, _COMPUTED, None) for a value of this run, (i, _CONST,
+        array) for a constant tensor, (i, _ABSENT, None) for an omitted optional input; an
+        input neither computed earlier nor constant raises when that operator is reached.
+        """
+        m = self.model
+        produced = set(m.inputs)
+        plan = []
+        for k in self.kernels:
+            op = k.op
+            label = op_label(op, m)
+            sources = []
+            for i in op.inputs:
+                if i < 0:
+                    sources.append((i, _ABSENT, None))
+                elif i in produced:
+                    sources.append((i, _COMPUTED, None))
+                elif m.tensors[i].data is not None:
+                    sources.append((i, _CONST, m.tensors[i].data))
+                else:
+                    k = _Missing(k, TfliteError(f"{m.path}: {label}: input tensor {i} '{m.tensors[i].name}' "
+                                                "is not computed yet"))
+                    sources.append((i, _ABSENT, None))
+            plan.append((k, label, sources, [(i, tuple(m.tensors[i].shape)) for i in op.outputs]))
+            produced.update(op.outputs)
+        return plan
+
+
+_COMPUTED, _CONST, _ABSENT = 0, 1, 2
+
+
+class _Missing:
+    """A planned operator whose input is never computed: raises its error when reached."""
+
+    def __init__(self, kernel: Kernel, error: TfliteError) -> None:
+        self.op = kernel.op
+        self.error = error
+
+    def run(self, ins, ctx):
+        raise self.error
 
 
 def check_input(t: Tensor, x: Any, path: str = "") -> np.ndarray:

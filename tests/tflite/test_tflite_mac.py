@@ -54,11 +54,6 @@ def tail_ref(sites: Sites, v: int, acc_bits: int, saturate: bool, requant, out_z
     return sites.site("requant", r, *qrange)
 
 
-def act_args(act):
-    lo, hi = act
-    return lo is not None, 0 if lo is None else lo, hi is not None, 0 if hi is None else hi
-
-
 def draw_act(data, qmin, qmax):
     lo = data.draw(st.one_of(st.none(), st.integers(qmin - 3, qmax)))
     hi = data.draw(st.one_of(st.none(), st.integers(qmin if lo is None else lo, qmax + 3)))
@@ -122,8 +117,10 @@ def test_conv_fused_equals_reference(data):
     wf = np.ascontiguousarray((wt - w_zp).astype(dtype).transpose(1, 2, 3, 0))
     out = np.empty((n, *outs, oc), x_c.dtype)
     st_ = _mac.new_stats()
-    _mac.conv_fused(x_c, dtype(in_zp), wf, *stride, *dil, *pads, bias.astype(np.int64), q, sh, eff, float_requant,
-                    acc_bits, saturate, single, out_zp, *act_args(act), lo, hi, out, st_)
+    tp = _mac.tail_params(acc_bits=acc_bits, saturate=saturate, single_rounding=single, out_zp=out_zp, act=act,
+                          qrange=(lo, hi), float_requant=float_requant)
+    geom = np.array([*stride, *dil, *pads, 1], np.int64)
+    _mac.conv_fused(x_c, dtype(in_zp), wf, geom, _mac.chan_params(bias, q, sh, oc), eff, tp, out, st_)
 
     accs = ref.conv2d(x.tolist(), in_zp, wt.tolist(), w_zp, bias.tolist(), stride, dil, pads, outs)
     sites = Sites()
@@ -166,8 +163,10 @@ def test_depthwise_fused_equals_reference(data):
     out = np.empty((n, *outs, oc), x_c.dtype)
     st_ = _mac.new_stats()
     wf = np.ascontiguousarray((wt - w_zp).astype(dtype)[0])
-    _mac.depthwise_fused(x_c, dtype(in_zp), wf, mult, *stride, *dil, *pads, bias.astype(np.int64), q, sh,
-                         np.zeros(oc), False, acc_bits, saturate, single, out_zp, *act_args(act), lo, hi, out, st_)
+    tp = _mac.tail_params(acc_bits=acc_bits, saturate=saturate, single_rounding=single, out_zp=out_zp, act=act,
+                          qrange=(lo, hi))
+    geom = np.array([*stride, *dil, *pads, mult], np.int64)
+    _mac.depthwise_fused(x_c, dtype(in_zp), wf, geom, _mac.chan_params(bias, q, sh, oc), np.zeros(oc), tp, out, st_)
 
     accs = ref.depthwise(x.tolist(), in_zp, wt.tolist(), w_zp, bias.tolist(), stride, dil, pads, outs, mult)
     sites = Sites()
@@ -202,7 +201,8 @@ def test_binary_fused_equals_reference(pairs, zp1, zp2, out_zp, s1, s2, so, sing
             return ref.add(a, zp1, m1, b, zp2, m2, m, 20, single)
     out = np.empty(x1.size, np.int8)
     st_ = _mac.new_stats()
-    _mac.binary_fused(mul, x1, zp1, *m1, x2, zp2, *m2, *m, 20, single, out_zp, *act_args(act), -128, 127, out, st_)
+    tp = _mac.tail_params(single_rounding=single, out_zp=out_zp, act=act)
+    _mac.binary_fused(x1, x2, _mac.binary_params(mul, zp1, m1, zp2, m2, m, 20), tp, out, st_)
     sites = Sites()
     want = []
     for a, b in zip(x1.tolist(), x2.tolist()):
@@ -235,8 +235,8 @@ def test_pool_fused_equals_reference(h, w, kh, kw, s, same, average, acc_bits, s
     act = draw_act(data, -128, 127)
     out = np.empty((1, *outs, 2), np.int8)
     st_ = _mac.new_stats()
-    _mac.pool_fused(average, x.astype(np.int8), kh, kw, s, s, *pads, acc_bits, saturate, *act_args(act),
-                    -128, 127, out, st_)
+    tp = _mac.tail_params(acc_bits=acc_bits, saturate=saturate, act=act)
+    _mac.pool_fused(x.astype(np.int8), np.array([kh, kw, s, s, *pads, average], np.int64), tp, out, st_)
     sites = Sites()
     lo, hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
     want = np.zeros(out.shape, np.int64)
