@@ -46,3 +46,29 @@ def test_narrow_accumulator_counts_and_saturates(tflite_model_bytes):
     narrow = prepare(m, TfliteOptions(acc_bits=12, acc_overflow="saturate")).run(x)
     acc = [c for k, c in narrow.counters.items() if k.endswith("/acc")]
     assert sum(c.events for c in acc) > 0 and all(c.limit == 2**11 for c in acc)
+
+
+def test_a_failing_operator_is_named(tflite_model_bytes):
+    """Program.run's one error handler names the operator (label and type) that raised."""
+    m = read_tflite_bytes(tflite_model_bytes("dscnn"))
+    prog = prepare(m)
+    x = np.zeros(m.tensors[m.inputs[0]].shape, np.int8)
+    prog.run(x)
+    k = prog.kernels[3]
+
+    def broken(ins, ctx):
+        raise ValueError("boom")
+
+    k.run = broken
+    with pytest.raises(QsimError, match=rf"node 'op3 {k.op.name} -> .*' \({k.op.name}\): ValueError: boom"):
+        prog.run(x)
+
+
+def test_counters_are_built_once_in_op_order(tflite_model_bytes):
+    m = read_tflite_bytes(tflite_model_bytes("resnet8"))
+    run = prepare(m).run(np.full(m.tensors[m.inputs[0]].shape, 127, np.int8))
+    keys = list(run.counters)
+    assert run.counters is run.counters
+    ops_seen = [int(k.split()[0][2:]) for k in keys]
+    assert ops_seen == sorted(ops_seen) and keys[0].startswith("op0 ")
+    assert all(c.elements > 0 for c in run.counters.values())
