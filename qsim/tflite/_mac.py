@@ -35,7 +35,7 @@ which adds an exact 0.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 _I32_MIN = -(2**31)
 _I32_MAX = 2**31 - 1
@@ -154,92 +154,178 @@ def _acc4(acc, w, ky, kx, c, j0, n, x0, x1, x2, x3):
         acc[3, j] += x3 * wv
 
 
-@njit(cache=True, nogil=True)
-def conv_fused(x, zp, w, geom, chan, eff, tp, out, st):
-    """CONV_2D (grouped, strided, dilated; FULLY_CONNECTED as a 1x1 conv) -> out[N, OH, OW, OC].
-
-    geom = (stride h, w, dilation h, w, pad top, left); chan = `chan_params`; tp = `tail_params`.
-    """
+@njit(cache=True)
+def _conv_row(x, zp, w, geom, chan, eff, tp, out, b, oy, acc, st):
+    """One output row out[b, oy] of `conv_fused`, four pixels at a time."""
     sh, sw, dh, dw, ph, pw = geom[0], geom[1], geom[2], geom[3], geom[4], geom[5]
-    n, h, wd, ic = x.shape
+    _, h, wd, ic = x.shape
     kh, kw, fic, oc = w.shape
-    _, oh, ow, _ = out.shape
+    ow = out.shape[2]
     groups = ic // fic
     ocg = oc // groups
-    acc = np.zeros((_R, oc), w.dtype)
     zero = zp - zp
     one = zero + np.float32(1)  # keeps the float type of zp (float32 + int would widen)
-    for b in range(n):
-        for oy in range(oh):
-            for ox0 in range(0, ow, _R):
-                acc[:, :] = zero
-                for ky in range(kh):
-                    iy = oy * sh - ph + ky * dh
-                    if iy < 0 or iy >= h:
-                        continue
-                    for kx in range(kw):
-                        i0 = (ox0 + 0) * sw - pw + kx * dw
-                        i1 = (ox0 + 1) * sw - pw + kx * dw
-                        i2 = (ox0 + 2) * sw - pw + kx * dw
-                        i3 = (ox0 + 3) * sw - pw + kx * dw
-                        m0 = one if (0 <= i0 < wd and ox0 + 0 < ow) else zero
-                        m1 = one if (0 <= i1 < wd and ox0 + 1 < ow) else zero
-                        m2 = one if (0 <= i2 < wd and ox0 + 2 < ow) else zero
-                        m3 = one if (0 <= i3 < wd and ox0 + 3 < ow) else zero
-                        if m0 + m1 + m2 + m3 == zero:
-                            continue
-                        i0 = min(max(i0, 0), wd - 1)
-                        i1 = min(max(i1, 0), wd - 1)
-                        i2 = min(max(i2, 0), wd - 1)
-                        i3 = min(max(i3, 0), wd - 1)
-                        for g in range(groups):
-                            for c in range(fic):
-                                ci = g * fic + c
-                                x0 = (x[b, iy, i0, ci] - zp) * m0
-                                x1 = (x[b, iy, i1, ci] - zp) * m1
-                                x2 = (x[b, iy, i2, ci] - zp) * m2
-                                x3 = (x[b, iy, i3, ci] - zp) * m3
-                                if groups == 1:  # a constant offset: the loop vectorizes
-                                    _acc4(acc, w, ky, kx, c, 0, oc, x0, x1, x2, x3)
-                                else:
-                                    _acc4(acc, w, ky, kx, c, g * ocg, ocg, x0, x1, x2, x3)
-                for r in range(min(_R, ow - ox0)):
-                    _tail(acc[r], chan, eff, tp, out[b, oy, ox0 + r], st)
+    for ox0 in range(0, ow, _R):
+        acc[:, :] = zero
+        for ky in range(kh):
+            iy = oy * sh - ph + ky * dh
+            if iy < 0 or iy >= h:
+                continue
+            for kx in range(kw):
+                i0 = (ox0 + 0) * sw - pw + kx * dw
+                i1 = (ox0 + 1) * sw - pw + kx * dw
+                i2 = (ox0 + 2) * sw - pw + kx * dw
+                i3 = (ox0 + 3) * sw - pw + kx * dw
+                m0 = one if (0 <= i0 < wd and ox0 + 0 < ow) else zero
+                m1 = one if (0 <= i1 < wd and ox0 + 1 < ow) else zero
+                m2 = one if (0 <= i2 < wd and ox0 + 2 < ow) else zero
+                m3 = one if (0 <= i3 < wd and ox0 + 3 < ow) else zero
+                if m0 + m1 + m2 + m3 == zero:
+                    continue
+                i0 = min(max(i0, 0), wd - 1)
+                i1 = min(max(i1, 0), wd - 1)
+                i2 = min(max(i2, 0), wd - 1)
+                i3 = min(max(i3, 0), wd - 1)
+                for g in range(groups):
+                    for c in range(fic):
+                        ci = g * fic + c
+                        x0 = (x[b, iy, i0, ci] - zp) * m0
+                        x1 = (x[b, iy, i1, ci] - zp) * m1
+                        x2 = (x[b, iy, i2, ci] - zp) * m2
+                        x3 = (x[b, iy, i3, ci] - zp) * m3
+                        if groups == 1:  # a constant offset: the loop vectorizes
+                            _acc4(acc, w, ky, kx, c, 0, oc, x0, x1, x2, x3)
+                        else:
+                            _acc4(acc, w, ky, kx, c, g * ocg, ocg, x0, x1, x2, x3)
+        for r in range(min(_R, ow - ox0)):
+            _tail(acc[r], chan, eff, tp, out[b, oy, ox0 + r], st)
+
+
+@njit(cache=True)
+def _dw_row(x, zp, w, geom, chan, eff, tp, out, b, oy, acc, st):
+    """One output row out[b, oy] of `depthwise_fused`."""
+    sh, sw, dh, dw, ph, pw, mult = geom[0], geom[1], geom[2], geom[3], geom[4], geom[5], geom[6]
+    _, h, wd, ic = x.shape
+    kh, kw, oc = w.shape
+    ow = out.shape[2]
+    zero = zp - zp
+    for ox in range(ow):
+        acc[:] = zero
+        for ky in range(kh):
+            iy = oy * sh - ph + ky * dh
+            if iy < 0 or iy >= h:
+                continue
+            for kx in range(kw):
+                ix = ox * sw - pw + kx * dw
+                if ix < 0 or ix >= wd:
+                    continue
+                if mult == 1:
+                    for c in range(oc):
+                        acc[c] += (x[b, iy, ix, c] - zp) * w[ky, kx, c]
+                else:
+                    for ci in range(ic):
+                        xv = x[b, iy, ix, ci] - zp
+                        for m in range(mult):
+                            acc[ci * mult + m] += xv * w[ky, kx, ci * mult + m]
+        _tail(acc, chan, eff, tp, out[b, oy, ox], st)
+
+
+@njit(cache=True)
+def _merge_stats(st, rows):
+    """st <- st combined with every row of per-row stats (sums of events, min of mins, max of maxes)."""
+    for r in range(rows.shape[0]):
+        for k in range(0, 9, 3):
+            st[k] += rows[r, k]
+            st[k + 1] = min(st[k + 1], rows[r, k + 1])
+            st[k + 2] = max(st[k + 2], rows[r, k + 2])
+
+
+@njit(cache=True)
+def _new_stat_rows(n):
+    rows = np.zeros((n, 9), np.int64)
+    for r in range(n):
+        for k in range(0, 9, 3):
+            rows[r, k + 1] = np.iinfo(np.int64).max
+            rows[r, k + 2] = np.iinfo(np.int64).min
+    return rows
+
+
+# The same rows, serially or on Numba's threads (one output row per task; each row's
+# values are independent and the per-row stats merge exactly, so the bits and counts
+# do not depend on the thread count or schedule).
+@njit(cache=True, nogil=True)
+def _conv_serial(x, zp, w, geom, chan, eff, tp, out, st):
+    oh = out.shape[1]
+    rows = _new_stat_rows(1)
+    acc = np.zeros((_R, w.shape[3]), w.dtype)
+    for r in range(x.shape[0] * oh):
+        _conv_row(x, zp, w, geom, chan, eff, tp, out, r // oh, r % oh, acc, rows[0])
+    _merge_stats(st, rows)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _conv_parallel(x, zp, w, geom, chan, eff, tp, out, st):
+    oh = out.shape[1]
+    rows = _new_stat_rows(x.shape[0] * oh)
+    for r in prange(x.shape[0] * oh):
+        acc = np.zeros((_R, w.shape[3]), w.dtype)
+        _conv_row(x, zp, w, geom, chan, eff, tp, out, r // oh, r % oh, acc, rows[r])
+    _merge_stats(st, rows)
 
 
 @njit(cache=True, nogil=True)
-def depthwise_fused(x, zp, w, geom, chan, eff, tp, out, st):
+def _dw_serial(x, zp, w, geom, chan, eff, tp, out, st):
+    oh = out.shape[1]
+    rows = _new_stat_rows(1)
+    acc = np.zeros(w.shape[2], w.dtype)
+    for r in range(x.shape[0] * oh):
+        _dw_row(x, zp, w, geom, chan, eff, tp, out, r // oh, r % oh, acc, rows[0])
+    _merge_stats(st, rows)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _dw_parallel(x, zp, w, geom, chan, eff, tp, out, st):
+    oh = out.shape[1]
+    rows = _new_stat_rows(x.shape[0] * oh)
+    for r in prange(x.shape[0] * oh):
+        acc = np.zeros(w.shape[2], w.dtype)
+        _dw_row(x, zp, w, geom, chan, eff, tp, out, r // oh, r % oh, acc, rows[r])
+    _merge_stats(st, rows)
+
+
+PARALLEL_MIN_MACS = 1 << 21  # below this, starting the threads costs more than it saves
+
+
+def conv_fused(x, zp, w, geom, chan, eff, tp, out, st, parallel: bool = False) -> None:
+    """CONV_2D (grouped, strided, dilated; FULLY_CONNECTED as a 1x1 conv) -> out[N, OH, OW, OC].
+
+    geom = (stride h, w, dilation h, w, pad top, left, -); chan = `chan_params`; tp =
+    `tail_params`; st updated. With `parallel`, a large layer runs its rows on Numba's threads.
+    """
+    macs = out.size * w.shape[0] * w.shape[1] * w.shape[2]
+    big = parallel and macs >= PARALLEL_MIN_MACS and out.shape[0] * out.shape[1] > 1
+    run = _conv_parallel if big else _conv_serial
+    run(x, zp, w, geom, chan, eff, tp, out, st)
+
+
+def depthwise_fused(x, zp, w, geom, chan, eff, tp, out, st, parallel: bool = False) -> None:
     """DEPTHWISE_CONV_2D (output channel oc reads input channel oc // mult) -> out[N, OH, OW, OC].
 
-    geom = (stride h, w, dilation h, w, pad top, left, multiplier); chan, tp as `conv_fused`.
+    geom = (stride h, w, dilation h, w, pad top, left, multiplier); chan, tp, parallel as `conv_fused`.
     """
-    sh, sw, dh, dw, ph, pw, mult = geom[0], geom[1], geom[2], geom[3], geom[4], geom[5], geom[6]
-    n, h, wd, ic = x.shape
-    kh, kw, oc = w.shape
-    _, oh, ow, _ = out.shape
-    acc = np.zeros(oc, w.dtype)
-    zero = zp - zp
-    for b in range(n):
-        for oy in range(oh):
-            for ox in range(ow):
-                acc[:] = zero
-                for ky in range(kh):
-                    iy = oy * sh - ph + ky * dh
-                    if iy < 0 or iy >= h:
-                        continue
-                    for kx in range(kw):
-                        ix = ox * sw - pw + kx * dw
-                        if ix < 0 or ix >= wd:
-                            continue
-                        if mult == 1:
-                            for c in range(oc):
-                                acc[c] += (x[b, iy, ix, c] - zp) * w[ky, kx, c]
-                        else:
-                            for ci in range(ic):
-                                xv = x[b, iy, ix, ci] - zp
-                                for m in range(mult):
-                                    acc[ci * mult + m] += xv * w[ky, kx, ci * mult + m]
-                _tail(acc, chan, eff, tp, out[b, oy, ox], st)
+    macs = out.size * w.shape[0] * w.shape[1]
+    big = parallel and macs >= PARALLEL_MIN_MACS and out.shape[0] * out.shape[1] > 1
+    run = _dw_parallel if big else _dw_serial
+    run(x, zp, w, geom, chan, eff, tp, out, st)
+
+
+def pointwise_rows(pixels: int) -> int:
+    """Rows to lay N*H*W pixels of a 1x1 conv out in: a multiple-of-4 row length near 64
+    (whole 4-pixel blocks, and rows for the threads), else one row."""
+    for cols in range(64, 3, -4):
+        if pixels % cols == 0:
+            return pixels // cols
+    return 1
 
 
 @njit(cache=True, nogil=True)

@@ -83,6 +83,7 @@ class _Ctx:
         self.options = options
         self.records = records
         self.label = ""
+        self.parallel = False  # Program.threads > 1: large MAC layers on Numba's threads
         self.made: dict[str, OverflowCounter] = {}
 
     def counter(self, site: str) -> OverflowCounter:
@@ -305,7 +306,7 @@ class _ConvBase(Kernel):
         # compiled layouts: conv [KH, KW, FIC, OC], depthwise [KH, KW, OC] (the OC axis innermost)
         self.wf = np.ascontiguousarray(wf[0] if self.depthwise else wf.transpose(1, 2, 3, 0))
         self.geom = np.array([*self.stride, *self.dil, *self.pads, self.mult if self.depthwise else 1], np.int64)
-        # a pointwise conv is one row of N*H*W pixels (the 4-pixel blocks never straddle a row end)
+        # a pointwise conv runs on N*H*W pixels re-cut into rows of whole 4-pixel blocks
         self.flat = (not self.depthwise and kh == kw == 1 and self.stride == (1, 1) and self.pads == (0, 0))
 
     # the fused compiled kernel (True) or the NumPy composition narrow_acc -> requantize ->
@@ -335,12 +336,13 @@ class _ConvBase(Kernel):
         zp, chan, eff, tp = self.fused_args
         x = np.ascontiguousarray(x)
         if self.depthwise:
-            _mac.depthwise_fused(x, zp, self.wf, self.geom, chan, eff, tp, out, st)
+            _mac.depthwise_fused(x, zp, self.wf, self.geom, chan, eff, tp, out, st, ctx.parallel)
         elif self.flat:
-            _mac.conv_fused(x.reshape(1, 1, -1, x.shape[3]), zp, self.wf, self.geom, chan, eff, tp,
-                            out.reshape(1, 1, -1, out.shape[3]), st)
+            rows = _mac.pointwise_rows(out.size // out.shape[3])
+            _mac.conv_fused(x.reshape(1, rows, -1, x.shape[3]), zp, self.wf, self.geom, chan, eff, tp,
+                            out.reshape(1, rows, -1, out.shape[3]), st, ctx.parallel)
         else:
-            _mac.conv_fused(x, zp, self.wf, self.geom, chan, eff, tp, out, st)
+            _mac.conv_fused(x, zp, self.wf, self.geom, chan, eff, tp, out, st, ctx.parallel)
         record_stats(ctx, st, out.size, self.options.acc_bits, self.act, _QTYPES[out.dtype])
         return out
 
@@ -926,6 +928,7 @@ class Program:
     model: TfliteModel
     options: TfliteOptions
     kernels: list[Kernel] = field(default_factory=list)
+    threads: int = 1
     _plan: list | None = field(default=None, repr=False)
 
     def run(self, inputs: Any) -> TfliteRun:
@@ -944,6 +947,13 @@ class Program:
         ctx = _Ctx(self.options, records)
         if self._plan is None:
             self._plan = self.plan()
+        threads_before = None
+        if self.threads > 1:
+            import numba
+
+            ctx.parallel = True
+            threads_before = numba.get_num_threads()
+            numba.set_num_threads(min(self.threads, numba.config.NUMBA_NUM_THREADS))
         k = None
         try:
             for k, label, sources, outs in self._plan:
@@ -958,6 +968,11 @@ class Program:
                 raise
             with node_context(ctx.label, k.op.name):  # names the failing operator, as before
                 raise
+        finally:
+            if threads_before is not None:
+                import numba
+
+                numba.set_num_threads(threads_before)
         missing = [i for i in m.outputs if i not in values]
         if missing:
             raise TfliteError(f"{m.path}: output tensors {missing} are never computed")
@@ -1037,8 +1052,12 @@ def quantize_input(t: Tensor, x: np.ndarray) -> np.ndarray:
 
 
 def prepare(model: TfliteModel, options: TfliteOptions | None = None, input_shapes: dict | None = None,
-            **kw) -> Program:
+            threads: int = 1, **kw) -> Program:
     """Check every operator of subgraph 0 and precompute its parameters.
+
+    ``threads`` > 1 runs the large CONV_2D / DEPTHWISE_CONV_2D layers' output rows on that
+    many Numba threads (at most NUMBA_NUM_THREADS); the bits and counters do not change.
+    On a loaded machine threads can be slower than one (they wait for a core).
 
     ``input_shapes`` ({input tensor index: shape}) runs the model at other input sizes (as
     TFLite's ``resize_tensor_input``): every non-constant tensor shape is then inferred op by
@@ -1056,7 +1075,7 @@ def prepare(model: TfliteModel, options: TfliteOptions | None = None, input_shap
         model = replace(model, tensors=tensors, infer_shapes=True)
     if kw and options is not None and not isinstance(options, TfliteOptions):
         raise QsimError("pass either options or keyword arguments")
-    prog = Program(model, options)
+    prog = Program(model, options, threads=int(threads))
     for op in model.operators:
         cls = OP_TABLE.get(op.code)
         if cls is None:

@@ -72,3 +72,20 @@ def test_counters_are_built_once_in_op_order(tflite_model_bytes):
     ops_seen = [int(k.split()[0][2:]) for k in keys]
     assert ops_seen == sorted(ops_seen) and keys[0].startswith("op0 ")
     assert all(c.elements > 0 for c in run.counters.values())
+
+
+@pytest.mark.parametrize("name", ["mobilenet", "resnet8", "legacy_u8"])
+def test_threads_change_no_bit_and_no_count(tflite_model_bytes, name, monkeypatch):
+    """prepare(threads=2): the row-parallel MAC kernels (forced on for every layer here)
+    give the same tensors and counters as the serial ones."""
+    from qsim.tflite import _mac
+
+    monkeypatch.setattr(_mac, "PARALLEL_MIN_MACS", 0)
+    m = read_tflite_bytes(tflite_model_bytes(name))
+    t = m.tensors[m.inputs[0]]
+    x = np.random.default_rng(4).integers(np.iinfo(t.dtype).min, np.iinfo(t.dtype).max + 1, t.shape).astype(t.dtype)
+    for opt in OPTIONS[:3]:
+        a, b = prepare(m, opt).run(x), prepare(m, opt, threads=2).run(x)
+        for i in a.tensors:
+            np.testing.assert_array_equal(a.tensors[i], b.tensors[i])
+        assert {k: c.to_dict() for k, c in a.counters.items()} == {k: c.to_dict() for k, c in b.counters.items()}
