@@ -95,8 +95,9 @@ def _act_bounds(tp):
 
 
 @njit(cache=True)
-def _tail(acc, chan, eff, tp, out, st):
-    """The per-channel tail on one pixel: acc[C] (exact float sums) -> out[C] codes; st updated."""
+def tail(acc, chan, eff, tp, out, st):
+    """The tail on exact accumulators without bias: acc[C] (float sums of a MAC pixel, or int64
+    sums of MEAN) -> out[C] codes, channel j using chan[:, j] and eff[j]; st updated."""
     float_requant = tp[T_FLOAT_REQUANT] != 0
     acc_bits = tp[T_ACC_BITS]
     saturate = tp[T_SATURATE] != 0
@@ -198,7 +199,7 @@ def _conv_row(x, zp, w, geom, chan, eff, tp, out, b, oy, acc, st):
                         else:
                             _acc4(acc, w, ky, kx, c, g * ocg, ocg, x0, x1, x2, x3)
         for r in range(min(_R, ow - ox0)):
-            _tail(acc[r], chan, eff, tp, out[b, oy, ox0 + r], st)
+            tail(acc[r], chan, eff, tp, out[b, oy, ox0 + r], st)
 
 
 @njit(cache=True)
@@ -227,7 +228,7 @@ def _dw_row(x, zp, w, geom, chan, eff, tp, out, b, oy, acc, st):
                         xv = x[b, iy, ix, ci] - zp
                         for m in range(mult):
                             acc[ci * mult + m] += xv * w[ky, kx, ci * mult + m]
-        _tail(acc, chan, eff, tp, out[b, oy, ox], st)
+        tail(acc, chan, eff, tp, out[b, oy, ox], st)
 
 
 @njit(cache=True)
@@ -335,7 +336,7 @@ def binary_fused(x1, x2, bp, tp, out, st):
     bp = `binary_params` (mul, zp1, m1 = (q1, s1), zp2, m2, m = (q, shift), left_shift).
     ADD: MBQM(MBQM((x1 - zp1) << left_shift, m1) + MBQM((x2 - zp2) << left_shift, m2), m);
     MUL: MBQM((x1 - zp1)(x2 - zp2), m) (``ops.add`` / ``ops.mul``); then ``+ out_zp`` and
-    sites ``act`` / ``requant`` as `_tail` (st[3:9]; tp = `tail_params`).
+    sites ``act`` / ``requant`` as `tail` (st[3:9]; tp = `tail_params`).
     """
     mul = bp[0] != 0
     zp1, m1q, m1s, zp2, m2q, m2s, q, shift, left_shift = bp[1], bp[2], bp[3], bp[4], bp[5], bp[6], bp[7], bp[8], bp[9]
@@ -377,7 +378,7 @@ def pool_fused(x, geom, tp, out, st):
     Average (``ops.average_pool`` + ``ops.average_round``): s = sum of raw codes, site ``acc``
     at ``acc_bits`` (saturate or wrap), then (s +- n/2) / n in C division (halves away from
     zero), n = cells inside; max: the largest raw code. Then sites ``act`` / ``requant`` as
-    `_tail`.
+    `tail`.
     """
     kh, kw, sh, sw, ph, pw, average = geom[0], geom[1], geom[2], geom[3], geom[4], geom[5], geom[6] != 0
     acc_bits = tp[T_ACC_BITS]

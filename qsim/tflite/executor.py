@@ -663,8 +663,27 @@ class Mean(Kernel):
         self.q, self.shift = ops.mean_multiplier(q0, s0, n)
         self.act = (None, None)
 
+    fused = True  # the compiled tail (`_mac.tail`) on the NumPy sums, or the NumPy composition
+
+    def prepare_compiled(self) -> None:
+        from qsim.tflite import _mac
+
+        size = int(np.prod(self.tout().shape))
+        self.fused_args = (_mac.chan_params(None, self.q, self.shift, size), np.zeros(size),
+                           self.tail_params(self.tout().dtype))
+
     def run(self, ins, ctx):
         s, _ = ops.mean_sum(ins[0], self.in_zp, self.axes)
+        if self.fused:
+            from qsim.tflite import _mac
+
+            out = self.tout()
+            chan, eff, tp = self.fused_args
+            codes = np.empty(out.shape, out.dtype)
+            st = _mac.new_stats()
+            _mac.tail(s.reshape(-1), chan, eff, tp, codes.reshape(-1), st)
+            record_stats(ctx, st, codes.size, self.options.acc_bits, self.act, _QTYPES[out.dtype])
+            return [codes]
         s = ctx.narrow_acc(s)
         v = ops.requantize(s, self.q, self.shift, single_rounding=ctx.options.single_rounding) + self.out_zp
         out = self.tout()
