@@ -3,9 +3,9 @@
 Models: the A98 face detector (``qsim/assets/a98_alpha1.0.h5``, see common.model_path)
 converted to int8 per-channel at 224x224 (calibrated on FDDB pictures, cached under
 .qsim-cache/), and the MLPerf-Tiny-shaped test models of tests/tflite. For each: the
-BUILTIN_REF invoke time and the qsim `Program.run` time in this process (median of
---repeat runs each, after one warm-up run of each), and whether every intermediate tensor
-is bit-exact.
+BUILTIN_REF invoke time and the qsim `Program.run` time in this process, one thread and
+``prepare(threads=2)`` (median of --repeat runs each, after one warm-up run of each), and
+whether every intermediate tensor of both qsim runs is bit-exact.
 
     PYTHONPATH=. python bench/bench_tflite.py [--size 224] [--calib 8] [--repeat 21] [--json OUT]
 """
@@ -89,16 +89,20 @@ def bench_one(tf, name: str, buf: bytes, x_float: np.ndarray | None = None, repe
     t0 = time.perf_counter()
     prog = prepare(m)
     t_prep = time.perf_counter() - t0
-    run = prog.run(x)  # warm-up (and the run whose tensors are checked)
+    prog2 = prepare(m, threads=2)
+    runs = [prog.run(x), prog2.run(x)]  # warm-up (and the runs whose tensors are checked)
     t_qsim = median_time(lambda: prog.run(x), repeat)
+    t_qsim2 = median_time(lambda: prog2.run(x), repeat)
     differ = 0
     checked = 0
     for op in m.operators:
         for i in op.outputs:
-            differ += int(np.count_nonzero(it.get_tensor(i) != run.tensors[i]))
-            checked += int(run.tensors[i].size)
+            for run in runs:
+                differ += int(np.count_nonzero(it.get_tensor(i) != run.tensors[i]))
+            checked += int(runs[0].tensors[i].size)
     return {"model": name, "ops": len(m.operators), "builtin_ref_s": t_ref, "qsim_s": t_qsim,
-            "qsim_prepare_s": t_prep, "speedup": t_ref / t_qsim, "repeat": repeat, "values_checked": checked,
+            "qsim_2threads_s": t_qsim2, "qsim_prepare_s": t_prep, "speedup": t_ref / t_qsim,
+            "speedup_2threads": t_ref / t_qsim2, "repeat": repeat, "values_checked": checked,
             "values_differ": differ}
 
 
@@ -131,12 +135,14 @@ def main(argv=None) -> int:
         rows.append(bench_one(tf, f"{name}-like (tests/tflite)", tm.MODELS[name](tf), repeat=args.repeat))
     facts = machine_facts()
     print(json.dumps(facts))
-    print("| model | ops | BUILTIN_REF (ms) | qsim (ms) | speed-up | tensors bit-exact |")
-    print("|---|---:|---:|---:|---:|---|")
+    print("| model | ops | BUILTIN_REF (ms) | qsim, 1 thread (ms) | speed-up | qsim, threads=2 (ms) | speed-up "
+          "| tensors bit-exact |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
     for r in rows:
         ok = "yes" if r["values_differ"] == 0 else f"NO ({r['values_differ']} differ)"
         print(f"| {r['model']} | {r['ops']} | {r['builtin_ref_s'] * 1e3:.3f} | {r['qsim_s'] * 1e3:.3f} | "
-              f"{r['speedup']:.1f}x | {ok} ({r['values_checked']} values) |")
+              f"{r['speedup']:.1f}x | {r['qsim_2threads_s'] * 1e3:.3f} | {r['speedup_2threads']:.1f}x | "
+              f"{ok} ({r['values_checked']} values, both runs) |")
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": facts, "rows": rows}, indent=1))
     return 0

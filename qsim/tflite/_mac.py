@@ -58,9 +58,9 @@ def _mbqm(v, qq, sh, single_rounding):
     right = -sh if sh < 0 else 0
     a = v << left
     a = ((a + (np.int64(1) << 31)) & np.int64(0xFFFFFFFF)) - (np.int64(1) << 31)  # int32 wrap
-    ab = a * qq
-    t = ab + (np.int64(1) << 30) if ab >= 0 else ab + 1 - (np.int64(1) << 30)
-    r = (t + ((t >> 63) & np.int64(_I32_MAX))) >> 31  # C division by 2^31 (truncates)
+    # SRDHM: (a*q + nudge) / 2^31 in C division, nudge = 2^30 or 1 - 2^30 by the sign of a*q;
+    # for a*q < 0 that truncation equals floor((a*q + 2^30) / 2^31), as for a*q >= 0
+    r = (a * qq + (np.int64(1) << 30)) >> 31
     if a == _I32_MIN and qq == _I32_MIN:
         r = np.int64(_I32_MAX)
     mask = (np.int64(1) << right) - 1
@@ -83,13 +83,32 @@ def tail_params(*, acc_bits: int = 32, saturate: bool = False, single_rounding: 
                      0 if lo is None else lo, hi is not None, 0 if hi is None else hi, *qrange], np.int64)
 
 
+C_BIAS, C_Q, C_SHIFT, C_LEFT, C_RIGHT, C_MASK, C_HALF, C_TOTAL, C_NUDGE = range(9)
+
+
 def chan_params(bias, q, shift, oc: int) -> np.ndarray:
-    """int64[3, OC]: bias (0 if None), multiplier, shift per output channel (scalars broadcast)."""
-    out = np.zeros((3, oc), np.int64)
+    """int64[9, OC], per output channel (scalars broadcast): bias (0 if None), multiplier q,
+    shift, and the constants `tail` derives from them once here: left = max(shift, 0),
+    right = max(-shift, 0), mask = 2^right - 1, half = mask >> 1 (double rounding), total =
+    31 - shift, nudge = 2^(total - 1) (single rounding).
+
+    Precondition (checked): 0 <= q < 2^31 (QuantizeMultiplier's range), so SRDHM's one
+    saturating case, q = a = -2^31, cannot occur; shift <= 30 (total >= 1).
+    """
+    out = np.zeros((9, oc), np.int64)
     if bias is not None:
-        out[0] = bias
-    out[1] = q
-    out[2] = shift
+        out[C_BIAS] = bias
+    out[C_Q] = q
+    out[C_SHIFT] = shift
+    if np.any(out[C_Q] < 0) or np.any(out[C_Q] > _I32_MAX) or np.any(out[C_SHIFT] > 30):
+        raise ValueError(f"multipliers outside [0, 2^31) or shifts > 30: {out[C_Q].tolist()[:4]}, "
+                         f"{out[C_SHIFT].tolist()[:4]}")
+    out[C_LEFT] = np.maximum(out[C_SHIFT], 0)
+    out[C_RIGHT] = np.maximum(-out[C_SHIFT], 0)
+    out[C_MASK] = (np.int64(1) << out[C_RIGHT]) - 1
+    out[C_HALF] = out[C_MASK] >> 1
+    out[C_TOTAL] = 31 - out[C_SHIFT]
+    out[C_NUDGE] = np.int64(1) << (out[C_TOTAL] - 1)
     return out
 
 
@@ -100,50 +119,75 @@ def _act_bounds(tp):
     return (tp[T_ACT_LO] if tp[T_HAS_LO] else -big), (tp[T_ACT_HI] if tp[T_HAS_HI] else big)
 
 
+@njit(cache=True, inline="always")
+def _acc_site(v, lo, hi, mask, saturate, e, mn, mx):
+    """Site ``acc``: count v against [lo, hi], then saturate or wrap (mask = 2^bits - 1, or -1
+    at 64 bits, where the wrap is the identity). Branch-free, so the channel loop vectorizes."""
+    mn = min(mn, v)
+    mx = max(mx, v)
+    e += 1 if (v < lo or v > hi) else 0
+    v = min(max(v, lo), hi) if saturate else ((v - lo) & mask) + lo  # the identity inside the range
+    return v, e, mn, mx
+
+
+@njit(cache=True, inline="always")
+def _out_sites(r, act, alo, ahi, qmin, qmax, e1, mn1, mx1, e2, mn2, mx2):
+    """Sites ``act`` (if the activation has a bound) and ``requant`` on r = requantized + out_zp."""
+    if act:
+        mn1 = min(mn1, r)
+        mx1 = max(mx1, r)
+        e1 += 1 if (r < alo or r > ahi) else 0
+        r = min(max(r, alo), ahi)
+    mn2 = min(mn2, r)
+    mx2 = max(mx2, r)
+    e2 += 1 if (r < qmin or r > qmax) else 0
+    return min(max(r, qmin), qmax), e1, mn1, mx1, e2, mn2, mx2
+
+
 @njit(cache=True)
 def tail(acc, chan, eff, tp, out, st):
     """The tail on exact accumulators without bias: acc[C] (float sums of a MAC pixel, or int64
-    sums of MEAN) -> out[C] codes, channel j using chan[:, j] and eff[j]; st updated."""
-    float_requant = tp[T_FLOAT_REQUANT] != 0
+    sums of MEAN) -> out[C] codes, channel j using chan[:, j] and eff[j]; st updated.
+
+    One loop per requantization kind (so each vectorizes): reference int8 FULLY_CONNECTED
+    float, single rounding, double rounding (`_mbqm` with the channel's constants and no
+    saturating case, 0 <= q < 2^31).
+    """
     acc_bits = tp[T_ACC_BITS]
     saturate = tp[T_SATURATE] != 0
-    single_rounding = tp[T_SINGLE_ROUNDING] != 0
     out_zp, qmin, qmax = tp[T_OUT_ZP], tp[T_QMIN], tp[T_QMAX]
     lo = -(np.int64(1) << (acc_bits - 1))
     hi = (np.int64(1) << (acc_bits - 1)) - 1
-    wrap = acc_bits < 64 and not saturate
     mask = ((np.int64(1) << acc_bits) - 1) if acc_bits < 64 else np.int64(-1)
     act = tp[T_HAS_LO] != 0 or tp[T_HAS_HI] != 0
     alo, ahi = _act_bounds(tp)
     e0, mn0, mx0 = st[0], st[1], st[2]
     e1, mn1, mx1 = st[3], st[4], st[5]
     e2, mn2, mx2 = st[6], st[7], st[8]
-    for j in range(acc.shape[0]):
-        v = np.int64(acc[j]) + chan[0, j]
-        mn0 = min(mn0, v)
-        mx0 = max(mx0, v)
-        e0 += 1 if (v < lo or v > hi) else 0
-        if saturate:
-            v = min(max(v, lo), hi)
-        elif wrap:
-            v = ((v - lo) & mask) + lo  # the identity inside the range
-        if float_requant:
+    n = acc.shape[0]
+    if tp[T_FLOAT_REQUANT] != 0:
+        for j in range(n):
+            v, e0, mn0, mx0 = _acc_site(np.int64(acc[j]) + chan[C_BIAS, j], lo, hi, mask, saturate, e0, mn0, mx0)
             f = np.float64(v) * eff[j]
             a = np.floor(abs(f) + 0.5)
             a = -a if f < 0 else a
-            r = np.int64(min(max(a, np.float64(_I32_MIN)), np.float64(_I32_MAX)))
-        else:
-            r = _mbqm(v, chan[1, j], chan[2, j], single_rounding)
-        r += out_zp
-        if act:
-            mn1 = min(mn1, r)
-            mx1 = max(mx1, r)
-            e1 += 1 if (r < alo or r > ahi) else 0
-            r = min(max(r, alo), ahi)
-        mn2 = min(mn2, r)
-        mx2 = max(mx2, r)
-        e2 += 1 if (r < qmin or r > qmax) else 0
-        out[j] = min(max(r, qmin), qmax)
+            r = np.int64(min(max(a, np.float64(_I32_MIN)), np.float64(_I32_MAX))) + out_zp
+            out[j], e1, mn1, mx1, e2, mn2, mx2 = _out_sites(r, act, alo, ahi, qmin, qmax, e1, mn1, mx1, e2, mn2, mx2)
+    elif tp[T_SINGLE_ROUNDING] != 0:
+        for j in range(n):
+            v, e0, mn0, mx0 = _acc_site(np.int64(acc[j]) + chan[C_BIAS, j], lo, hi, mask, saturate, e0, mn0, mx0)
+            r = ((v * chan[C_Q, j] + chan[C_NUDGE, j]) >> chan[C_TOTAL, j]) + out_zp
+            out[j], e1, mn1, mx1, e2, mn2, mx2 = _out_sites(r, act, alo, ahi, qmin, qmax, e1, mn1, mx1, e2, mn2, mx2)
+    else:
+        for j in range(n):
+            v, e0, mn0, mx0 = _acc_site(np.int64(acc[j]) + chan[C_BIAS, j], lo, hi, mask, saturate, e0, mn0, mx0)
+            a = v << chan[C_LEFT, j]
+            a = ((a + (np.int64(1) << 31)) & np.int64(0xFFFFFFFF)) - (np.int64(1) << 31)  # int32 wrap
+            r = (a * chan[C_Q, j] + (np.int64(1) << 30)) >> 31  # SRDHM (see _mbqm)
+            rem = r & chan[C_MASK, j]
+            r = (r >> chan[C_RIGHT, j]) + (1 if rem > chan[C_HALF, j] + (1 if r < 0 else 0) else 0)  # RDBPOT
+            out[j], e1, mn1, mx1, e2, mn2, mx2 = _out_sites(r + out_zp, act, alo, ahi, qmin, qmax,
+                                                            e1, mn1, mx1, e2, mn2, mx2)
     st[0], st[1], st[2] = e0, mn0, mx0
     st[3], st[4], st[5] = e1, mn1, mx1
     st[6], st[7], st[8] = e2, mn2, mx2

@@ -284,3 +284,14 @@ def test_softmax_rows_and_table_equal_reference(rows, in_s, beta, uint8):
     want = [ref.softmax_row(r, q, ls, diff_min, qmin, qmax) for r in x.astype(np.int64).tolist()]
     assert out.tolist() == want
     assert ops.softmax(x, q, ls, diff_min, qmin, qmax, table).tolist() == want
+
+
+def test_chan_params_refuses_what_the_tail_does_not_handle():
+    """The compiled tail drops SRDHM's saturating case, so q must be in [0, 2^31), shift <= 30."""
+    import pytest
+
+    for q, s in ((-(2**31), 0), (2**31, 0), (2**30, 31)):
+        with pytest.raises(ValueError):
+            _mac.chan_params(None, q, s, 2)
+    c = _mac.chan_params([5, -5], 2**30, -3, 2)
+    assert c[_mac.C_BIAS].tolist() == [5, -5] and c[_mac.C_MASK].tolist() == [7, 7] and c[_mac.C_HALF].tolist() == [3, 3]
