@@ -40,7 +40,7 @@ from numba import njit, prange
 _I32_MIN = -(2**31)
 _I32_MAX = 2**31 - 1
 _R = 4  # output pixels per block
-# `_conv_row`'s float arithmetic is on integers: masks 0/1, x - zp, w - w_zp and sums whose
+# The MAC rows' float arithmetic is on integers: masks 0/1, x - zp, w - w_zp and sums whose
 # every regrouping is bounded by sum |w - w_zp| * max |x - zp| < 2^24 (float32) / 2^53
 # (float64) (``ops.exact_float_dtype``). No operation rounds, so fusing multiply-adds
 # (contract) or reordering the sums (reassoc) cannot change a bit; measured 1.5-2x on the
@@ -146,8 +146,8 @@ def _out_sites(r, act, alo, ahi, qmin, qmax, e1, mn1, mx1, e2, mn2, mx2):
 
 @njit(cache=True)
 def tail(acc, chan, eff, tp, out, st):
-    """The tail on exact accumulators without bias: acc[C] (float sums of a MAC pixel, or int64
-    sums of MEAN) -> out[C] codes, channel j using chan[:, j] and eff[j]; st updated.
+    """The tail on exact accumulators without bias: acc[P, C] (float sums of P MAC pixels, or
+    int64 sums of MEAN) -> out[P, C] codes, channel j using chan[:, j] and eff[j]; st updated.
 
     One loop per requantization kind (so each vectorizes): reference int8 FULLY_CONNECTED
     float, single rounding, double rounding (`_mbqm` with the channel's constants and no
@@ -164,30 +164,36 @@ def tail(acc, chan, eff, tp, out, st):
     e0, mn0, mx0 = st[0], st[1], st[2]
     e1, mn1, mx1 = st[3], st[4], st[5]
     e2, mn2, mx2 = st[6], st[7], st[8]
-    n = acc.shape[0]
-    if tp[T_FLOAT_REQUANT] != 0:
-        for j in range(n):
-            v, e0, mn0, mx0 = _acc_site(np.int64(acc[j]) + chan[C_BIAS, j], lo, hi, mask, saturate, e0, mn0, mx0)
-            f = np.float64(v) * eff[j]
-            a = np.floor(abs(f) + 0.5)
-            a = -a if f < 0 else a
-            r = np.int64(min(max(a, np.float64(_I32_MIN)), np.float64(_I32_MAX))) + out_zp
-            out[j], e1, mn1, mx1, e2, mn2, mx2 = _out_sites(r, act, alo, ahi, qmin, qmax, e1, mn1, mx1, e2, mn2, mx2)
-    elif tp[T_SINGLE_ROUNDING] != 0:
-        for j in range(n):
-            v, e0, mn0, mx0 = _acc_site(np.int64(acc[j]) + chan[C_BIAS, j], lo, hi, mask, saturate, e0, mn0, mx0)
-            r = ((v * chan[C_Q, j] + chan[C_NUDGE, j]) >> chan[C_TOTAL, j]) + out_zp
-            out[j], e1, mn1, mx1, e2, mn2, mx2 = _out_sites(r, act, alo, ahi, qmin, qmax, e1, mn1, mx1, e2, mn2, mx2)
-    else:
-        for j in range(n):
-            v, e0, mn0, mx0 = _acc_site(np.int64(acc[j]) + chan[C_BIAS, j], lo, hi, mask, saturate, e0, mn0, mx0)
-            a = v << chan[C_LEFT, j]
-            a = ((a + (np.int64(1) << 31)) & np.int64(0xFFFFFFFF)) - (np.int64(1) << 31)  # int32 wrap
-            r = (a * chan[C_Q, j] + (np.int64(1) << 30)) >> 31  # SRDHM (see _mbqm)
-            rem = r & chan[C_MASK, j]
-            r = (r >> chan[C_RIGHT, j]) + (1 if rem > chan[C_HALF, j] + (1 if r < 0 else 0) else 0)  # RDBPOT
-            out[j], e1, mn1, mx1, e2, mn2, mx2 = _out_sites(r + out_zp, act, alo, ahi, qmin, qmax,
-                                                            e1, mn1, mx1, e2, mn2, mx2)
+    n = acc.shape[1]
+    for p in range(acc.shape[0]):
+        if tp[T_FLOAT_REQUANT] != 0:
+            for j in range(n):
+                v, e0, mn0, mx0 = _acc_site(np.int64(acc[p, j]) + chan[C_BIAS, j], lo, hi, mask, saturate,
+                                            e0, mn0, mx0)
+                f = np.float64(v) * eff[j]
+                a = np.floor(abs(f) + 0.5)
+                a = -a if f < 0 else a
+                r = np.int64(min(max(a, np.float64(_I32_MIN)), np.float64(_I32_MAX))) + out_zp
+                out[p, j], e1, mn1, mx1, e2, mn2, mx2 = _out_sites(r, act, alo, ahi, qmin, qmax,
+                                                                   e1, mn1, mx1, e2, mn2, mx2)
+        elif tp[T_SINGLE_ROUNDING] != 0:
+            for j in range(n):
+                v, e0, mn0, mx0 = _acc_site(np.int64(acc[p, j]) + chan[C_BIAS, j], lo, hi, mask, saturate,
+                                            e0, mn0, mx0)
+                r = ((v * chan[C_Q, j] + chan[C_NUDGE, j]) >> chan[C_TOTAL, j]) + out_zp
+                out[p, j], e1, mn1, mx1, e2, mn2, mx2 = _out_sites(r, act, alo, ahi, qmin, qmax,
+                                                                   e1, mn1, mx1, e2, mn2, mx2)
+        else:
+            for j in range(n):
+                v, e0, mn0, mx0 = _acc_site(np.int64(acc[p, j]) + chan[C_BIAS, j], lo, hi, mask, saturate,
+                                            e0, mn0, mx0)
+                a = v << chan[C_LEFT, j]
+                a = ((a + (np.int64(1) << 31)) & np.int64(0xFFFFFFFF)) - (np.int64(1) << 31)  # int32 wrap
+                r = (a * chan[C_Q, j] + (np.int64(1) << 30)) >> 31  # SRDHM (see _mbqm)
+                rem = r & chan[C_MASK, j]
+                r = (r >> chan[C_RIGHT, j]) + (1 if rem > chan[C_HALF, j] + (1 if r < 0 else 0) else 0)  # RDBPOT
+                out[p, j], e1, mn1, mx1, e2, mn2, mx2 = _out_sites(r + out_zp, act, alo, ahi, qmin, qmax,
+                                                                   e1, mn1, mx1, e2, mn2, mx2)
     st[0], st[1], st[2] = e0, mn0, mx0
     st[3], st[4], st[5] = e1, mn1, mx1
     st[6], st[7], st[8] = e2, mn2, mx2
@@ -248,37 +254,40 @@ def _conv_row(x, zp, w, geom, chan, eff, tp, out, b, oy, acc, st):
                             _acc4(acc, w, ky, kx, c, 0, oc, x0, x1, x2, x3)
                         else:
                             _acc4(acc, w, ky, kx, c, g * ocg, ocg, x0, x1, x2, x3)
-        for r in range(min(_R, ow - ox0)):
-            tail(acc[r], chan, eff, tp, out[b, oy, ox0 + r], st)
+        nv = min(_R, ow - ox0)
+        tail(acc[:nv], chan, eff, tp, out[b, oy, ox0:ox0 + nv], st)
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=_EXACT_FLOAT_MATH)
 def _dw_row(x, zp, w, geom, chan, eff, tp, out, b, oy, acc, st):
-    """One output row out[b, oy] of `depthwise_fused`."""
+    """One output row out[b, oy] of `depthwise_fused` (the tail on four pixels at a time)."""
     sh, sw, dh, dw, ph, pw, mult = geom[0], geom[1], geom[2], geom[3], geom[4], geom[5], geom[6]
     _, h, wd, ic = x.shape
     kh, kw, oc = w.shape
     ow = out.shape[2]
     zero = zp - zp
-    for ox in range(ow):
-        acc[:] = zero
-        for ky in range(kh):
-            iy = oy * sh - ph + ky * dh
-            if iy < 0 or iy >= h:
-                continue
-            for kx in range(kw):
-                ix = ox * sw - pw + kx * dw
-                if ix < 0 or ix >= wd:
+    for ox0 in range(0, ow, _R):
+        nv = min(_R, ow - ox0)
+        for p in range(nv):
+            ox = ox0 + p
+            acc[p, :] = zero
+            for ky in range(kh):
+                iy = oy * sh - ph + ky * dh
+                if iy < 0 or iy >= h:
                     continue
-                if mult == 1:
-                    for c in range(oc):
-                        acc[c] += (x[b, iy, ix, c] - zp) * w[ky, kx, c]
-                else:
-                    for ci in range(ic):
-                        xv = x[b, iy, ix, ci] - zp
-                        for m in range(mult):
-                            acc[ci * mult + m] += xv * w[ky, kx, ci * mult + m]
-        tail(acc, chan, eff, tp, out[b, oy, ox], st)
+                for kx in range(kw):
+                    ix = ox * sw - pw + kx * dw
+                    if ix < 0 or ix >= wd:
+                        continue
+                    if mult == 1:
+                        for c in range(oc):
+                            acc[p, c] += (x[b, iy, ix, c] - zp) * w[ky, kx, c]
+                    else:
+                        for ci in range(ic):
+                            xv = x[b, iy, ix, ci] - zp
+                            for m in range(mult):
+                                acc[p, ci * mult + m] += xv * w[ky, kx, ci * mult + m]
+        tail(acc[:nv], chan, eff, tp, out[b, oy, ox0:ox0 + nv], st)
 
 
 @njit(cache=True)
@@ -328,7 +337,7 @@ def _conv_parallel(x, zp, w, geom, chan, eff, tp, out, st):
 def _dw_serial(x, zp, w, geom, chan, eff, tp, out, st):
     oh = out.shape[1]
     rows = _new_stat_rows(1)
-    acc = np.zeros(w.shape[2], w.dtype)
+    acc = np.zeros((_R, w.shape[2]), w.dtype)
     for r in range(x.shape[0] * oh):
         _dw_row(x, zp, w, geom, chan, eff, tp, out, r // oh, r % oh, acc, rows[0])
     _merge_stats(st, rows)
@@ -339,7 +348,7 @@ def _dw_parallel(x, zp, w, geom, chan, eff, tp, out, st):
     oh = out.shape[1]
     rows = _new_stat_rows(x.shape[0] * oh)
     for r in prange(x.shape[0] * oh):
-        acc = np.zeros(w.shape[2], w.dtype)
+        acc = np.zeros((_R, w.shape[2]), w.dtype)
         _dw_row(x, zp, w, geom, chan, eff, tp, out, r // oh, r % oh, acc, rows[r])
     _merge_stats(st, rows)
 

@@ -681,7 +681,7 @@ class Mean(Kernel):
             chan, eff, tp = self.fused_args
             codes = np.empty(out.shape, out.dtype)
             st = _mac.new_stats()
-            _mac.tail(s.reshape(-1), chan, eff, tp, codes.reshape(-1), st)
+            _mac.tail(s.reshape(1, -1), chan, eff, tp, codes.reshape(1, -1), st)
             record_stats(ctx, st, codes.size, self.options.acc_bits, self.act, _QTYPES[out.dtype])
             return [codes]
         s = ctx.narrow_acc(s)
