@@ -72,15 +72,31 @@ def _mbqm(v, qq, sh, single_rounding):
 # tail parameters, one int64 vector per operator (few arguments: Numba's call overhead
 # grows with each one, and the small models run many tiny operators)
 T_FLOAT_REQUANT, T_ACC_BITS, T_SATURATE, T_SINGLE_ROUNDING, T_OUT_ZP = 0, 1, 2, 3, 4
-T_HAS_LO, T_ACT_LO, T_HAS_HI, T_ACT_HI, T_QMIN, T_QMAX = 5, 6, 7, 8, 9, 10
+T_HAS_LO, T_ACT_LO, T_HAS_HI, T_ACT_HI, T_QMIN, T_QMAX, T_FAST_DOUBLE = 5, 6, 7, 8, 9, 10, 11
 
 
 def tail_params(*, acc_bits: int = 32, saturate: bool = False, single_rounding: bool = False, out_zp: int = 0,
-                act=(None, None), qrange=(-128, 127), float_requant: bool = False) -> np.ndarray:
-    """The tail's scalars as the int64 vector the kernels read (``act`` bounds may be None)."""
+                act=(None, None), qrange=(-128, 127), float_requant: bool = False,
+                fast_double: bool = False) -> np.ndarray:
+    """The tail's scalars as the int64 vector the kernels read (``act`` bounds may be None;
+    ``fast_double`` only as `fast_double` decides it)."""
     lo, hi = act
     return np.array([float_requant, acc_bits, saturate, single_rounding, out_zp, lo is not None,
-                     0 if lo is None else lo, hi is not None, 0 if hi is None else hi, *qrange], np.int64)
+                     0 if lo is None else lo, hi is not None, 0 if hi is None else hi, *qrange, fast_double], np.int64)
+
+
+def fast_double(chan: np.ndarray, sum_bound: np.ndarray, acc_bits: int, single_rounding: bool,
+                float_requant: bool) -> bool:
+    """May `tail` drop the accumulator narrowing and the int32 wrap of its double-rounding loop?
+
+    Yes when, for every channel j, |sum| <= sum_bound[j] (``ops.sum_bound``) proves v = sum +
+    bias inside the signed ``acc_bits`` word with acc_bits <= 32 (so no acc event, narrowing
+    and int32 wrap are the identity) and the left shift is 0 (no shift to wrap).
+    """
+    if single_rounding or float_requant or acc_bits > 32:
+        return False
+    v_max = np.asarray(sum_bound, np.int64) + np.abs(chan[C_BIAS])
+    return bool(np.all(v_max <= (1 << (acc_bits - 1)) - 1) and np.all(chan[C_LEFT] == 0))
 
 
 C_BIAS, C_Q, C_SHIFT, C_LEFT, C_RIGHT, C_MASK, C_HALF, C_TOTAL, C_NUDGE = range(9)
@@ -175,6 +191,16 @@ def tail(acc, chan, eff, tp, out, st):
                 a = -a if f < 0 else a
                 r = np.int64(min(max(a, np.float64(_I32_MIN)), np.float64(_I32_MAX))) + out_zp
                 out[p, j], e1, mn1, mx1, e2, mn2, mx2 = _out_sites(r, act, alo, ahi, qmin, qmax,
+                                                                   e1, mn1, mx1, e2, mn2, mx2)
+        elif tp[T_FAST_DOUBLE] != 0:  # `fast_double`: v in range, no left shift (site acc: min/max only)
+            for j in range(n):
+                v = np.int64(acc[p, j]) + chan[C_BIAS, j]
+                mn0 = min(mn0, v)
+                mx0 = max(mx0, v)
+                r = (v * chan[C_Q, j] + (np.int64(1) << 30)) >> 31  # SRDHM (see _mbqm)
+                rem = r & chan[C_MASK, j]
+                r = (r >> chan[C_RIGHT, j]) + (1 if rem > chan[C_HALF, j] + (1 if r < 0 else 0) else 0)  # RDBPOT
+                out[p, j], e1, mn1, mx1, e2, mn2, mx2 = _out_sites(r + out_zp, act, alo, ahi, qmin, qmax,
                                                                    e1, mn1, mx1, e2, mn2, mx2)
         elif tp[T_SINGLE_ROUNDING] != 0:
             for j in range(n):

@@ -178,24 +178,27 @@ class Kernel:
         q, s = quantize_multiplier(m, single_rounding=self.options.single_rounding)
         return round_multiplier_bits(q, s, self.options.multiplier_bits)
 
-    def mac_args(self, sum_dtype, oc: int, dtype) -> tuple:
+    def mac_args(self, sum_dtype, oc: int, dtype, sum_bound: np.ndarray) -> tuple:
         """Prepare-time arguments of the compiled MAC kernels (`qsim.tflite._mac`): (input zero
-        point in the sum's float type, chan_params, eff, tail_params)."""
+        point in the sum's float type, chan_params, eff, tail_params); sum_bound per channel
+        (``ops.sum_bound``) decides `_mac.fast_double`."""
         from qsim.tflite import _mac
 
+        o = self.options
         float_requant = bool(getattr(self, "float_requant", False))
         eff = np.broadcast_to(np.asarray(getattr(self, "eff", 0.0), np.float64), (oc,))
         chan = _mac.chan_params(self.bias, getattr(self, "q", 0), getattr(self, "shift", 0), oc)
-        return sum_dtype(self.in_zp), chan, np.ascontiguousarray(eff), self.tail_params(dtype, float_requant)
+        fast = _mac.fast_double(chan, sum_bound, o.acc_bits, o.single_rounding, float_requant)
+        return sum_dtype(self.in_zp), chan, np.ascontiguousarray(eff), self.tail_params(dtype, float_requant, fast)
 
-    def tail_params(self, dtype, float_requant: bool = False) -> np.ndarray:
+    def tail_params(self, dtype, float_requant: bool = False, fast_double: bool = False) -> np.ndarray:
         """`_mac.tail_params` of this operator under the options (activation self.act)."""
         from qsim.tflite import _mac
 
         o = self.options
         return _mac.tail_params(acc_bits=o.acc_bits, saturate=o.acc_overflow == "saturate",
                                 single_rounding=o.single_rounding, out_zp=getattr(self, "out_zp", 0), act=self.act,
-                                qrange=_QTYPES[dtype], float_requant=float_requant)
+                                qrange=_QTYPES[dtype], float_requant=float_requant, fast_double=fast_double)
 
     def check_shape(self, got: tuple, t: Tensor) -> None:
         """The computed output shape must be the file's, or (shape inference) becomes it."""
@@ -300,8 +303,9 @@ class _ConvBase(Kernel):
         self.act = self.act_range(out, int(o.get("fused_activation_function", 0)))
         qmin, qmax = _QTYPES[x.dtype]
         x_absmax = max(abs(qmin - self.in_zp), abs(qmax - self.in_zp))
-        self.sum_dtype = ops.exact_float_dtype(self.w, self.w_zp, x_absmax, 3 if self.depthwise else 0)
-        self.fused_args = self.mac_args(self.sum_dtype, oc, x.dtype)
+        axis = 3 if self.depthwise else 0
+        self.sum_dtype = ops.exact_float_dtype(self.w, self.w_zp, x_absmax, axis)
+        self.fused_args = self.mac_args(self.sum_dtype, oc, x.dtype, ops.sum_bound(self.w, self.w_zp, x_absmax, axis))
         wf = (self.w - self.w_zp).astype(self.sum_dtype)
         # compiled layouts: conv [KH, KW, FIC, OC], depthwise [KH, KW, OC] (the OC axis innermost)
         self.wf = np.ascontiguousarray(wf[0] if self.depthwise else wf.transpose(1, 2, 3, 0))
@@ -447,7 +451,7 @@ class FullyConnected(Kernel):
         qmin, qmax = _QTYPES[x.dtype]
         x_absmax = max(abs(qmin - self.in_zp), abs(qmax - self.in_zp))
         sum_dtype = ops.exact_float_dtype(self.w, self.w_zp, x_absmax, 0)
-        self.fused_args = self.mac_args(sum_dtype, oc, x.dtype)
+        self.fused_args = self.mac_args(sum_dtype, oc, x.dtype, ops.sum_bound(self.w, self.w_zp, x_absmax, 0))
         # a 1x1 conv over a 1 x batches image: filter [1, 1, IC, OC]
         self.wf = np.ascontiguousarray((self.w - self.w_zp).astype(sum_dtype).T[None, None])
 

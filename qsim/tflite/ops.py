@@ -67,15 +67,20 @@ def conv2d_acc(x, in_zp, w, w_zp, bias, stride, dilation, pads, out_hw) -> np.nd
     return out
 
 
+def sum_bound(w, w_zp, x_absmax: int, axis_oc: int = 0) -> np.ndarray:
+    """Per output channel, sum_k |w - w_zp| * max|x - zp| (int64): no partial sum of that
+    channel's products, in any order, is larger in magnitude."""
+    wz = np.abs(np.asarray(w, np.int64) - np.asarray(w_zp, np.int64))
+    return np.moveaxis(wz, axis_oc, 0).reshape(wz.shape[axis_oc], -1).sum(axis=1) * int(x_absmax)
+
+
 def exact_float_dtype(w, w_zp, x_absmax: int, axis_oc: int = 0):
     """float32 if every partial sum of (w - w_zp)(x - zp) is provably below 2^24, else float64.
 
-    Bound per output channel: sum_k |w - w_zp| * max|x - zp|; every intermediate of any
-    summation order is an integer no larger, hence exact in the chosen float type.
+    Bound per output channel: `sum_bound`; every intermediate of any summation order is an
+    integer no larger, hence exact in the chosen float type.
     """
-    wz = np.abs(np.asarray(w, np.int64) - np.asarray(w_zp, np.int64))
-    per_oc = np.moveaxis(wz, axis_oc, 0).reshape(wz.shape[axis_oc], -1).sum(axis=1)
-    bound = int(per_oc.max(initial=0)) * int(x_absmax)
+    bound = int(sum_bound(w, w_zp, x_absmax, axis_oc).max(initial=0))
     if bound < 2**24:
         return np.float32
     _check_exact_fanin(1, bound, 1)

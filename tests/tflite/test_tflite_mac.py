@@ -117,10 +117,13 @@ def test_conv_fused_equals_reference(data):
     wf = np.ascontiguousarray((wt - w_zp).astype(dtype).transpose(1, 2, 3, 0))
     out = np.empty((n, *outs, oc), x_c.dtype)
     st_ = _mac.new_stats()
+    chan = _mac.chan_params(bias, q, sh, oc)
+    bound = ops.sum_bound(wt, w_zp, max(abs(lo - in_zp), abs(hi - in_zp)), 0)
+    fast = _mac.fast_double(chan, bound, acc_bits, single, float_requant)  # as the executor decides it
     tp = _mac.tail_params(acc_bits=acc_bits, saturate=saturate, single_rounding=single, out_zp=out_zp, act=act,
-                          qrange=(lo, hi), float_requant=float_requant)
+                          qrange=(lo, hi), float_requant=float_requant, fast_double=fast)
     geom = np.array([*stride, *dil, *pads, 1], np.int64)
-    _mac.conv_fused(x_c, dtype(in_zp), wf, geom, _mac.chan_params(bias, q, sh, oc), eff, tp, out, st_)
+    _mac.conv_fused(x_c, dtype(in_zp), wf, geom, chan, eff, tp, out, st_)
 
     accs = ref.conv2d(x.tolist(), in_zp, wt.tolist(), w_zp, bias.tolist(), stride, dil, pads, outs)
     sites = Sites()
@@ -163,10 +166,12 @@ def test_depthwise_fused_equals_reference(data):
     out = np.empty((n, *outs, oc), x_c.dtype)
     st_ = _mac.new_stats()
     wf = np.ascontiguousarray((wt - w_zp).astype(dtype)[0])
+    chan = _mac.chan_params(bias, q, sh, oc)
+    bound = ops.sum_bound(wt, w_zp, max(abs(lo - in_zp), abs(hi - in_zp)), 3)
     tp = _mac.tail_params(acc_bits=acc_bits, saturate=saturate, single_rounding=single, out_zp=out_zp, act=act,
-                          qrange=(lo, hi))
+                          qrange=(lo, hi), fast_double=_mac.fast_double(chan, bound, acc_bits, single, False))
     geom = np.array([*stride, *dil, *pads, mult], np.int64)
-    _mac.depthwise_fused(x_c, dtype(in_zp), wf, geom, _mac.chan_params(bias, q, sh, oc), np.zeros(oc), tp, out, st_)
+    _mac.depthwise_fused(x_c, dtype(in_zp), wf, geom, chan, np.zeros(oc), tp, out, st_)
 
     accs = ref.depthwise(x.tolist(), in_zp, wt.tolist(), w_zp, bias.tolist(), stride, dil, pads, outs, mult)
     sites = Sites()
@@ -295,3 +300,16 @@ def test_chan_params_refuses_what_the_tail_does_not_handle():
             _mac.chan_params(None, q, s, 2)
     c = _mac.chan_params([5, -5], 2**30, -3, 2)
     assert c[_mac.C_BIAS].tolist() == [5, -5] and c[_mac.C_MASK].tolist() == [7, 7] and c[_mac.C_HALF].tolist() == [3, 3]
+
+
+def test_fast_double_only_when_proved():
+    """`fast_double` (no narrowing, no int32 wrap) needs every |sum + bias| inside the word,
+    acc_bits <= 32, no left shift and double rounding."""
+    chan = _mac.chan_params([100, -100], 2**30, -3, 2)
+    bound = np.array([2**15 - 101, 2**15 - 101])
+    assert _mac.fast_double(chan, bound, 16, False, False)
+    assert not _mac.fast_double(chan, bound + 1, 16, False, False)  # 2^15 would be an event
+    assert not _mac.fast_double(chan, bound, 16, True, False)
+    assert not _mac.fast_double(chan, bound, 16, False, True)
+    assert not _mac.fast_double(chan, bound, 40, False, False)
+    assert not _mac.fast_double(_mac.chan_params([0, 0], 2**30, 1, 2), bound, 16, False, False)  # left shift
