@@ -180,6 +180,9 @@ def tail(acc, chan, eff, tp, out, st):
     e0, mn0, mx0 = st[0], st[1], st[2]
     e1, mn1, mx1 = st[3], st[4], st[5]
     e2, mn2, mx2 = st[6], st[7], st[8]
+    # the activation's clamp inside [qmin, qmax]: the requant site sees clamp(r, alo, ahi), whose
+    # min / max are the clamped act min / max (clamping is monotone) and which never leaves the dtype
+    act_inside = act and alo >= qmin and ahi <= qmax
     n = acc.shape[1]
     for p in range(acc.shape[0]):
         if tp[T_FLOAT_REQUANT] != 0:
@@ -192,6 +195,19 @@ def tail(acc, chan, eff, tp, out, st):
                 r = np.int64(min(max(a, np.float64(_I32_MIN)), np.float64(_I32_MAX))) + out_zp
                 out[p, j], e1, mn1, mx1, e2, mn2, mx2 = _out_sites(r, act, alo, ahi, qmin, qmax,
                                                                    e1, mn1, mx1, e2, mn2, mx2)
+        elif tp[T_FAST_DOUBLE] != 0 and act_inside:  # as below; the act clamp lands inside the dtype
+            for j in range(n):
+                v = np.int64(acc[p, j]) + chan[C_BIAS, j]
+                mn0 = min(mn0, v)
+                mx0 = max(mx0, v)
+                r = (v * chan[C_Q, j] + (np.int64(1) << 30)) >> 31  # SRDHM (see _mbqm)
+                rem = r & chan[C_MASK, j]
+                r = (r >> chan[C_RIGHT, j]) + (1 if rem > chan[C_HALF, j] + (1 if r < 0 else 0) else 0)  # RDBPOT
+                r += out_zp
+                mn1 = min(mn1, r)
+                mx1 = max(mx1, r)
+                e1 += 1 if (r < alo or r > ahi) else 0
+                out[p, j] = min(max(r, alo), ahi)  # inside [qmin, qmax]: no requant event
         elif tp[T_FAST_DOUBLE] != 0:  # `fast_double`: v in range, no left shift (site acc: min/max only)
             for j in range(n):
                 v = np.int64(acc[p, j]) + chan[C_BIAS, j]
@@ -220,6 +236,9 @@ def tail(acc, chan, eff, tp, out, st):
                 r = (r >> chan[C_RIGHT, j]) + (1 if rem > chan[C_HALF, j] + (1 if r < 0 else 0) else 0)  # RDBPOT
                 out[p, j], e1, mn1, mx1, e2, mn2, mx2 = _out_sites(r + out_zp, act, alo, ahi, qmin, qmax,
                                                                    e1, mn1, mx1, e2, mn2, mx2)
+    if act_inside and tp[T_FAST_DOUBLE] != 0 and tp[T_FLOAT_REQUANT] == 0 and n > 0 and acc.shape[0] > 0:
+        mn2 = min(mn2, min(max(mn1, alo), ahi))
+        mx2 = max(mx2, min(max(mx1, alo), ahi))
     st[0], st[1], st[2] = e0, mn0, mx0
     st[3], st[4], st[5] = e1, mn1, mx1
     st[6], st[7], st[8] = e2, mn2, mx2
