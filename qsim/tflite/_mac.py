@@ -304,6 +304,38 @@ def _conv_row(x, zp, w, geom, chan, eff, tp, out, b, oy, acc, st):
 
 
 @njit(cache=True, fastmath=_EXACT_FLOAT_MATH)
+def _dot_row(x, zp, w, chan, eff, tp, out, b, oy, xf, acc, st):
+    """One output row of a pointwise conv (stride 1, no padding) with the filter as w[0, 0] =
+    [OC, IC]: per output channel, four dot products over IC (long input depths vectorize
+    along IC instead of along the few output channels)."""
+    ic = x.shape[3]
+    oc = w.shape[2]
+    ow = out.shape[2]
+    zero = zp - zp
+    for ox0 in range(0, ow, _R):
+        nv = min(_R, ow - ox0)
+        for r in range(_R):
+            for c in range(ic):
+                xf[r, c] = (x[b, oy, ox0 + r, c] - zp) if r < nv else zero
+        for j in range(oc):
+            s0 = zero
+            s1 = zero
+            s2 = zero
+            s3 = zero
+            for c in range(ic):
+                wv = w[0, 0, j, c]
+                s0 += xf[0, c] * wv
+                s1 += xf[1, c] * wv
+                s2 += xf[2, c] * wv
+                s3 += xf[3, c] * wv
+            acc[0, j] = s0
+            acc[1, j] = s1
+            acc[2, j] = s2
+            acc[3, j] = s3
+        tail(acc[:nv], chan, eff, tp, out[b, oy, ox0:ox0 + nv], st)
+
+
+@njit(cache=True, fastmath=_EXACT_FLOAT_MATH)
 def _dw_row(x, zp, w, geom, chan, eff, tp, out, b, oy, acc, st):
     """One output row out[b, oy] of `depthwise_fused` (the tail on four pixels at a time)."""
     sh, sw, dh, dw, ph, pw, mult = geom[0], geom[1], geom[2], geom[3], geom[4], geom[5], geom[6]
@@ -362,9 +394,13 @@ def _new_stat_rows(n):
 def _conv_serial(x, zp, w, geom, chan, eff, tp, out, st):
     oh = out.shape[1]
     rows = _new_stat_rows(1)
-    acc = np.zeros((_R, w.shape[3]), w.dtype)
+    acc = np.zeros((_R, out.shape[3]), w.dtype)
+    xf = np.zeros((_R, x.shape[3]), w.dtype)
     for r in range(x.shape[0] * oh):
-        _conv_row(x, zp, w, geom, chan, eff, tp, out, r // oh, r % oh, acc, rows[0])
+        if geom[6] == 1:
+            _dot_row(x, zp, w, chan, eff, tp, out, r // oh, r % oh, xf, acc, rows[0])
+        else:
+            _conv_row(x, zp, w, geom, chan, eff, tp, out, r // oh, r % oh, acc, rows[0])
     _merge_stats(st, rows)
 
 
@@ -373,8 +409,12 @@ def _conv_parallel(x, zp, w, geom, chan, eff, tp, out, st):
     oh = out.shape[1]
     rows = _new_stat_rows(x.shape[0] * oh)
     for r in prange(x.shape[0] * oh):
-        acc = np.zeros((_R, w.shape[3]), w.dtype)
-        _conv_row(x, zp, w, geom, chan, eff, tp, out, r // oh, r % oh, acc, rows[r])
+        acc = np.zeros((_R, out.shape[3]), w.dtype)
+        if geom[6] == 1:
+            xf = np.zeros((_R, x.shape[3]), w.dtype)
+            _dot_row(x, zp, w, chan, eff, tp, out, r // oh, r % oh, xf, acc, rows[r])
+        else:
+            _conv_row(x, zp, w, geom, chan, eff, tp, out, r // oh, r % oh, acc, rows[r])
     _merge_stats(st, rows)
 
 
@@ -399,15 +439,18 @@ def _dw_parallel(x, zp, w, geom, chan, eff, tp, out, st):
 
 
 PARALLEL_MIN_MACS = 1 << 21  # below this, starting the threads costs more than it saves
+DOT_MIN_DEPTH = 64  # pointwise convs this deep run as dot products (layout 1): 1.3-1.6x measured
 
 
 def conv_fused(x, zp, w, geom, chan, eff, tp, out, st, parallel: bool = False) -> None:
     """CONV_2D (grouped, strided, dilated; FULLY_CONNECTED as a 1x1 conv) -> out[N, OH, OW, OC].
 
-    geom = (stride h, w, dilation h, w, pad top, left, -); chan = `chan_params`; tp =
-    `tail_params`; st updated. With `parallel`, a large layer runs its rows on Numba's threads.
+    geom = (stride h, w, dilation h, w, pad top, left, layout): layout 0 = w [KH, KW, FIC, OC],
+    1 = a pointwise conv (stride 1, no padding) with w [1, 1, OC, IC] (`DOT_MIN_DEPTH`);
+    chan = `chan_params`; tp = `tail_params`; st updated. With `parallel`, a large layer runs
+    its rows on Numba's threads.
     """
-    macs = out.size * w.shape[0] * w.shape[1] * w.shape[2]
+    macs = out.size * (w.size // out.shape[3])  # either layout: taps x depth per output
     big = parallel and macs >= PARALLEL_MIN_MACS and out.shape[0] * out.shape[1] > 1
     run = _conv_parallel if big else _conv_serial
     run(x, zp, w, geom, chan, eff, tp, out, st)

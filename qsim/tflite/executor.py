@@ -306,12 +306,20 @@ class _ConvBase(Kernel):
         axis = 3 if self.depthwise else 0
         self.sum_dtype = ops.exact_float_dtype(self.w, self.w_zp, x_absmax, axis)
         self.fused_args = self.mac_args(self.sum_dtype, oc, x.dtype, ops.sum_bound(self.w, self.w_zp, x_absmax, axis))
+        from qsim.tflite import _mac
+
         wf = (self.w - self.w_zp).astype(self.sum_dtype)
-        # compiled layouts: conv [KH, KW, FIC, OC], depthwise [KH, KW, OC] (the OC axis innermost)
-        self.wf = np.ascontiguousarray(wf[0] if self.depthwise else wf.transpose(1, 2, 3, 0))
-        self.geom = np.array([*self.stride, *self.dil, *self.pads, self.mult if self.depthwise else 1], np.int64)
         # a pointwise conv runs on N*H*W pixels re-cut into rows of whole 4-pixel blocks
         self.flat = (not self.depthwise and kh == kw == 1 and self.stride == (1, 1) and self.pads == (0, 0))
+        dot = self.flat and x.shape[3] >= _mac.DOT_MIN_DEPTH
+        # compiled layouts: conv [KH, KW, FIC, OC], depthwise [KH, KW, OC] (the OC axis innermost),
+        # a deep pointwise conv [1, 1, OC, IC] (dot products along IC)
+        if self.depthwise:
+            self.wf = np.ascontiguousarray(wf[0])
+        else:
+            self.wf = np.ascontiguousarray(wf.transpose(1, 2, 0, 3) if dot else wf.transpose(1, 2, 3, 0))
+        last = self.mult if self.depthwise else int(dot)
+        self.geom = np.array([*self.stride, *self.dil, *self.pads, last], np.int64)
 
     # the fused compiled kernel (True) or the NumPy composition narrow_acc -> requantize ->
     # finish (False); the same bits and counts (tests/tflite/test_tflite_executor.py)
@@ -394,7 +402,7 @@ class DepthwiseConv2D(_ConvBase):
     depthwise = True
 
 
-_UNIT_GEOM = np.array([1, 1, 1, 1, 0, 0, 1], np.int64)  # stride 1, dilation 1, no padding
+_UNIT_GEOM = np.array([1, 1, 1, 1, 0, 0, 0], np.int64)  # stride 1, dilation 1, no padding, layout 0
 
 
 class FullyConnected(Kernel):

@@ -122,7 +122,7 @@ def test_conv_fused_equals_reference(data):
     fast = _mac.fast_double(chan, bound, acc_bits, single, float_requant)  # as the executor decides it
     tp = _mac.tail_params(acc_bits=acc_bits, saturate=saturate, single_rounding=single, out_zp=out_zp, act=act,
                           qrange=(lo, hi), float_requant=float_requant, fast_double=fast)
-    geom = np.array([*stride, *dil, *pads, 1], np.int64)
+    geom = np.array([*stride, *dil, *pads, 0], np.int64)  # layout 0: w [KH, KW, FIC, OC]
     _mac.conv_fused(x_c, dtype(in_zp), wf, geom, chan, eff, tp, out, st_)
 
     accs = ref.conv2d(x.tolist(), in_zp, wt.tolist(), w_zp, bias.tolist(), stride, dil, pads, outs)
@@ -313,3 +313,38 @@ def test_fast_double_only_when_proved():
     assert not _mac.fast_double(chan, bound, 16, False, True)
     assert not _mac.fast_double(chan, bound, 40, False, False)
     assert not _mac.fast_double(_mac.chan_params([0, 0], 2**30, 1, 2), bound, 16, False, False)  # left shift
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_pointwise_dot_layout_equals_reference(data):
+    """Layout 1 (deep pointwise convs as dot products, w [1, 1, OC, IC]) == ref.conv2d + tail."""
+    n, h, w = data.draw(st.integers(1, 2)), data.draw(st.integers(1, 3)), data.draw(st.integers(1, 9))
+    ic, oc = data.draw(st.integers(1, 80)), data.draw(st.integers(1, 7))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    x = rng.integers(-128, 128, (n, h, w, ic))
+    x.flat[0] = -128
+    wt = rng.integers(-128, 128, (oc, 1, 1, ic))
+    bias = rng.integers(-(2**20), 2**20, oc)
+    in_zp, out_zp = int(rng.integers(-128, 128)), int(rng.integers(-128, 128))
+    acc_bits = data.draw(st.sampled_from([12, 20, 32]))
+    saturate = data.draw(st.booleans())
+    act = draw_act(data, -128, 127)
+    q, sh, single = draw_multipliers(data, oc)
+    dtype = ops.exact_float_dtype(wt, 0, 255)
+    chan = _mac.chan_params(bias, q, sh, oc)
+    fast = _mac.fast_double(chan, ops.sum_bound(wt, 0, max(abs(-128 - in_zp), abs(127 - in_zp))), acc_bits, single, False)
+    tp = _mac.tail_params(acc_bits=acc_bits, saturate=saturate, single_rounding=single, out_zp=out_zp, act=act,
+                          fast_double=fast)
+    out = np.empty((n, h, w, oc), np.int8)
+    st_ = _mac.new_stats()
+    wf = np.ascontiguousarray(wt.astype(dtype).transpose(1, 2, 0, 3))  # [1, 1, OC, IC]
+    _mac.conv_fused(x.astype(np.int8), dtype(in_zp), wf, np.array([1, 1, 1, 1, 0, 0, 1], np.int64), chan,
+                    np.zeros(oc), tp, out, st_)
+    accs = ref.conv2d(x.tolist(), in_zp, wt.tolist(), 0, bias.tolist(), (1, 1), (1, 1), (0, 0), (h, w))
+    sites = Sites()
+    want = [[[[tail_ref(sites, a, acc_bits, saturate, lambda v, j=j: ref.mbqm(v, int(q[j]), int(sh[j]), single),
+                        out_zp, act, (-128, 127))
+                for j, a in enumerate(px)] for px in row] for row in img] for img in accs]
+    assert out.tolist() == want
+    sites.check(st_, ("acc", "requant") + (("act",) if act != (None, None) else ()))
