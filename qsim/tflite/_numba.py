@@ -1,8 +1,8 @@
-"""Compiled (Numba) MultiplyByQuantizedMultiplier over a channels-last array.
+"""Compiled (Numba) MultiplyByQuantizedMultiplier over a channels-last array, and SOFTMAX rows.
 
-The same integer formulas as `qsim.tflite.arith.multiply_by_quantized_multiplier`
-(tests compare the two value for value, ties included); one pass per element instead of
-the dozen NumPy temporaries of the vectorised form, which dominate a MobileNet run.
+The same integer formulas as `qsim.tflite.arith.multiply_by_quantized_multiplier` and
+`qsim.tflite.ops.softmax` (tests compare them value for value, ties included); one pass
+per element instead of the dozen NumPy temporaries of the vectorised forms.
 """
 from __future__ import annotations
 
