@@ -187,7 +187,11 @@ class Kernel:
         o = self.options
         float_requant = bool(getattr(self, "float_requant", False))
         eff = np.broadcast_to(np.asarray(getattr(self, "eff", 0.0), np.float64), (oc,))
-        chan = _mac.chan_params(self.bias, getattr(self, "q", 0), getattr(self, "shift", 0), oc)
+        try:
+            chan = _mac.chan_params(self.bias, getattr(self, "q", 0), getattr(self, "shift", 0), oc)
+        except ValueError:  # a multiplier the compiled tail does not take: this op stays on NumPy
+            self.fused = False
+            chan = _mac.chan_params(self.bias, 0, 0, oc)
         fast = _mac.fast_double(chan, sum_bound, o.acc_bits, o.single_rounding, float_requant)
         return sum_dtype(self.in_zp), chan, np.ascontiguousarray(eff), self.tail_params(dtype, float_requant, fast)
 
@@ -681,7 +685,12 @@ class Mean(Kernel):
         from qsim.tflite import _mac
 
         size = int(np.prod(self.tout().shape))
-        self.fused_args = (_mac.chan_params(None, self.q, self.shift, size), np.zeros(size),
+        try:
+            chan = _mac.chan_params(None, self.q, self.shift, size)
+        except ValueError:  # a multiplier the compiled tail does not take: this op stays on NumPy
+            self.fused = False
+            chan = _mac.chan_params(None, 0, 0, size)
+        self.fused_args = (chan, np.zeros(size),
                            self.tail_params(self.tout().dtype))
 
     def run(self, ins, ctx):

@@ -89,3 +89,15 @@ def test_threads_change_no_bit_and_no_count(tflite_model_bytes, name, monkeypatc
         for i in a.tensors:
             np.testing.assert_array_equal(a.tensors[i], b.tensors[i])
         assert {k: c.to_dict() for k, c in a.counters.items()} == {k: c.to_dict() for k, c in b.counters.items()}
+
+
+def test_a_multiplier_outside_the_compiled_range_stays_on_numpy(tflite_model_bytes, monkeypatch):
+    """A shift the compiled tail refuses (> 30) puts that operator on its NumPy path at prepare."""
+    from qsim.tflite import executor
+
+    m = read_tflite_bytes(tflite_model_bytes("resnet8"))
+    real = executor.Kernel.multiplier
+    monkeypatch.setattr(executor.Conv2D, "multiplier", lambda self, r: (real(self, r)[0], 31))
+    prog = prepare(m)
+    macs = [k for k in prog.kernels if k.op.name == "CONV_2D"]
+    assert macs and not any(k.fused for k in macs)
