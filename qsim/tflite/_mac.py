@@ -73,6 +73,7 @@ def _mbqm(v, qq, sh, single_rounding):
 # grows with each one, and the small models run many tiny operators)
 T_FLOAT_REQUANT, T_ACC_BITS, T_SATURATE, T_SINGLE_ROUNDING, T_OUT_ZP = 0, 1, 2, 3, 4
 T_HAS_LO, T_ACT_LO, T_HAS_HI, T_ACT_HI, T_QMIN, T_QMAX, T_FAST_DOUBLE = 5, 6, 7, 8, 9, 10, 11
+T_ACC_LO, T_ACC_HI, T_ACC_MASK = 12, 13, 14  # the accumulator word's range, 2^bits - 1 (-1 at 64)
 
 
 def tail_params(*, acc_bits: int = 32, saturate: bool = False, single_rounding: bool = False, out_zp: int = 0,
@@ -81,8 +82,12 @@ def tail_params(*, acc_bits: int = 32, saturate: bool = False, single_rounding: 
     """The tail's scalars as the int64 vector the kernels read (``act`` bounds may be None;
     ``fast_double`` only as `fast_double` decides it)."""
     lo, hi = act
+    # the accumulator's bounds in Python ints: in the kernels 1 << 63 would overflow int64
+    acc_lo, acc_hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
+    acc_mask = (1 << acc_bits) - 1 if acc_bits < 64 else -1
     return np.array([float_requant, acc_bits, saturate, single_rounding, out_zp, lo is not None,
-                     0 if lo is None else lo, hi is not None, 0 if hi is None else hi, *qrange, fast_double], np.int64)
+                     0 if lo is None else lo, hi is not None, 0 if hi is None else hi, *qrange, fast_double,
+                     acc_lo, acc_hi, acc_mask], np.int64)
 
 
 def fast_double(chan: np.ndarray, sum_bound: np.ndarray, acc_bits: int, single_rounding: bool,
@@ -136,14 +141,15 @@ def _act_bounds(tp):
 
 
 @njit(cache=True, inline="always")
-def _acc_site(v, lo, hi, mask, saturate, e, mn, mx):
-    """Site ``acc``: count v against [lo, hi], then saturate or wrap (mask = 2^bits - 1, or -1
-    at 64 bits, where the wrap is the identity). Branch-free, so the channel loop vectorizes."""
+def _acc_site(v, lo, hi, mask, saturate, wrap, e, mn, mx):
+    """Site ``acc``: count v against [lo, hi], then saturate, or wrap (mask = 2^bits - 1; at
+    64 bits nothing to do). Selects only, so the channel loop vectorizes."""
     mn = min(mn, v)
     mx = max(mx, v)
     e += 1 if (v < lo or v > hi) else 0
-    v = min(max(v, lo), hi) if saturate else ((v - lo) & mask) + lo  # the identity inside the range
-    return v, e, mn, mx
+    if saturate:
+        return min(max(v, lo), hi), e, mn, mx
+    return (((v - lo) & mask) + lo if wrap else v), e, mn, mx  # the wrap is the identity inside the range
 
 
 @njit(cache=True, inline="always")
@@ -169,12 +175,10 @@ def tail(acc, chan, eff, tp, out, st):
     float, single rounding, double rounding (`_mbqm` with the channel's constants and no
     saturating case, 0 <= q < 2^31).
     """
-    acc_bits = tp[T_ACC_BITS]
     saturate = tp[T_SATURATE] != 0
+    wrap = tp[T_ACC_BITS] < 64 and not saturate
     out_zp, qmin, qmax = tp[T_OUT_ZP], tp[T_QMIN], tp[T_QMAX]
-    lo = -(np.int64(1) << (acc_bits - 1))
-    hi = (np.int64(1) << (acc_bits - 1)) - 1
-    mask = ((np.int64(1) << acc_bits) - 1) if acc_bits < 64 else np.int64(-1)
+    lo, hi, mask = tp[T_ACC_LO], tp[T_ACC_HI], tp[T_ACC_MASK]
     act = tp[T_HAS_LO] != 0 or tp[T_HAS_HI] != 0
     alo, ahi = _act_bounds(tp)
     e0, mn0, mx0 = st[0], st[1], st[2]
@@ -188,7 +192,7 @@ def tail(acc, chan, eff, tp, out, st):
         if tp[T_FLOAT_REQUANT] != 0:
             for j in range(n):
                 v, e0, mn0, mx0 = _acc_site(np.int64(acc[p, j]) + chan[C_BIAS, j], lo, hi, mask, saturate,
-                                            e0, mn0, mx0)
+                                            wrap, e0, mn0, mx0)
                 f = np.float64(v) * eff[j]
                 a = np.floor(abs(f) + 0.5)
                 a = -a if f < 0 else a
@@ -221,14 +225,14 @@ def tail(acc, chan, eff, tp, out, st):
         elif tp[T_SINGLE_ROUNDING] != 0:
             for j in range(n):
                 v, e0, mn0, mx0 = _acc_site(np.int64(acc[p, j]) + chan[C_BIAS, j], lo, hi, mask, saturate,
-                                            e0, mn0, mx0)
+                                            wrap, e0, mn0, mx0)
                 r = ((v * chan[C_Q, j] + chan[C_NUDGE, j]) >> chan[C_TOTAL, j]) + out_zp
                 out[p, j], e1, mn1, mx1, e2, mn2, mx2 = _out_sites(r, act, alo, ahi, qmin, qmax,
                                                                    e1, mn1, mx1, e2, mn2, mx2)
         else:
             for j in range(n):
                 v, e0, mn0, mx0 = _acc_site(np.int64(acc[p, j]) + chan[C_BIAS, j], lo, hi, mask, saturate,
-                                            e0, mn0, mx0)
+                                            wrap, e0, mn0, mx0)
                 a = v << chan[C_LEFT, j]
                 a = ((a + (np.int64(1) << 31)) & np.int64(0xFFFFFFFF)) - (np.int64(1) << 31)  # int32 wrap
                 r = (a * chan[C_Q, j] + (np.int64(1) << 30)) >> 31  # SRDHM (see _mbqm)
@@ -533,10 +537,8 @@ def pool_fused(x, geom, tp, out, st):
     qmin, qmax = tp[T_QMIN], tp[T_QMAX]
     nb, h, wd, c = x.shape
     _, oh, ow, _ = out.shape
-    lo = -(np.int64(1) << (acc_bits - 1))
-    hi = (np.int64(1) << (acc_bits - 1)) - 1
+    lo, hi, mask = tp[T_ACC_LO], tp[T_ACC_HI], tp[T_ACC_MASK]
     wrap = acc_bits < 64 and not saturate
-    mask = ((np.int64(1) << acc_bits) - 1) if acc_bits < 64 else np.int64(-1)
     act = tp[T_HAS_LO] != 0 or tp[T_HAS_HI] != 0
     alo, ahi = _act_bounds(tp)
     e0, mn0, mx0 = st[0], st[1], st[2]

@@ -9,7 +9,8 @@ from qsim.errors import QsimError
 from qsim.tflite import TfliteOptions, prepare, read_tflite_bytes
 
 OPTIONS = [TfliteOptions(), TfliteOptions(single_rounding=True), TfliteOptions(acc_bits=14, acc_overflow="saturate"),
-           TfliteOptions(acc_bits=15, acc_overflow="wrap", multiplier_bits=9), TfliteOptions(multiplier_bits=4)]
+           TfliteOptions(acc_bits=15, acc_overflow="wrap", multiplier_bits=9), TfliteOptions(multiplier_bits=4),
+           TfliteOptions(acc_bits=64), TfliteOptions(acc_bits=64, acc_overflow="saturate", single_rounding=True)]
 
 
 @pytest.mark.parametrize("name", ["mobilenet", "legacy_u8", "resnet8_pow2"])
@@ -101,3 +102,12 @@ def test_a_multiplier_outside_the_compiled_range_stays_on_numpy(tflite_model_byt
     prog = prepare(m)
     macs = [k for k in prog.kernels if k.op.name == "CONV_2D"]
     assert macs and not any(k.fused for k in macs)
+
+
+def test_a_64_bit_accumulator_has_no_events(tflite_model_bytes):
+    """acc_bits=64 holds every exact sum: no acc event (the compiled tail once counted them all)."""
+    m = read_tflite_bytes(tflite_model_bytes("mobilenet"))
+    x = np.full(m.tensors[m.inputs[0]].shape, 127, np.int8)
+    run = prepare(m, TfliteOptions(acc_bits=64)).run(x)
+    acc = [c for k, c in run.counters.items() if k.endswith("/acc")]
+    assert acc and all(c.events == 0 and c.elements > 0 for c in acc)

@@ -104,7 +104,7 @@ def test_conv_fused_equals_reference(data):
     bias = rng.integers(-(2**20), 2**20, oc)
     in_zp = int(rng.integers(lo, hi + 1))
     w_zp = int(rng.integers(lo, hi + 1)) if uint8 else 0
-    acc_bits = data.draw(st.sampled_from([8, 12, 16, 24, 32]))
+    acc_bits = data.draw(st.sampled_from([8, 12, 16, 24, 32, 64]))
     saturate = data.draw(st.booleans())
     out_zp = int(rng.integers(lo, hi + 1))
     act = draw_act(data, lo, hi)
@@ -155,7 +155,7 @@ def test_depthwise_fused_equals_reference(data):
     bias = rng.integers(-(2**16), 2**16, oc)
     in_zp = int(rng.integers(lo, hi + 1))
     w_zp = int(rng.integers(lo, hi + 1)) if uint8 else 0
-    acc_bits = data.draw(st.sampled_from([8, 12, 32]))
+    acc_bits = data.draw(st.sampled_from([8, 12, 32, 64]))
     saturate = data.draw(st.booleans())
     out_zp = int(rng.integers(lo, hi + 1))
     act = draw_act(data, lo, hi)
@@ -221,7 +221,7 @@ def test_binary_fused_equals_reference(pairs, zp1, zp2, out_zp, s1, s2, so, sing
 
 @settings(max_examples=60, deadline=None)
 @given(st.integers(1, 7), st.integers(1, 7), st.integers(1, 4), st.integers(1, 4), st.integers(1, 3),
-       st.booleans(), st.booleans(), st.sampled_from([6, 8, 10, 32]), st.booleans(), st.integers(0, 2**32 - 1),
+       st.booleans(), st.booleans(), st.sampled_from([6, 8, 10, 32, 64]), st.booleans(), st.integers(0, 2**32 - 1),
        st.data())
 def test_pool_fused_equals_reference(h, w, kh, kw, s, same, average, acc_bits, saturate, seed, data):
     rng = np.random.default_rng(seed)
@@ -327,7 +327,7 @@ def test_pointwise_dot_layout_equals_reference(data):
     wt = rng.integers(-128, 128, (oc, 1, 1, ic))
     bias = rng.integers(-(2**20), 2**20, oc)
     in_zp, out_zp = int(rng.integers(-128, 128)), int(rng.integers(-128, 128))
-    acc_bits = data.draw(st.sampled_from([12, 20, 32]))
+    acc_bits = data.draw(st.sampled_from([12, 20, 32, 64]))
     saturate = data.draw(st.booleans())
     act = draw_act(data, -128, 127)
     q, sh, single = draw_multipliers(data, oc)
