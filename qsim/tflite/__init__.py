@@ -3,6 +3,8 @@
 * `read_tflite` (reader.py): the .tflite flatbuffer, subgraph 0, without TensorFlow.
 * `arith.py`: QuantizeMultiplier / MultiplyByQuantizedMultiplier (double or single rounding).
 * `ops.py`: the vectorised integer kernels; `ref.py`: their slow Python-int twins.
+* `_mac.py`: the compiled fused operators (MAC, ADD/MUL, pools, the requantization tail);
+  `_numba.py`: compiled MBQM and SOFTMAX rows. Same bits as ops.py (tests/tflite).
 * `executor.py`: `prepare(model, options) -> Program` (op table keyed by builtin code,
   one walker that records every tensor and the overflow counters), and the what-ifs.
 """

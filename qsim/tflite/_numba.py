@@ -1,8 +1,8 @@
-"""Compiled (Numba) MultiplyByQuantizedMultiplier over a channels-last array.
+"""Compiled (Numba) MultiplyByQuantizedMultiplier over a channels-last array, and SOFTMAX rows.
 
-The same integer formulas as `qsim.tflite.arith.multiply_by_quantized_multiplier`
-(tests compare the two value for value, ties included); one pass per element instead of
-the dozen NumPy temporaries of the vectorised form, which dominate a MobileNet run.
+The same integer formulas as `qsim.tflite.arith.multiply_by_quantized_multiplier` and
+`qsim.tflite.ops.softmax` (tests compare them value for value, ties included); one pass
+per element instead of the dozen NumPy temporaries of the vectorised forms.
 """
 from __future__ import annotations
 
@@ -60,111 +60,64 @@ def mbqm_lastaxis(x: np.ndarray, q: np.ndarray, shift: np.ndarray, single_roundi
     return out.reshape(x.shape)
 
 
+# --- SOFTMAX (compiled twin of ops.softmax with a prepared exp table) -------------------
+@njit(cache=True, inline="always")
+def _srdhm(a, b):
+    if a == _I32_MIN and b == _I32_MIN:
+        return np.int64(_I32_MAX)
+    ab = a * b
+    t = ab + (np.int64(1) << 30) if ab >= 0 else ab + 1 - (np.int64(1) << 30)
+    return (t + ((t >> 63) & np.int64(_I32_MAX))) >> 31  # C division by 2^31
+
+
+@njit(cache=True, inline="always")
+def _rdbpot(x, e):
+    mask = (np.int64(1) << e) - 1
+    return (x >> e) + (1 if (x & mask) > (mask >> 1) + (1 if x < 0 else 0) else 0)
+
+
+@njit(cache=True, inline="always")
+def _srmpot(x, e):
+    """SaturatingRoundingMultiplyByPOT for e in {1, 2}: saturating left shift."""
+    return min(max(x << e, np.int64(_I32_MIN)), np.int64(_I32_MAX))
+
+
 @njit(cache=True)
-def _mac_tail(acc, bias, acc_bits, saturate, q, shift, single_rounding, out_zp,
-              has_lo, act_lo, has_hi, act_hi, qmin, qmax, out, stats):
-    """One pass over a MAC op's exact sums acc[M, C] (float, integer-valued, exact):
-    + bias -> accumulator narrowing at acc_bits (counted) -> MBQM -> + out_zp ->
-    activation clamp (counted) -> dtype saturation (counted) -> out.
+def _reciprocal(x):
+    """ops.get_reciprocal(x, 12) of one x > 0: (1/x mantissa Q0.31, num_bits_over_unit)."""
+    bits = 0
+    v = x
+    while v > 0:
+        bits += 1
+        v >>= 1
+    headroom_plus_one = 32 - bits
+    shifted = ((x << headroom_plus_one) & np.int64(0xFFFFFFFF)) - (np.int64(1) << 31)
+    s = shifted + _I32_MAX
+    half_denominator = (s + 1) // 2 if s >= 0 else -((-(s - 1)) // 2)  # C division
+    xr = 1515870810 + _srdhm(half_denominator, np.int64(-1010580540))
+    for _ in range(3):
+        one_minus = (np.int64(1) << 29) - _srdhm(half_denominator, xr)
+        xr = xr + _srmpot(_srdhm(xr, one_minus), 2)
+    return _srmpot(xr, 1), 12 - headroom_plus_one
 
-    stats: [acc events, acc min, acc max, act events, act min, act max,
-            requant events, requant min, requant max] (min/max of the pre-narrowing values).
-    """
-    m, c = acc.shape
-    lo = -(np.int64(1) << (acc_bits - 1))
-    hi = (np.int64(1) << (acc_bits - 1)) - 1
-    mask = (np.int64(1) << acc_bits) - 1 if acc_bits < 64 else np.int64(-1)
-    ev0 = 0
-    mn0 = np.iinfo(np.int64).max
-    mx0 = np.iinfo(np.int64).min
-    ev1 = 0
-    mn1 = mn0
-    mx1 = mx0
-    ev2 = 0
-    mn2 = mn0
-    mx2 = mx0
-    k = 0
+
+@njit(cache=True, nogil=True)
+def softmax_rows(x, table, diff_min, out_min, out_max, out):
+    """ops.softmax over the last axis of x[M, C] with e = table[-d] (ops.softmax_exp_table)."""
+    m, c = x.shape
     for i in range(m):
+        mx = np.int64(x[i, 0])
         for j in range(c):
-            v = np.int64(acc[i, j]) + bias[j]
-            if v < mn0:
-                mn0 = v
-            if v > mx0:
-                mx0 = v
-            if v < lo or v > hi:
-                ev0 += 1
-                if saturate:
-                    v = lo if v < lo else hi
-                elif acc_bits < 64:
-                    v = ((v - lo) & mask) + lo
-            qq = q[j]
-            sh = shift[j]
-            if single_rounding:
-                total = 31 - sh
-                r = (v * qq + (np.int64(1) << (total - 1))) >> total
-            else:
-                left = sh if sh > 0 else 0
-                right = -sh if sh < 0 else 0
-                a = v << left
-                a = ((a + (np.int64(1) << 31)) & np.int64(0xFFFFFFFF)) - (np.int64(1) << 31)
-                if a == _I32_MIN and qq == _I32_MIN:
-                    r = np.int64(_I32_MAX)
-                else:
-                    ab = a * qq
-                    if ab >= 0:
-                        r = (ab + (np.int64(1) << 30)) >> 31
-                    else:
-                        r = -((-(ab + 1 - (np.int64(1) << 30))) >> 31)
-                if right > 0:
-                    msk = (np.int64(1) << right) - 1
-                    rem = r & msk
-                    thr = (msk >> 1) + (1 if r < 0 else 0)
-                    r = (r >> right) + (1 if rem > thr else 0)
-            r += out_zp
-            if has_lo or has_hi:
-                if r < mn1:
-                    mn1 = r
-                if r > mx1:
-                    mx1 = r
-                if has_lo and r < act_lo:
-                    ev1 += 1
-                    r = act_lo
-                elif has_hi and r > act_hi:
-                    ev1 += 1
-                    r = act_hi
-            if r < mn2:
-                mn2 = r
-            if r > mx2:
-                mx2 = r
-            if r < qmin:
-                ev2 += 1
-                r = qmin
-            elif r > qmax:
-                ev2 += 1
-                r = qmax
-            out[k] = r
-            k += 1
-    stats[0] = ev0
-    stats[1] = mn0
-    stats[2] = mx0
-    stats[3] = ev1
-    stats[4] = mn1
-    stats[5] = mx1
-    stats[6] = ev2
-    stats[7] = mn2
-    stats[8] = mx2
-
-
-def mac_tail(acc2d, bias, acc_bits, saturate, q, shift, single_rounding, out_zp, act, qrange, out_dtype):
-    """Run `_mac_tail`; returns (codes [M*C] in out_dtype, stats int64[9])."""
-    m, c = acc2d.shape
-    q = np.ascontiguousarray(np.broadcast_to(np.asarray(q, np.int64), (c,)))
-    shift = np.ascontiguousarray(np.broadcast_to(np.asarray(shift, np.int64), (c,)))
-    b = np.zeros(c, np.int64) if bias is None else np.ascontiguousarray(bias, dtype=np.int64)
-    lo, hi = act
-    out = np.empty(m * c, out_dtype)
-    stats = np.zeros(9, np.int64)
-    _mac_tail(np.ascontiguousarray(acc2d), b, int(acc_bits), bool(saturate), q, shift, bool(single_rounding),
-              int(out_zp), lo is not None, 0 if lo is None else int(lo), hi is not None, 0 if hi is None else int(hi),
-              int(qrange[0]), int(qrange[1]), out, stats)
-    return out, stats
+            mx = max(mx, np.int64(x[i, j]))
+        total = np.int64(0)
+        for j in range(c):
+            d = np.int64(x[i, j]) - mx
+            if d >= diff_min:
+                total += _rdbpot(table[-d], 12)
+        recip, nbou = _reciprocal(total)
+        for j in range(c):
+            d = np.int64(x[i, j]) - mx
+            r = np.int64(out_min)
+            if d >= diff_min:
+                r = min(max(_rdbpot(_srdhm(recip, table[-d]), nbou + 23) + out_min, out_min), out_max)
+            out[i, j] = r

@@ -75,18 +75,24 @@ SAME, VALID = 0, 1
 
 
 class _Ctx:
-    """Per-run state handed to kernels: options and this op's counters."""
+    """Per-run state handed to kernels: the options, the current op's label, and the
+    counter records of the run so far, in order (`materialize_counters` turns them into
+    the run's counters when they are first read)."""
 
-    def __init__(self, options: TfliteOptions, counters: dict[str, OverflowCounter], label: str) -> None:
+    def __init__(self, options: TfliteOptions, records: list) -> None:
         self.options = options
-        self.counters = counters
-        self.label = label
+        self.records = records
+        self.label = ""
+        self.parallel = False  # Program.threads > 1: large MAC layers on Numba's threads
+        self.made: dict[str, OverflowCounter] = {}
 
     def counter(self, site: str) -> OverflowCounter:
+        """A live counter of this op's site (the NumPy paths feed it with `observe`)."""
         key = f"{self.label}/{site}"
-        c = self.counters.get(key)
+        c = self.made.get(key)
         if c is None:
-            c = self.counters[key] = OverflowCounter(key)
+            c = self.made[key] = OverflowCounter(key)
+            self.records.append(c)
         return c
 
     def narrow_acc(self, acc: np.ndarray) -> np.ndarray:
@@ -113,6 +119,7 @@ class Kernel:
         if not lo <= len(op.inputs) <= hi:
             raise self.error(f"has {len(op.inputs)} inputs, expected {lo}..{hi}")
         self.prepare()
+        self.prepare_compiled()
 
     # --- helpers for prepare --------------------------------------------------------
     def error(self, what: str) -> TfliteError:
@@ -171,6 +178,32 @@ class Kernel:
         q, s = quantize_multiplier(m, single_rounding=self.options.single_rounding)
         return round_multiplier_bits(q, s, self.options.multiplier_bits)
 
+    def mac_args(self, sum_dtype, oc: int, dtype, sum_bound: np.ndarray) -> tuple:
+        """Prepare-time arguments of the compiled MAC kernels (`qsim.tflite._mac`): (input zero
+        point in the sum's float type, chan_params, eff, tail_params); sum_bound per channel
+        (``ops.sum_bound``) decides `_mac.fast_double`."""
+        from qsim.tflite import _mac
+
+        o = self.options
+        float_requant = bool(getattr(self, "float_requant", False))
+        eff = np.broadcast_to(np.asarray(getattr(self, "eff", 0.0), np.float64), (oc,))
+        try:
+            chan = _mac.chan_params(self.bias, getattr(self, "q", 0), getattr(self, "shift", 0), oc)
+        except ValueError:  # a multiplier the compiled tail does not take: this op stays on NumPy
+            self.fused = False
+            chan = _mac.chan_params(self.bias, 0, 0, oc)
+        fast = _mac.fast_double(chan, sum_bound, o.acc_bits, o.single_rounding, float_requant)
+        return sum_dtype(self.in_zp), chan, np.ascontiguousarray(eff), self.tail_params(dtype, float_requant, fast)
+
+    def tail_params(self, dtype, float_requant: bool = False, fast_double: bool = False) -> np.ndarray:
+        """`_mac.tail_params` of this operator under the options (activation self.act)."""
+        from qsim.tflite import _mac
+
+        o = self.options
+        return _mac.tail_params(acc_bits=o.acc_bits, saturate=o.acc_overflow == "saturate",
+                                single_rounding=o.single_rounding, out_zp=getattr(self, "out_zp", 0), act=self.act,
+                                qrange=_QTYPES[dtype], float_requant=float_requant, fast_double=fast_double)
+
     def check_shape(self, got: tuple, t: Tensor) -> None:
         """The computed output shape must be the file's, or (shape inference) becomes it."""
         if self.model.infer_shapes and t.data is None:
@@ -197,6 +230,9 @@ class Kernel:
     # --- to override ------------------------------------------------------------------
     def prepare(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def prepare_compiled(self) -> None:
+        """Constants of a compiled kernel that need the whole prepare (e.g. self.act)."""
 
     def run(self, ins: list[np.ndarray | None], ctx: _Ctx) -> list[np.ndarray]:  # pragma: no cover
         raise NotImplementedError
@@ -271,9 +307,25 @@ class _ConvBase(Kernel):
         self.act = self.act_range(out, int(o.get("fused_activation_function", 0)))
         qmin, qmax = _QTYPES[x.dtype]
         x_absmax = max(abs(qmin - self.in_zp), abs(qmax - self.in_zp))
-        self.sum_dtype = ops.exact_float_dtype(self.w, self.w_zp, x_absmax, 3 if self.depthwise else 0)
+        axis = 3 if self.depthwise else 0
+        self.sum_dtype = ops.exact_float_dtype(self.w, self.w_zp, x_absmax, axis)
+        self.fused_args = self.mac_args(self.sum_dtype, oc, x.dtype, ops.sum_bound(self.w, self.w_zp, x_absmax, axis))
+        from qsim.tflite import _mac
 
-    # the fused compiled tail (True) or the NumPy composition narrow_acc -> requantize ->
+        wf = (self.w - self.w_zp).astype(self.sum_dtype)
+        # a pointwise conv runs on N*H*W pixels re-cut into rows of whole 4-pixel blocks
+        self.flat = (not self.depthwise and kh == kw == 1 and self.stride == (1, 1) and self.pads == (0, 0))
+        dot = self.flat and x.shape[3] >= _mac.DOT_MIN_DEPTH
+        # compiled layouts: conv [KH, KW, FIC, OC], depthwise [KH, KW, OC] (the OC axis innermost),
+        # a deep pointwise conv [1, 1, OC, IC] (dot products along IC)
+        if self.depthwise:
+            self.wf = np.ascontiguousarray(wf[0])
+        else:
+            self.wf = np.ascontiguousarray(wf.transpose(1, 2, 0, 3) if dot else wf.transpose(1, 2, 3, 0))
+        last = self.mult if self.depthwise else int(dot)
+        self.geom = np.array([*self.stride, *self.dil, *self.pads, last], np.int64)
+
+    # the fused compiled kernel (True) or the NumPy composition narrow_acc -> requantize ->
     # finish (False); the same bits and counts (tests/tflite/test_tflite_executor.py)
     fused = True
 
@@ -291,35 +343,57 @@ class _ConvBase(Kernel):
         v = ops.requantize(acc, self.q, self.shift, single_rounding=ctx.options.single_rounding) + self.out_zp
         return [self.finish(v, self.tout(), self.act, ctx)]
 
-
     def _run_fused(self, x, ctx):
-        from qsim.tflite._numba import mac_tail
+        from qsim.tflite import _mac
 
+        t = self.tout()
+        out = np.empty(t.shape, t.dtype)
+        st = _mac.new_stats()
+        zp, chan, eff, tp = self.fused_args
+        x = np.ascontiguousarray(x)
         if self.depthwise:
-            sums = ops.depthwise_sums(x, self.in_zp, self.w, self.w_zp, self.stride, self.dil,
-                                      self.pads, self.out_hw, self.mult, self.sum_dtype)
+            _mac.depthwise_fused(x, zp, self.wf, self.geom, chan, eff, tp, out, st, ctx.parallel)
+        elif self.flat:
+            rows = _mac.pointwise_rows(out.size // out.shape[3])
+            _mac.conv_fused(x.reshape(1, rows, -1, x.shape[3]), zp, self.wf, self.geom, chan, eff, tp,
+                            out.reshape(1, rows, -1, out.shape[3]), st, ctx.parallel)
         else:
-            sums = ops.conv2d_sums(x, self.in_zp, self.w, self.w_zp, self.stride, self.dil, self.pads,
-                                   self.out_hw, self.sum_dtype)
-        out = self.tout()
-        o = ctx.options
-        codes, st = mac_tail(sums.reshape(-1, sums.shape[-1]), self.bias, o.acc_bits, o.acc_overflow == "saturate",
-                             self.q, self.shift, o.single_rounding, self.out_zp, self.act, _QTYPES[out.dtype], out.dtype)
-        record_stats(ctx, st, codes.size, o.acc_bits, self.act, _QTYPES[out.dtype])
-        return codes.reshape(out.shape)
+            _mac.conv_fused(x, zp, self.wf, self.geom, chan, eff, tp, out, st, ctx.parallel)
+        record_stats(ctx, st, out.size, self.options.acc_bits, self.act, _QTYPES[out.dtype])
+        return out
 
 
-def record_stats(ctx: _Ctx, st: np.ndarray, n: int, acc_bits: int, act, qrange) -> None:
-    """Feed the fused kernel's (events, min, max) per site to the counters, as `observe` would."""
+def record_stats(ctx: _Ctx, st: np.ndarray, n: int, acc_bits: int | None, act, qrange) -> None:
+    """Keep a fused kernel's (events, min, max) per site for the counters (built on first
+    read, as `observe` would have fed them; ``acc_bits`` None: the op has no accumulator site)."""
+    ctx.records.append((ctx.label, st, n, acc_bits, act, qrange))
+
+
+def materialize_counters(records: list) -> dict[str, OverflowCounter]:
+    """The run's counters {"label/site": OverflowCounter} from `_Ctx.records`, in op order."""
+    counters: dict[str, OverflowCounter] = {}
+
+    def add(key: str, events, mn, mx, n: int, lo: int, hi: int) -> None:
+        c = counters.get(key)
+        if c is None:
+            c = counters[key] = OverflowCounter(key)
+        c.record(events=int(events), elements=n, peak=max(abs(int(mn)), abs(int(mx))), lo=lo, hi=hi)
+
     big = 1 << 62
-    ctx.counter("acc").record(events=int(st[0]), elements=n, peak=max(abs(int(st[1])), abs(int(st[2]))),
-                              lo=-(1 << (acc_bits - 1)), hi=(1 << (acc_bits - 1)) - 1)
-    lo, hi = act
-    if lo is not None or hi is not None:
-        ctx.counter("act").record(events=int(st[3]), elements=n, peak=max(abs(int(st[4])), abs(int(st[5]))),
-                                  lo=-big if lo is None else lo, hi=big if hi is None else hi)
-    ctx.counter("requant").record(events=int(st[6]), elements=n, peak=max(abs(int(st[7])), abs(int(st[8]))),
-                                  lo=qrange[0], hi=qrange[1])
+    for r in records:
+        if isinstance(r, OverflowCounter):
+            if r.site in counters:
+                counters[r.site].merge(r)
+            else:
+                counters[r.site] = r
+            continue
+        label, st, n, acc_bits, (lo, hi), (qmin, qmax) = r
+        if acc_bits is not None:
+            add(f"{label}/acc", st[0], st[1], st[2], n, -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1)
+        if lo is not None or hi is not None:
+            add(f"{label}/act", st[3], st[4], st[5], n, -big if lo is None else lo, big if hi is None else hi)
+        add(f"{label}/requant", st[6], st[7], st[8], n, qmin, qmax)
+    return counters
 
 
 class Conv2D(_ConvBase):
@@ -330,6 +404,9 @@ class DepthwiseConv2D(_ConvBase):
     """DEPTHWISE_CONV_2D, int8 per-channel (filter axis 3) or uint8 per-tensor (§3)."""
 
     depthwise = True
+
+
+_UNIT_GEOM = np.array([1, 1, 1, 1, 0, 0, 0], np.int64)  # stride 1, dilation 1, no padding, layout 0
 
 
 class FullyConnected(Kernel):
@@ -383,8 +460,27 @@ class FullyConnected(Kernel):
             self.q = np.array([q for q, _ in qs], np.int64)
             self.shift = np.array([s for _, s in qs], np.int64)
         self.act = self.act_range(out, int(o.get("fused_activation_function", 0)))
+        qmin, qmax = _QTYPES[x.dtype]
+        x_absmax = max(abs(qmin - self.in_zp), abs(qmax - self.in_zp))
+        sum_dtype = ops.exact_float_dtype(self.w, self.w_zp, x_absmax, 0)
+        self.fused_args = self.mac_args(sum_dtype, oc, x.dtype, ops.sum_bound(self.w, self.w_zp, x_absmax, 0))
+        # a 1x1 conv over a 1 x batches image: filter [1, 1, IC, OC]
+        self.wf = np.ascontiguousarray((self.w - self.w_zp).astype(sum_dtype).T[None, None])
+
+    fused = True  # as _ConvBase.fused
 
     def run(self, ins, ctx):
+        if self.fused:
+            from qsim.tflite import _mac
+
+            out = self.tout()
+            codes = np.empty((1, 1, self.batches, self.w.shape[0]), out.dtype)
+            st = _mac.new_stats()
+            zp, chan, eff, tp = self.fused_args
+            x = np.ascontiguousarray(ins[0]).reshape(1, 1, self.batches, self.w.shape[1])
+            _mac.conv_fused(x, zp, self.wf, _UNIT_GEOM, chan, eff, tp, codes, st)
+            record_stats(ctx, st, codes.size, self.options.acc_bits, self.act, _QTYPES[out.dtype])
+            return [codes.reshape(out.shape)]
         x = ins[0].reshape(self.batches, self.w.shape[1])
         acc = ctx.narrow_acc(ops.fully_connected_acc(x, self.in_zp, self.w, self.w_zp, self.bias))
         if self.float_requant:
@@ -412,6 +508,40 @@ class _Binary(Kernel):
         self.out_zp = int(out.quant.zero_point[0])
         return a, b, out
 
+    # the fused compiled kernel (`_mac.binary_fused`) or the NumPy composition `exact` ->
+    # finish (False); the same bits and counts (tests/tflite/test_tflite_executor.py)
+    fused = True
+
+    def prepare_compiled(self) -> None:
+        from qsim.tflite import _mac
+
+        mul, m1, m2, m, left_shift = self.fused_multipliers()
+        self.fused_args = (_mac.binary_params(mul, self.zp1, m1, self.zp2, m2, m, left_shift),
+                           self.tail_params(self.tout().dtype))
+
+    def exact(self, ins, ctx) -> np.ndarray:  # pragma: no cover - abstract
+        """The requantized value before ``+ out_zp`` (NumPy, broadcasting)."""
+        raise NotImplementedError
+
+    def fused_multipliers(self) -> tuple:  # pragma: no cover - abstract
+        """(mul, (q1, s1), (q2, s2), (q, shift), left_shift) for `_mac.binary_fused`."""
+        raise NotImplementedError
+
+    def run(self, ins, ctx):
+        out = self.tout()
+        if not self.fused:
+            return [self.finish(self.exact(ins, ctx) + self.out_zp, out, self.act, ctx)]
+        from qsim.tflite import _mac
+
+        bp, tp = self.fused_args
+        x1, x2 = (np.ascontiguousarray(v if v.shape == out.shape else np.broadcast_to(v, out.shape)).reshape(-1)
+                  for v in ins)
+        codes = np.empty(out.shape, out.dtype)
+        st = _mac.new_stats()
+        _mac.binary_fused(x1, x2, bp, tp, codes.reshape(-1), st)
+        record_stats(ctx, st, codes.size, None, self.act, _QTYPES[out.dtype])
+        return [codes]
+
 
 def _broadcast_shape(a, b, error):
     try:
@@ -437,10 +567,12 @@ class Add(_Binary):
                 raise self.error(f"{name} multiplier >= 1 (scales {float(s1)}, {float(s2)} -> {float(so)})")
         self.act = self.act_range(out, int(self.op.options.get("fused_activation_function", 0)))
 
-    def run(self, ins, ctx):
-        v = ops.add(ins[0], self.zp1, self.m1, ins[1], self.zp2, self.m2, self.m_out, self.left_shift,
-                    single_rounding=ctx.options.single_rounding) + self.out_zp
-        return [self.finish(v, self.tout(), self.act, ctx)]
+    def exact(self, ins, ctx):
+        return ops.add(ins[0], self.zp1, self.m1, ins[1], self.zp2, self.m2, self.m_out, self.left_shift,
+                       single_rounding=ctx.options.single_rounding)
+
+    def fused_multipliers(self):
+        return False, self.m1, self.m2, self.m_out, self.left_shift
 
 
 class Mul(_Binary):
@@ -453,10 +585,12 @@ class Mul(_Binary):
         self.q, self.shift = self.multiplier(float(real))
         self.act = self.act_range(out, int(self.op.options.get("fused_activation_function", 0)))
 
-    def run(self, ins, ctx):
-        v = ops.mul(ins[0], self.zp1, ins[1], self.zp2, self.q, self.shift,
-                    single_rounding=ctx.options.single_rounding) + self.out_zp
-        return [self.finish(v, self.tout(), self.act, ctx)]
+    def exact(self, ins, ctx):
+        return ops.mul(ins[0], self.zp1, ins[1], self.zp2, self.q, self.shift,
+                       single_rounding=ctx.options.single_rounding)
+
+    def fused_multipliers(self):
+        return True, (0, 0), (0, 0), (self.q, self.shift), 0
 
 
 class _PoolBase(Kernel):
@@ -474,22 +608,45 @@ class _PoolBase(Kernel):
         self.check_shape((x.shape[0], *self.out_hw, x.shape[3]), out)
         self.act = self.act_range(out, int(o.get("fused_activation_function", 0)))
 
+    average = False
+    # the fused compiled kernel (`_mac.pool_fused`) or the NumPy composition (False); the
+    # same bits and counts (tests/tflite/test_tflite_executor.py)
+    fused = True
+
+    def prepare_compiled(self) -> None:
+        self.fused_args = (np.array([*self.k, *self.stride, *self.pads, self.average], np.int64),
+                           self.tail_params(self.tout().dtype))
+
+    def run(self, ins, ctx):
+        out = self.tout()
+        if not self.fused:
+            return [self.finish(self.exact(ins[0], ctx), out, self.act, ctx)]
+        from qsim.tflite import _mac
+
+        geom, tp = self.fused_args
+        codes = np.empty(out.shape, out.dtype)
+        st = _mac.new_stats()
+        _mac.pool_fused(np.ascontiguousarray(ins[0]), geom, tp, codes, st)
+        record_stats(ctx, st, codes.size, self.options.acc_bits if self.average else None, self.act,
+                     _QTYPES[out.dtype])
+        return [codes]
+
 
 class AveragePool2D(_PoolBase):
     """AVERAGE_POOL_2D: sum of raw codes over the clipped window, rounded division by the count (§6)."""
 
-    def run(self, ins, ctx):
-        acc, n = ops.average_pool(ins[0], self.k, self.stride, self.pads, self.out_hw)
-        acc = ctx.narrow_acc(acc)
-        return [self.finish(ops.average_round(acc, n), self.tout(), self.act, ctx)]
+    average = True
+
+    def exact(self, x, ctx):
+        acc, n = ops.average_pool(x, self.k, self.stride, self.pads, self.out_hw)
+        return ops.average_round(ctx.narrow_acc(acc), n)
 
 
 class MaxPool2D(_PoolBase):
     """MAX_POOL_2D: max of raw codes over the clipped window, then the activation clamp."""
 
-    def run(self, ins, ctx):
-        v = ops.max_pool(ins[0], self.k, self.stride, self.pads, self.out_hw)
-        return [self.finish(v, self.tout(), self.act, ctx)]
+    def exact(self, x, ctx):
+        return ops.max_pool(x, self.k, self.stride, self.pads, self.out_hw)
 
 
 class Mean(Kernel):
@@ -522,8 +679,32 @@ class Mean(Kernel):
         self.q, self.shift = ops.mean_multiplier(q0, s0, n)
         self.act = (None, None)
 
+    fused = True  # the compiled tail (`_mac.tail`) on the NumPy sums, or the NumPy composition
+
+    def prepare_compiled(self) -> None:
+        from qsim.tflite import _mac
+
+        size = int(np.prod(self.tout().shape))
+        try:
+            chan = _mac.chan_params(None, self.q, self.shift, size)
+        except ValueError:  # a multiplier the compiled tail does not take: this op stays on NumPy
+            self.fused = False
+            chan = _mac.chan_params(None, 0, 0, size)
+        self.fused_args = (chan, np.zeros(size),
+                           self.tail_params(self.tout().dtype))
+
     def run(self, ins, ctx):
         s, _ = ops.mean_sum(ins[0], self.in_zp, self.axes)
+        if self.fused:
+            from qsim.tflite import _mac
+
+            out = self.tout()
+            chan, eff, tp = self.fused_args
+            codes = np.empty(out.shape, out.dtype)
+            st = _mac.new_stats()
+            _mac.tail(s.reshape(1, -1), chan, eff, tp, codes.reshape(1, -1), st)
+            record_stats(ctx, st, codes.size, self.options.acc_bits, self.act, _QTYPES[out.dtype])
+            return [codes]
         s = ctx.narrow_acc(s)
         v = ops.requantize(s, self.q, self.shift, single_rounding=ctx.options.single_rounding) + self.out_zp
         out = self.tout()
@@ -562,9 +743,22 @@ class Softmax(Kernel):
             raise self.error(f"input scale {float(x.quant.scale[0])} too small for the softmax multiplier")
         self.diff_min = -math.floor(31.0 * (1 << 26) / (1 << self.left_shift))
         self.out_min, self.out_max = qmin, qmax
+        in_min, in_max = _QTYPES[x.dtype]
+        self.exp_table = ops.softmax_exp_table(self.q, self.left_shift, in_max - in_min)
+
+    fused = True  # compiled (`_numba.softmax_rows`) or NumPy (`ops.softmax`): the same bits
 
     def run(self, ins, ctx):
-        v = ops.softmax(ins[0], self.q, self.left_shift, self.diff_min, self.out_min, self.out_max)
+        out = self.tout()
+        x = ins[0]
+        if self.fused and x.size:
+            from qsim.tflite._numba import softmax_rows
+
+            codes = np.empty(out.shape, out.dtype)
+            softmax_rows(np.ascontiguousarray(x).reshape(-1, x.shape[-1]), self.exp_table, self.diff_min,
+                         self.out_min, self.out_max, codes.reshape(-1, x.shape[-1]))
+            return [codes]
+        v = ops.softmax(x, self.q, self.left_shift, self.diff_min, self.out_min, self.out_max)
         return [v.astype(self.tout().dtype)]
 
 
@@ -740,13 +934,22 @@ SUPPORTED_OPS = ("ADD, AVERAGE_POOL_2D, CONCATENATION, CONV_2D, DEPTHWISE_CONV_2
                  "RESIZE_BILINEAR, RESIZE_NEAREST_NEIGHBOR, SOFTMAX")
 
 
-@dataclass
 class TfliteRun:
-    """What `Program.run` returns: every non-constant tensor (stored dtype) and the counters."""
+    """What `Program.run` returns: every non-constant tensor (stored dtype) and the counters
+    ({"label/site": OverflowCounter}, built from the kernels' records on first access)."""
 
-    tensors: dict[int, np.ndarray]
-    counters: dict[str, OverflowCounter]
-    outputs: tuple[int, ...]
+    def __init__(self, tensors: dict[int, np.ndarray], records: list, outputs: tuple[int, ...]) -> None:
+        self.tensors = tensors
+        self.outputs = outputs
+        self._records = records
+        self._counters: dict[str, OverflowCounter] | None = None
+
+    @property
+    def counters(self) -> dict[str, OverflowCounter]:
+        if self._counters is None:
+            self._counters = materialize_counters(self._records)
+            self._records = []
+        return self._counters
 
     def output(self, i: int = 0) -> np.ndarray:
         return self.tensors[self.outputs[i]]
@@ -765,6 +968,8 @@ class Program:
     model: TfliteModel
     options: TfliteOptions
     kernels: list[Kernel] = field(default_factory=list)
+    threads: int = 1
+    _plan: list | None = field(default=None, repr=False)
 
     def run(self, inputs: Any) -> TfliteRun:
         """Run on `inputs`: an array (single-input models) or {tensor index: array}, stored dtype."""
@@ -778,31 +983,83 @@ class Program:
             if idx not in inputs:
                 raise InputError(f"{m.path}: input tensor {idx} '{m.tensors[idx].name}' not given")
             values[idx] = check_input(m.tensors[idx], inputs[idx], m.path)
-        counters: dict[str, OverflowCounter] = {}
-        for k in self.kernels:
-            op = k.op
-            label = op_label(op, m)
-            with node_context(label, op.name):
-                ins = []
-                for i in op.inputs:
-                    if i < 0:
-                        ins.append(None)
-                    elif i in values:
-                        ins.append(values[i])
-                    elif m.tensors[i].data is not None:
-                        ins.append(m.tensors[i].data)
-                    else:
-                        raise TfliteError(f"{m.path}: {label}: input tensor {i} '{m.tensors[i].name}' is not computed yet")
-                outs = k.run(ins, _Ctx(self.options, counters, label))
-                for i, v in zip(op.outputs, outs):
-                    t = m.tensors[i]
-                    if tuple(v.shape) != tuple(t.shape):
-                        raise TfliteError(f"{m.path}: {label}: output {list(v.shape)} != tensor shape {list(t.shape)}")
+        records: list = []
+        ctx = _Ctx(self.options, records)
+        if self._plan is None:
+            self._plan = self.plan()
+        threads_before = None
+        if self.threads > 1:
+            import numba
+
+            ctx.parallel = True
+            threads_before = numba.get_num_threads()
+            numba.set_num_threads(min(self.threads, numba.config.NUMBA_NUM_THREADS))
+        k = None
+        try:
+            for k, label, sources, outs in self._plan:
+                ctx.label = label
+                ins = [values[i] if kind == _COMPUTED else arg for i, kind, arg in sources]
+                for (i, shape), v in zip(outs, k.run(ins, ctx)):
+                    if v.shape != shape:
+                        raise TfliteError(f"{m.path}: {label}: output {list(v.shape)} != tensor shape {list(shape)}")
                     values[i] = v
+        except Exception:
+            if k is None:
+                raise
+            with node_context(ctx.label, k.op.name):  # names the failing operator, as before
+                raise
+        finally:
+            if threads_before is not None:
+                import numba
+
+                numba.set_num_threads(threads_before)
         missing = [i for i in m.outputs if i not in values]
         if missing:
             raise TfliteError(f"{m.path}: output tensors {missing} are never computed")
-        return TfliteRun(values, counters, m.outputs)
+        return TfliteRun(values, records, m.outputs)
+
+    def plan(self) -> list:
+        """Per kernel, once: (kernel, label, input sources, (output index, shape) pairs).
+
+        A source is (tensor index, _COMPUTED, None) for a value of this run, (i, _CONST,
+        array) for a constant tensor, (i, _ABSENT, None) for an omitted optional input; an
+        input neither computed earlier nor constant raises when that operator is reached.
+        """
+        m = self.model
+        produced = set(m.inputs)
+        plan = []
+        for k in self.kernels:
+            op = k.op
+            label = op_label(op, m)
+            sources = []
+            for i in op.inputs:
+                if i < 0:
+                    sources.append((i, _ABSENT, None))
+                elif i in produced:
+                    sources.append((i, _COMPUTED, None))
+                elif m.tensors[i].data is not None:
+                    sources.append((i, _CONST, m.tensors[i].data))
+                else:
+                    k = _Missing(k, TfliteError(f"{m.path}: {label}: input tensor {i} '{m.tensors[i].name}' "
+                                                "is not computed yet"))
+                    sources.append((i, _ABSENT, None))
+            plan.append((k, label, sources, [(i, tuple(m.tensors[i].shape)) for i in op.outputs]))
+            produced.update(op.outputs)
+        return plan
+
+
+_COMPUTED, _CONST, _ABSENT = 0, 1, 2
+
+
+class _Missing:
+    """A planned operator whose input is never computed: raises its error when reached."""
+
+    def __init__(self, kernel: Kernel, error: TfliteError) -> None:
+        self.op = kernel.op
+        self.error = error
+
+    def run(self, ins, ctx):
+        raise self.error
 
 
 def check_input(t: Tensor, x: Any, path: str = "") -> np.ndarray:
@@ -835,8 +1092,12 @@ def quantize_input(t: Tensor, x: np.ndarray) -> np.ndarray:
 
 
 def prepare(model: TfliteModel, options: TfliteOptions | None = None, input_shapes: dict | None = None,
-            **kw) -> Program:
+            threads: int = 1, **kw) -> Program:
     """Check every operator of subgraph 0 and precompute its parameters.
+
+    ``threads`` > 1 runs the large CONV_2D / DEPTHWISE_CONV_2D layers' output rows on that
+    many Numba threads (at most NUMBA_NUM_THREADS); the bits and counters do not change.
+    On a loaded machine threads can be slower than one (they wait for a core).
 
     ``input_shapes`` ({input tensor index: shape}) runs the model at other input sizes (as
     TFLite's ``resize_tensor_input``): every non-constant tensor shape is then inferred op by
@@ -854,7 +1115,7 @@ def prepare(model: TfliteModel, options: TfliteOptions | None = None, input_shap
         model = replace(model, tensors=tensors, infer_shapes=True)
     if kw and options is not None and not isinstance(options, TfliteOptions):
         raise QsimError("pass either options or keyword arguments")
-    prog = Program(model, options)
+    prog = Program(model, options, threads=int(threads))
     for op in model.operators:
         cls = OP_TABLE.get(op.code)
         if cls is None:

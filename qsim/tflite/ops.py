@@ -67,15 +67,20 @@ def conv2d_acc(x, in_zp, w, w_zp, bias, stride, dilation, pads, out_hw) -> np.nd
     return out
 
 
+def sum_bound(w, w_zp, x_absmax: int, axis_oc: int = 0) -> np.ndarray:
+    """Per output channel, sum_k |w - w_zp| * max|x - zp| (int64): no partial sum of that
+    channel's products, in any order, is larger in magnitude."""
+    wz = np.abs(np.asarray(w, np.int64) - np.asarray(w_zp, np.int64))
+    return np.moveaxis(wz, axis_oc, 0).reshape(wz.shape[axis_oc], -1).sum(axis=1) * int(x_absmax)
+
+
 def exact_float_dtype(w, w_zp, x_absmax: int, axis_oc: int = 0):
     """float32 if every partial sum of (w - w_zp)(x - zp) is provably below 2^24, else float64.
 
-    Bound per output channel: sum_k |w - w_zp| * max|x - zp|; every intermediate of any
-    summation order is an integer no larger, hence exact in the chosen float type.
+    Bound per output channel: `sum_bound`; every intermediate of any summation order is an
+    integer no larger, hence exact in the chosen float type.
     """
-    wz = np.abs(np.asarray(w, np.int64) - np.asarray(w_zp, np.int64))
-    per_oc = np.moveaxis(wz, axis_oc, 0).reshape(wz.shape[axis_oc], -1).sum(axis=1)
-    bound = int(per_oc.max(initial=0)) * int(x_absmax)
+    bound = int(sum_bound(w, w_zp, x_absmax, axis_oc).max(initial=0))
     if bound < 2**24:
         return np.float32
     _check_exact_fanin(1, bound, 1)
@@ -337,19 +342,29 @@ def _bit_length(x: np.ndarray) -> np.ndarray:
     return out + (v > 0)
 
 
-def softmax(x, q: int, left_shift: int, diff_min: int, out_min: int, out_max: int) -> np.ndarray:
+def softmax_exp_table(q: int, left_shift: int, span: int) -> np.ndarray:
+    """table[k] = exp_on_negative_values(SRDHM(-k * 2^left_shift, q)) for k in [0, span]:
+    `softmax`'s e as a function of d = -k, for codes spanning at most `span` (255 for 8 bits)."""
+    return exp_on_negative_values(srdhm(-np.arange(span + 1, dtype=np.int64) << left_shift, q), 5)
+
+
+def softmax(x, q: int, left_shift: int, diff_min: int, out_min: int, out_max: int,
+            exp_table: np.ndarray | None = None) -> np.ndarray:
     """SOFTMAX int8/uint8 (reference_ops::Softmax), over the last axis.
 
     d = x - max(row); entries with d >= diff_min: e = exp_on_negative_values(SRDHM(d *
     2^left_shift, q)) (Q5.26 -> Q0.31), sum = sum RDBPOT(e, 12) (Q12.19),
     (recip, nbou) = GetReciprocal(sum, 12), out = RDBPOT(SRDHM(recip, e), nbou + 23) +
-    out_min, clamped; entries below diff_min give out_min.
+    out_min, clamped; entries below diff_min give out_min. ``exp_table``
+    (`softmax_exp_table`, prepared once per operator) gives the same e by lookup.
     """
     x = np.asarray(x, np.int64)
     d = x - x.max(axis=-1, keepdims=True)
     ok = d >= diff_min
-    scaled = srdhm(np.where(ok, d, 0) << left_shift, q)
-    e = exp_on_negative_values(scaled, 5)
+    if exp_table is None:
+        e = exp_on_negative_values(srdhm(np.where(ok, d, 0) << left_shift, q), 5)
+    else:  # the same function of d, element for element
+        e = exp_table[np.where(ok, -d, 0)]
     sum_of_exps = np.where(ok, rounding_divide_by_pot(e, 12), 0).sum(axis=-1, keepdims=True)
     recip, nbou = get_reciprocal(sum_of_exps, 12)
     out = rounding_divide_by_pot(srdhm(recip, e), nbou + 31 - 8) + out_min

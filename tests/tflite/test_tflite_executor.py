@@ -9,7 +9,8 @@ from qsim.errors import QsimError
 from qsim.tflite import TfliteOptions, prepare, read_tflite_bytes
 
 OPTIONS = [TfliteOptions(), TfliteOptions(single_rounding=True), TfliteOptions(acc_bits=14, acc_overflow="saturate"),
-           TfliteOptions(acc_bits=15, acc_overflow="wrap", multiplier_bits=9), TfliteOptions(multiplier_bits=4)]
+           TfliteOptions(acc_bits=15, acc_overflow="wrap", multiplier_bits=9), TfliteOptions(multiplier_bits=4),
+           TfliteOptions(acc_bits=64), TfliteOptions(acc_bits=64, acc_overflow="saturate", single_rounding=True)]
 
 
 @pytest.mark.parametrize("name", ["mobilenet", "legacy_u8", "resnet8_pow2"])
@@ -46,3 +47,67 @@ def test_narrow_accumulator_counts_and_saturates(tflite_model_bytes):
     narrow = prepare(m, TfliteOptions(acc_bits=12, acc_overflow="saturate")).run(x)
     acc = [c for k, c in narrow.counters.items() if k.endswith("/acc")]
     assert sum(c.events for c in acc) > 0 and all(c.limit == 2**11 for c in acc)
+
+
+def test_a_failing_operator_is_named(tflite_model_bytes):
+    """Program.run's one error handler names the operator (label and type) that raised."""
+    m = read_tflite_bytes(tflite_model_bytes("dscnn"))
+    prog = prepare(m)
+    x = np.zeros(m.tensors[m.inputs[0]].shape, np.int8)
+    prog.run(x)
+    k = prog.kernels[3]
+
+    def broken(ins, ctx):
+        raise ValueError("boom")
+
+    k.run = broken
+    with pytest.raises(QsimError, match=rf"node 'op3 {k.op.name} -> .*' \({k.op.name}\): ValueError: boom"):
+        prog.run(x)
+
+
+def test_counters_are_built_once_in_op_order(tflite_model_bytes):
+    m = read_tflite_bytes(tflite_model_bytes("resnet8"))
+    run = prepare(m).run(np.full(m.tensors[m.inputs[0]].shape, 127, np.int8))
+    keys = list(run.counters)
+    assert run.counters is run.counters
+    ops_seen = [int(k.split()[0][2:]) for k in keys]
+    assert ops_seen == sorted(ops_seen) and keys[0].startswith("op0 ")
+    assert all(c.elements > 0 for c in run.counters.values())
+
+
+@pytest.mark.parametrize("name", ["mobilenet", "resnet8", "legacy_u8"])
+def test_threads_change_no_bit_and_no_count(tflite_model_bytes, name, monkeypatch):
+    """prepare(threads=2): the row-parallel MAC kernels (forced on for every layer here)
+    give the same tensors and counters as the serial ones."""
+    from qsim.tflite import _mac
+
+    monkeypatch.setattr(_mac, "PARALLEL_MIN_MACS", 0)
+    m = read_tflite_bytes(tflite_model_bytes(name))
+    t = m.tensors[m.inputs[0]]
+    x = np.random.default_rng(4).integers(np.iinfo(t.dtype).min, np.iinfo(t.dtype).max + 1, t.shape).astype(t.dtype)
+    for opt in OPTIONS[:3]:
+        a, b = prepare(m, opt).run(x), prepare(m, opt, threads=2).run(x)
+        for i in a.tensors:
+            np.testing.assert_array_equal(a.tensors[i], b.tensors[i])
+        assert {k: c.to_dict() for k, c in a.counters.items()} == {k: c.to_dict() for k, c in b.counters.items()}
+
+
+def test_a_multiplier_outside_the_compiled_range_stays_on_numpy(tflite_model_bytes, monkeypatch):
+    """A shift the compiled tail refuses (> 30) puts that operator on its NumPy path at prepare."""
+    from qsim.tflite import executor
+
+    m = read_tflite_bytes(tflite_model_bytes("resnet8"))
+    real = executor.Kernel.multiplier
+    monkeypatch.setattr(executor.Conv2D, "multiplier", lambda self, r: (real(self, r)[0], 31))
+    prog = prepare(m)
+    macs = [k for k in prog.kernels if k.op.name == "CONV_2D"]
+    assert macs and not any(k.fused for k in macs)
+
+
+def test_a_64_bit_accumulator_has_no_events(tflite_model_bytes):
+    """acc_bits=64 holds every exact sum: no acc event (the compiled tail once counted them all)."""
+    m = read_tflite_bytes(tflite_model_bytes("mobilenet"))
+    x = np.full(m.tensors[m.inputs[0]].shape, 127, np.int8)
+    run = prepare(m, TfliteOptions(acc_bits=64)).run(x)
+    acc = [c for k, c in run.counters.items() if k.endswith("/acc")]
+    assert acc and all(c.events == 0 and c.elements > 0 for c in acc)
