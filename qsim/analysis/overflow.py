@@ -118,16 +118,20 @@ class OverflowReport:
                     lo, hi = min(lo, layer.range[0]), max(hi, layer.range[1])
                 layer.range = (lo, hi)
             for site, counter in counters.get(name, {}).items():
-                if site in PARAMETER_SITES:
-                    if (name, site) in self._params_seen:
-                        continue
-                    self._params_seen.add((name, site))
-                if site in layer.sites:
-                    layer.sites[site].merge(counter)
-                else:
-                    layer.sites[site] = _clone(counter)
+                self._add_site(layer, site, counter)
         self.n_images += 1
         return self
+
+    def _add_site(self, layer: LayerOverflow, site: str, counter: OverflowCounter) -> None:
+        """Merge one counter; parameter sites (weights, bias: the same every image) count once."""
+        if site in PARAMETER_SITES:
+            if (layer.name, site) in self._params_seen:
+                return
+            self._params_seen.add((layer.name, site))
+        if site in layer.sites:
+            layer.sites[site].merge(counter)
+        else:
+            layer.sites[site] = _clone(counter)
 
     def merge(self, other: "OverflowReport") -> "OverflowReport":
         """Add another report's images (e.g. one sample's, from a worker): the same numbers
@@ -141,14 +145,7 @@ class OverflowReport:
                 layer.range = theirs.range if layer.range is None else (
                     min(layer.range[0], theirs.range[0]), max(layer.range[1], theirs.range[1]))
             for site, counter in theirs.sites.items():
-                if site in PARAMETER_SITES:
-                    if (name, site) in self._params_seen:
-                        continue
-                    self._params_seen.add((name, site))
-                if site in layer.sites:
-                    layer.sites[site].merge(counter)
-                else:
-                    layer.sites[site] = _clone(counter)
+                self._add_site(layer, site, counter)
         self.n_images += other.n_images
         return self
 
