@@ -38,6 +38,7 @@ import numpy as np
 from qsim.errors import PlanError
 from qsim.fixed.cast import quantize
 from qsim.fixed.counters import OverflowCounter
+from qsim.fixed.divide import div_round
 from qsim.fixed.format import QFormat
 from qsim.fixed.modes import Rounding
 from qsim.kernels.lut import (
@@ -45,7 +46,6 @@ from qsim.kernels.lut import (
     Transcendental,
     int_array,
     lookup,
-    round_div,
     round_transcendental,
     scaled,
     simple_fraction,
@@ -164,7 +164,7 @@ def hard_sigmoid(x, *, slope: float, offset: float, in_fmt: QFormat, out_fmt: QF
         q = int_array(q, bound)
         t = a.numerator * c.denominator * q + c.numerator * a.denominator * (1 << fi)
         t = np.minimum(np.maximum(t, 0), den)
-        return round_div(*scaled(t, den, fo), rounding)
+        return div_round(*scaled(t, den, fo), rounding)
 
     key = ("hard_sigmoid", a, c, in_fmt, out_fmt, rounding)
     return lookup(x, in_fmt=in_fmt, out_fmt=out_fmt, overflow=overflow, counter=counter, key=key, raw_fn=raw_fn)
@@ -186,7 +186,7 @@ def hard_swish(x, *, in_fmt: QFormat, out_fmt: QFormat, rounding, overflow,
     def raw_fn(q):
         q = int_array(q, bound)
         num = q * np.minimum(np.maximum(q + three, 0), six)  # v * clip(v + 3, 0, 6) * 2**(2 fi)
-        return round_div(*scaled(num, 6 << (2 * fi), fo), rounding)
+        return div_round(*scaled(num, 6 << (2 * fi), fo), rounding)
 
     key = ("hard_swish", in_fmt, out_fmt, rounding)
     return lookup(x, in_fmt=in_fmt, out_fmt=out_fmt, overflow=overflow, counter=counter, key=key, raw_fn=raw_fn)
@@ -224,10 +224,10 @@ def leaky_relu(x, *, slope_code: int, slope_fmt: QFormat, threshold: float = 0.0
     def raw_fn(q):
         q = int_array(q, bound)
         raw = np.where(q * td >= tn << fi,
-                       round_div(*scaled(q, 1 << fi, fo), rounding),  # v
-                       round_div(*scaled(a * (q * td - (tn << fi)), td << (fw + fi), fo), rounding))
+                       div_round(*scaled(q, 1 << fi, fo), rounding),  # v
+                       div_round(*scaled(a * (q * td - (tn << fi)), td << (fw + fi), fo), rounding))
         if top is not None:
-            top_raw = round_div(np.array([top.numerator << fo]), top.denominator, rounding)[0]
+            top_raw = div_round(np.array([top.numerator << fo]), top.denominator, rounding)[0]
             cap = math.floor(top * (1 << fo))
             raw = np.minimum(np.where(q * top.denominator >= top.numerator << fi, top_raw, raw), cap)
         return raw

@@ -5,7 +5,7 @@ one rounding (the plan's mode at the node's ``act`` site) of the exact value, th
 overflow mode, the counter seeing the rounded value before narrowing. Two ways to get the
 rounded value ("raw") of a code, both exact:
 
-* `round_div` - for rational ``f`` (hard_sigmoid, hard_swish, leaky ReLU, the softmax
+* `qsim.fixed.divide.div_round` - for rational ``f`` (hard_sigmoid, hard_swish, leaky ReLU, the softmax
   division): the value is ``num / den`` with integer numerator and denominator, rounded by
   the one rule `qsim.fixed.modes.round_up` on the integer remainder (ties included).
   Integers are int64 when a bound from the formats proves ``|num| < 2**62``, Python ints
@@ -49,8 +49,9 @@ import numpy as np
 from qsim.errors import InputError, QsimError
 from qsim.fixed.cast import narrow
 from qsim.fixed.counters import OverflowCounter
+from qsim.fixed.divide import div_round
 from qsim.fixed.format import QFormat
-from qsim.fixed.modes import Rounding, round_up
+from qsim.fixed.modes import Rounding
 
 TABLE_MAX_WORD_BITS = 16
 INT64_BOUND = 2**62
@@ -67,14 +68,6 @@ def int_array(values, bound: int) -> np.ndarray:
     out = np.empty(np.shape(values), dtype=object)
     out[...] = np.asarray(values, dtype=object)
     return out
-
-
-def round_div(num, den, rounding: Rounding) -> np.ndarray:
-    """``round(num / den)`` exactly, per `rounding` (integer arrays, ``den > 0``)."""
-    q = num // den
-    rem = num - q * den  # 0 <= rem < den
-    up = round_up(2 * rem, den, num < 0, q % 2 == 1, Rounding.parse(rounding).code)
-    return q + np.asarray(up, dtype=bool)
 
 
 def scaled(num, den: int, shift: int):
@@ -190,7 +183,7 @@ def round_transcendental(codes: np.ndarray, in_frac: int, out_frac: int, roundin
     if rounding is Rounding.TOWARD_ZERO:  # never an integer (v != 0): negatives go up by one
         raw = raw + (nonzero & (hi <= 0)).astype(np.int64)
     if (~nonzero).any():
-        raw[~nonzero] = round_div(np.array([spec.at_zero.numerator << out_frac]),
+        raw[~nonzero] = div_round(np.array([spec.at_zero.numerator << out_frac]),
                                   spec.at_zero.denominator, rounding)[0]
     return raw
 

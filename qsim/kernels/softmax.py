@@ -29,6 +29,7 @@ import numpy as np
 from qsim.errors import PlanError
 from qsim.fixed.cast import narrow
 from qsim.fixed.counters import OverflowCounter
+from qsim.fixed.divide import div_round
 from qsim.fixed.format import QFormat
 from qsim.fixed.modes import Rounding
 from qsim.kernels.lut import (
@@ -36,7 +37,6 @@ from qsim.kernels.lut import (
     Transcendental,
     int_array,
     raw_values,
-    round_div,
     round_transcendental,
     scaled,
 )
@@ -92,5 +92,5 @@ def softmax(x, *, axis: int = -1, in_fmt: QFormat, out_fmt: QFormat, rounding, o
     fo = out_fmt.frac_bits
     num = int_array(e, max(1 << (EXP_FMT.frac_bits + 1 + fo), 2 * (n << (EXP_FMT.frac_bits + 1))))
     den = total.astype(object) if num.dtype == object else total
-    raw = round_div(*scaled(num, den, fo), rounding)
+    raw = div_round(*scaled(num, den, fo), rounding)
     return narrow(raw, out_fmt.word_bits, out_fmt.signed, overflow=overflow, counter=counter)
