@@ -1,7 +1,8 @@
 """Mixed-precision plan search: per-layer word lengths under a task-metric budget.
 
 `search` looks for the per-layer formats that minimise an objective (weight bits, bit
-operations, activation memory) while a task metric measured on real data stays within a
+operations, activation memory, or ``k210-ram``: the largest input map + output map of one
+MAC layer, the KPU's RAM rule of `qsim.k210.memory`, at the plan's activation words) while a task metric measured on real data stays within a
 budget (``"top1>=fp32-0.005"``, ``"AP>=fp32-0.01"``, ``"sqnr>=30"``).
 
 The method (greedy path on a proxy, then measurements along it):
@@ -49,7 +50,7 @@ from qsim.fixed.format import QFormat
 from qsim.graph.ops import MAC_OPS, PASSTHROUGH_OPS
 from qsim.plan import Plan
 
-OBJECTIVES = ("weight-bits", "bitops", "act-memory")
+OBJECTIVES = ("weight-bits", "bitops", "act-memory", "k210-ram")
 BIAS_BITS = 32
 MIN_INT_BITS = -8  # smallest integer-bit count a searched format takes (ranges down to +-2**-8)
 
@@ -216,8 +217,8 @@ class SearchSpace:
             raise InputError(f"objective {objective!r}: use one of {', '.join(OBJECTIVES)}")
         if mode not in ("weights", "full"):
             raise InputError(f"search mode must be weights or full; got {mode!r}")
-        if objective == "act-memory" and mode != "full":
-            raise InputError("objective act-memory searches activation words: use mode full")
+        if objective in ("act-memory", "k210-ram") and mode != "full":
+            raise InputError(f"objective {objective} searches activation words: use mode full")
         words = tuple(sorted({int(w) for w in words}))
         if not words or words[0] < 2 or words[-1] > 32:
             raise InputError(f"words must lie in 2..32; got {words}")
@@ -240,7 +241,8 @@ class SearchSpace:
                 out = np.shape(trace.values[node.name])
                 per_output = kernel.size / max(out[-1], 1)
                 macs = float(np.prod(out[1:])) * per_output
-                self.size[k] = float(kernel.size) if objective == "weight-bits" else macs
+                self.size[k] = (float(kernel.size) if objective == "weight-bits" else
+                                0.0 if objective == "k210-ram" else macs)  # KPU RAM holds maps, not weights
                 self.knobs.append(k)
             if mode == "full" and node.op not in PASSTHROUGH_OPS:
                 k = Knob(node.name, "act")
@@ -248,7 +250,7 @@ class SearchSpace:
                 self.fmt[k] = {b: format_for(a.min, a.max, b, 0 if node.op == "input" else margin_bits,
                                               min_int_bits=MIN_INT_BITS) for b in words}
                 self.knobs.append(k)
-                if objective == "act-memory":
+                if objective in ("act-memory", "k210-ram"):  # k210-ram steers by map size too
                     self.size[k] = float(np.prod(np.shape(trace.values[node.name])[1:]))
                 elif objective == "weight-bits":
                     self.size[k] = 0.0  # free under weight-bits, searched only for the metric
@@ -263,6 +265,13 @@ class SearchSpace:
                 self.size.setdefault(k, 0.0)
         if not any(k.kind == "weights" for k in self.knobs):
             raise InputError(f"model {graph.name!r} has no layer with a kernel to search")
+        # k210-ram: per MAC layer, its input map and output map resident at once (the KPU's rule,
+        # qsim.k210.memory), as (input knob, input elements, output knob, output elements)
+        self.ram_pairs = [(Knob(self._producer(node.inputs[0]), "act"),
+                           float(np.prod(np.shape(trace.values[node.inputs[0]])[1:])),
+                           Knob(node.name, "act"), float(np.prod(np.shape(trace.values[node.name])[1:])))
+                          for node in graph if Knob(node.name, "weights") in self.fmt and node.inputs] \
+            if objective == "k210-ram" else []
 
     def _producer(self, name: str) -> str:
         node = self.graph[name]
@@ -275,7 +284,11 @@ class SearchSpace:
 
     def objective(self, bits: dict[Knob, int]) -> float:
         """weight-bits: sum of kernel sizes x word; act-memory: activation elements per sample x
-        word; bitops: MACs x weight word x input word (16 in weights mode)."""
+        word; bitops: MACs x weight word x input word (16 in weights mode); k210-ram: bytes of the
+        largest (input map + output map) of one MAC layer per sample, at the proxy's input size."""
+        if self.objective_kind == "k210-ram":
+            return max((n_in * bits[k_in] + n_out * bits[k_out]) / 8
+                       for k_in, n_in, k_out, n_out in self.ram_pairs)
         if self.objective_kind != "bitops":
             return float(sum(self.size[k] * bits[k] for k in self.knobs if self.size[k]))
         total = 0.0

@@ -114,3 +114,20 @@ def test_cli_search_writes_a_plan_every_verb_loads(tmp_path, capsys, task):
     assert main(["search", str(tmp_path / "m.h5"), "--data", str(tmp_path / "d.npz"), "--budget", "AP>=fp32-0.1",
                  "--no-cache"]) == 1
     assert "metric 'ap'" in capsys.readouterr().err
+
+
+def test_k210_ram_objective_is_the_largest_layer_in_plus_out_map(task):
+    """k210-ram: per MAC layer its input and output maps resident at once (the KPU's rule);
+    the objective is the largest such pair, in bytes per sample."""
+    g, x, measure = task
+    space = SearchSpace(g, x, (6, 8, 16), mode="full", objective="k210-ram", acc_bits=48)  # 16x16-bit sums fit
+    wide = space.widest()
+    assert space.objective(wide) == (8 * 8 * 3 + 6 * 6 * 8) * 16 / 8  # c1: image in, 6x6x8 out
+    narrow_c1 = {**wide, Knob("image", "act"): 8, Knob("c1", "act"): 8}
+    assert space.objective(narrow_c1) == (6 * 6 * 8 + 10) * 16 / 8  # now the head's pair is the peak
+    assert space.objective({**wide, Knob("logits", "act"): 6}) == space.objective(wide)  # not on the peak
+    assert all(space.size[k] == 0 for k in space.knobs if k.kind == "weights")  # maps only
+    result = search(space, measure, 1.0, Budget.parse("top1>=fp32-0.05"), progress=False)
+    assert result.best is not None and result.best.objective < space.objective(wide)
+    with pytest.raises(InputError, match="k210-ram"):
+        SearchSpace(g, x[:8], (8, 16), objective="k210-ram")
