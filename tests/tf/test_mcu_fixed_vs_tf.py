@@ -1,12 +1,13 @@
 """The fixed-point backend on MCU-shaped models against TensorFlow float, layer by layer (issue 10).
 
-Models built here (random weights, randomised BatchNorm statistics, saved as ``.h5``): a
-ResNet-8 (residual stacks, AveragePooling2D(8), Flatten, Dense), a DS-CNN keyword spotter
+Models built here (random weights, randomised BatchNorm statistics, saved as ``.h5``): the
+ResNet-8 of `reference.mcu_models` (residual stacks, AveragePooling2D(8), Flatten, Dense,
+softmax), a DS-CNN keyword spotter
 (10x4/s2 conv, depthwise-separable blocks, AveragePooling2D over the map, Dense), the ad01
 Dense autoencoder (`reference.mcu_models.ad01`) and an SE model (Rescaling, "same" max and
 average pools with edge windows, a squeeze-and-excitation block with
 GlobalAveragePooling2D(keepdims) + Dense + Multiply, GlobalMaxPooling2D, Reshape, Dense on
-a rank-3 tensor). No softmax: that op is another kernel's work.
+a rank-3 tensor).
 
 * wide formats (Q8.23 everywhere, 64-bit accumulators): every layer with a TF twin is within
   `WIDE_REL_TOL` of its max |activation| and no site overflows;
@@ -32,19 +33,9 @@ def _keras():
 
 
 def resnet8(seed=0):
-    keras, L = _keras()
-    keras.utils.set_random_seed(seed)
-    inp = keras.Input((32, 32, 3), name="input")
-    x = L.Activation("relu")(L.BatchNormalization()(L.Conv2D(16, 3, padding="same")(inp)))
-    for filters, stride in [(16, 1), (32, 2), (64, 2)]:
-        y = L.Conv2D(filters, 3, strides=stride, padding="same")(x)
-        y = L.Activation("relu")(L.BatchNormalization()(y))
-        y = L.BatchNormalization()(L.Conv2D(filters, 3, padding="same")(y))
-        if stride != 1:
-            x = L.Conv2D(filters, 1, strides=stride, padding="same")(x)
-        x = L.Activation("relu")(L.Add()([x, y]))
-    x = L.AveragePooling2D(pool_size=8)(x)
-    return keras.Model(inp, L.Dense(10)(L.Flatten()(x)), name="resnet8")
+    from reference.mcu_models import resnet8 as build  # MLPerf Tiny's ResNet-8, softmax head included
+
+    return build(seed)
 
 
 def ds_cnn(seed=0):
