@@ -51,6 +51,9 @@ from qsim.kernels.blas import gemm
 from qsim.kernels.tail import fused_tail
 
 FLOAT_EXACT_LIMIT = FLOAT64_EXACT  # every integer of magnitude <= 2**53 is a float64
+# every integer of magnitude <= 2**24 is a float32: a GEMM whose every partial sum is proved
+# below it is exact in float32 (words of 8 bits or less, issue 14), at twice float64's rate
+FLOAT32_EXACT_LIMIT = 1 << 24
 INT64_SAFE_LIMIT = INT64_SAFE  # partial sums and rounding offsets stay inside int64
 
 
@@ -259,6 +262,17 @@ def proved_bound(x: np.ndarray, w: np.ndarray, depthwise: bool, in_fmt: QFormat 
     return bound
 
 
+def float32_bound(x: np.ndarray, w: np.ndarray, in_fmt: QFormat | None, cache: dict | None = None) -> int:
+    """`proved_bound` for the float32 limit: from the format, else (when that is not enough)
+    from the data; no bias (the tail adds it in float64/int64)."""
+    wsum = weight_abs_sums(w, False, cache)
+    if in_fmt is not None:
+        bound = max(abs(in_fmt.min_code), in_fmt.max_code) * wsum
+        if bound < FLOAT32_EXACT_LIMIT:
+            return bound
+    return 0 if x.size == 0 else max(abs(int(x.min())), abs(int(x.max()))) * wsum
+
+
 # 1x1 convolutions with at most this many input channels (KxK convs: taps x channels) run
 # their sums inside the tail pass (the accumulator never goes to memory); wider ones use
 # BLAS. Measured on A98 500x500, one thread, CPU time per run after the GEMM pool and buffer
@@ -288,8 +302,11 @@ def exact_sums(x: np.ndarray, w: np.ndarray, *, strides, pads, dilation, depthwi
 
 
 def _sums(x: np.ndarray, w: np.ndarray, *, strides, pads, dilation, depthwise: bool, use_float: bool,
-          cache: dict | None) -> np.ndarray:
-    """`exact_sums` once the caller has proved the bound (`conv_paths` did, for `conv2d`)."""
+          cache: dict | None, float32: bool = False) -> np.ndarray:
+    """`exact_sums` once the caller has proved the bound (`conv_paths` did, for `conv2d`).
+
+    ``float32``: the GEMM in float32 (the caller proved every partial sum < 2**24), returned
+    as float64 like the float64 path."""
     n, h, wid, cin = x.shape
     kh, kw, _, k4 = w.shape
     sh, sw = strides
@@ -299,7 +316,7 @@ def _sums(x: np.ndarray, w: np.ndarray, *, strides, pads, dilation, depthwise: b
     wo = out_size(wid, kw, sw, pl + pr, dw)
     if ho <= 0 or wo <= 0:
         raise InputError(f"conv output would be empty: input {h}x{wid}, kernel {kh}x{kw}, pads {pads}")
-    dtype = np.float64 if use_float else np.int64
+    dtype = np.float32 if float32 else np.float64 if use_float else np.int64
     if x.dtype != dtype:
         x = x.astype(dtype)
     x = np.ascontiguousarray(x)
@@ -314,7 +331,9 @@ def _sums(x: np.ndarray, w: np.ndarray, *, strides, pads, dilation, depthwise: b
         cols = workspace.empty((n * ho * wo, kh * kw * cin), dtype)
         _im2col(x, kh, kw, sh, sw, pt, pl, dh, dw, ho, wo, cols)
     wmat = float_matrix(w, (kh * kw * cin, k4), dtype, cache)
-    if use_float:
+    if float32:
+        acc = gemm(cols, wmat).astype(np.float64)  # exact: all partial sums are integers < 2**24
+    elif use_float:
         acc = gemm(cols, wmat)  # exact: all partial sums are integers < 2**53
     else:
         acc = np.empty((cols.shape[0], k4), dtype=np.int64)
@@ -330,6 +349,9 @@ class ConvPath(str, Enum):
     """1x1 stride-1 unpadded, <= DIRECT_MAX_K input channels: float64 sums inside the tail pass."""
     WINDOW_IN_TAIL = "window_in_tail"
     """Depthwise, or KxK with <= DIRECT_MAX_K taps x channels: float64 sums inside the tail pass."""
+    FLOAT32_SUMS = "float32_sums"
+    """float32 BLAS sums (im2col for KxK; not depthwise), exact below 2**24 (proved from the
+    formats, else from the data): words of 8 bits or less."""
     FLOAT64_SUMS = "float64_sums"
     """float64 sums (BLAS, im2col for KxK; the depthwise loop), exact below 2**53 (proved)."""
     INT64_SUMS = "int64_sums"
@@ -357,6 +379,8 @@ def conv_paths(x: np.ndarray, w: np.ndarray, *, depthwise: bool, in_fmt: QFormat
             paths.append(ConvPath.POINTWISE_IN_TAIL)
         if depthwise or w.shape[0] * w.shape[1] * w.shape[2] <= DIRECT_MAX_K:
             paths.append(ConvPath.WINDOW_IN_TAIL)
+    if float_ok and not depthwise and float32_bound(x, w, in_fmt, cache) < FLOAT32_EXACT_LIMIT:
+        paths.append(ConvPath.FLOAT32_SUMS)
     if float_ok or not (w.size and x.size):
         paths.append(ConvPath.FLOAT64_SUMS)
     paths.append(ConvPath.INT64_SUMS)
@@ -448,7 +472,8 @@ def conv2d(x, w, bias, *, in_fmt: QFormat, w_fmt: QFormat, b_fmt: QFormat, out_f
                         counters.get("acc"))
     else:
         acc = _sums(x, w, strides=tuple(strides), pads=pads, dilation=tuple(dilation), depthwise=depthwise,
-                    use_float=path is ConvPath.FLOAT64_SUMS, cache=cache)  # conv_paths proved the bound
+                    use_float=path in (ConvPath.FLOAT64_SUMS, ConvPath.FLOAT32_SUMS), cache=cache,
+                    float32=path is ConvPath.FLOAT32_SUMS)  # conv_paths proved the bound
     if in_tail:
         post, pre = fused_tail(acc, None if per_step else bias_acc, **{
             **tail_args, "acc_overflow": None if per_step else acc_overflow})

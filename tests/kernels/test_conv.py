@@ -243,13 +243,36 @@ def test_every_path_matches_reference(case):
     assert ConvPath.INT64_SUMS in got or ConvPath.PER_STEP in got
 
 
+def test_float32_sums_only_where_proved_below_2_24():
+    """8-bit words: the float32 GEMM is offered (first after the in-tail paths) and gives the
+    reference's codes; a 16-bit format whose bound reaches 2**24 is not offered it unless the
+    data is small enough, and then still gives the same codes."""
+    from qsim.kernels.conv import conv_paths
+
+    rng = np.random.default_rng(0)
+    f8, f16 = QFormat.parse("Q2.5"), QFormat.parse("Q6.9")
+    w = rng.integers(-128, 128, (1, 1, 200, 4))  # sum|w| ~ 200 * 64: 128 * that < 2**24
+    x = rng.integers(-128, 128, (1, 3, 3, 200))
+    common = dict(depthwise=False, strides=(1, 1), pads=(0, 0, 0, 0), per_step=False, in_tail=True, bias_max=0)
+    assert conv_paths(x, w, in_fmt=f8, **common)[0] is ConvPath.FLOAT32_SUMS
+    assert ConvPath.FLOAT32_SUMS in conv_paths(x, w, in_fmt=f16, **common)  # the data proves it
+    big = x * 256
+    assert ConvPath.FLOAT32_SUMS not in conv_paths(big, w, in_fmt=f16, **common)
+    kw = dict(in_fmt=f8, w_fmt=f8, b_fmt=f8, out_fmt=f8, acc_bits=32, rounding="half_even", overflow="saturate",
+              acc_overflow="saturate")
+    np.testing.assert_array_equal(conv2d(x, w, None, **kw, path=ConvPath.FLOAT32_SUMS),
+                                  conv2d(x, w, None, **kw, path=ConvPath.INT64_SUMS))
+    with pytest.raises(PlanError, match="float32_sums"):
+        conv2d(big, w, None, **{**kw, "in_fmt": f16}, path=ConvPath.FLOAT32_SUMS)
+
+
 def test_an_unavailable_path_is_refused():
     f = QFormat.parse("Q2.5")
     x = np.ones((1, 4, 4, 3), np.int64)
     w = np.ones((3, 3, 3, 2), np.int64)
     kw = dict(in_fmt=f, w_fmt=f, b_fmt=f, out_fmt=f, acc_bits=32, rounding="half_up", overflow="saturate",
               acc_overflow="saturate", pads="same")
-    with pytest.raises(PlanError, match="pointwise_in_tail.*available: float64_sums, int64_sums"):
+    with pytest.raises(PlanError, match="pointwise_in_tail.*available: float32_sums, float64_sums, int64_sums"):
         conv2d(x, w, None, **kw, path=ConvPath.POINTWISE_IN_TAIL)
     with pytest.raises(PlanError, match="available: per_step"):
         conv2d(x, w, None, **kw, acc_saturation="per_step", path=ConvPath.INT64_SUMS)
