@@ -1,11 +1,12 @@
 """Run a TFLite model bit-exactly as TFLite's reference kernels, with what-ifs.
 
-Shape (so it ports to the runtime protocol): ``prepare(model, options) -> Program``
-checks every operator once and precomputes its multipliers; `OP_TABLE` maps the
-builtin operator code to its kernel class (one dict literal); `Program.run` is the one
-walker: it binds the inputs, runs the ops in file order (TFLite's order), records every
-non-constant tensor in its stored dtype and the overflow counters, and names the
-failing operator on error.
+A backend of the runtime (`qsim.runtime.protocol`): ``prepare(model, options) -> Program``
+checks every operator once and precomputes its multipliers (`OP_TABLE` maps the builtin
+operator code to its kernel class, one dict literal); the program's graph is a view of
+subgraph 0 (one node per operator, in file order: TFLite's order) and `OPS` its op table,
+so `qsim.runtime.walker.execute` runs it, records every non-constant tensor in its stored
+dtype and names the failing operator on error. `Program.run` is the adapter that keeps
+tensors by index and the overflow counters (`TfliteRun`).
 
 Overflow sites (one `OverflowCounter` per op and site):
 
