@@ -36,6 +36,7 @@ from qsim.errors import InputError, QsimError
 from qsim.fixed.counters import OverflowCounter
 from qsim.graph.ir import Graph, Node
 from qsim.runtime.protocol import NodeRun
+from qsim.runtime.walker import execute
 from qsim.tflite import ops
 from qsim.tflite.arith import quantize_multiplier, round_multiplier_bits
 from qsim.tflite.reader import Operator, Tensor, TfliteError, TfliteModel
@@ -1094,8 +1095,6 @@ class Program:
         The runtime walker runs the graph; this adapter keys inputs and tensors by tensor
         index, sets the Numba threads, and keeps the counters lazy (`TfliteRun.counters`).
         """
-        from qsim.runtime.walker import execute
-
         m = self.model
         if not isinstance(inputs, dict):
             if len(m.inputs) != 1:
