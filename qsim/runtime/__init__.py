@@ -2,7 +2,7 @@
 
 `BACKENDS` names every backend (one literal; modules load on first use). What runs is one
 choice: the plan's mode picks the backend (`backend_for`), or a plan-less backend is
-named (``"float"``, ``"k210"``).
+named (``"float"``, ``"k210"``, ``"tflite"``: its graph is a `qsim.tflite.TfliteModel`).
 
 >>> import numpy as np
 >>> from qsim.graph.ir import Graph, Node
@@ -33,6 +33,7 @@ BACKENDS: dict[str, str] = {
     "weights": "qsim.executors.weights_only",
     "fp16": "qsim.executors.fp16_exec",
     "k210": "qsim.k210.executor",
+    "tflite": "qsim.tflite.executor",  # prepare(model: TfliteModel, **options); inputs in the stored dtype
 }
 # plan mode -> backend
 _BY_MODE = {"full": "fixed", "weights": "weights", "fp16": "fp16"}
@@ -61,7 +62,7 @@ def prepare(graph: Any, plan: Any = None, *, executor: str | None = None, **opti
         plan: a `qsim.plan.Plan` (or format string): its mode picks fixed / weights / fp16.
         executor: a backend name; with a plan it must be the plan's (one choice, said once).
         options: the backend's own (float: ``dtype``; k210: ``calibration``, ``switches``,
-            ``add_mode``).
+            ``add_mode``; tflite: ``options``, ``input_shapes``, ``threads``, what-if keywords).
     """
     chosen = backend_for(plan)
     if executor is not None and executor != chosen:

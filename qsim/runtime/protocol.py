@@ -21,6 +21,10 @@ A `Program` tells the walker (`qsim.runtime.walker.execute`):
   every node, else only model outputs reach it);
 * ``run(x, counters=True, keep_values=True) -> Trace``: the walker on this program.
 
+A program whose inputs are not float arrays may have ``check_input(node, x) -> array``:
+the walker then calls it instead of its float check (TFLite: integer codes of each input
+tensor's stored dtype, checked by dtype, range and shape, a one-line `InputError`).
+
 A program whose lowering depends on the input size may also have ``for_input(feeds) ->
 Program``: the walker calls it first and runs what it returns (the K210 backend builds
 and keeps one lowered program per input size).
@@ -55,7 +59,7 @@ class Codes(NamedTuple):
     fmt: QFormat
 
 
-@dataclass
+@dataclass(slots=True)
 class NodeRun:
     """What a kernel may touch while one node runs."""
 

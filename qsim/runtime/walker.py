@@ -12,7 +12,6 @@ import numpy as np
 
 from qsim.errors import InputError, ModelError, node_context
 from qsim.graph.ir import Graph, Node
-from qsim.graph.ops import Op
 from qsim.runtime.protocol import NodeRun, Program
 from qsim.trace import Trace
 
@@ -83,13 +82,16 @@ def reader_counts(graph: Graph) -> dict[str, int]:
     return remaining
 
 
-def execute(program: Program, x: Any, *, keep_values: bool = True, counters: bool = True) -> Trace:
+def execute(program: Program, x: Any, *, keep_values: bool = True, counters: bool = True,
+            state: dict[str, Any] | None = None) -> Trace:
     """Run `program` on `x` (batch-first float array, one sample, or {input name: array}).
 
     Args:
         keep_values: keep every node's tensor in the trace (False: only the outputs, and
             tensors are freed as soon as their last reader ran).
         counters: count overflow at every site (False skips the counting work).
+        state: the run's scratch state (``NodeRun.state``) to start from; a caller that
+            passes it reads back what the kernels left there (TFLite: the counter records).
     """
     feeds = bind_inputs(program.graph, x)
     specialize = getattr(program, "for_input", None)
@@ -98,33 +100,44 @@ def execute(program: Program, x: Any, *, keep_values: bool = True, counters: boo
     graph = program.graph
     trace = Trace(program.executor)
     tensors: dict[str, Any] = {}
-    remaining = reader_counts(graph)
-    state: dict[str, Any] = {}
+    remaining = None if keep_values else reader_counts(graph)  # only freeing needs it
+    if state is None:
+        state = {}
+    check = getattr(program, "check_input", None)  # a program whose inputs are not float arrays
     outputs = set(graph.outputs)
     static = program.static_counters if counters else {}
-    for node in graph:
-        keep = keep_values or node.name in outputs
-        ctx = NodeRun(node, counters, state, {site: c.copy() for site, c in static.get(node.name, {}).items()}, keep)
-        with node_context(node.name, node.op):
-            if node.op == Op.INPUT:
-                out = program.feed(node, check_input(node, feeds[node.name], program.input_dtype), ctx)
+    ops, feed, record, counts_every_node = program.ops, program.feed, program.record, program.counts_every_node
+    node = None
+    try:  # one handler for the run, not a context manager per node (that cost ~2 us a node)
+        for node in graph:
+            keep = keep_values or node.name in outputs
+            made = static.get(node.name)
+            ctx = NodeRun(node, counters, state, {site: c.copy() for site, c in made.items()} if made else {}, keep)
+            if node.op == "input":
+                x = feeds[node.name]
+                out = feed(node, check(node, x) if check else check_input(node, x, program.input_dtype), ctx)
             else:
-                kernel = program.ops.get(node.op)
+                kernel = ops.get(node.op)
                 if kernel is None:
                     raise ModelError(f"op {node.op!r} has no {program.executor} kernel; that backend runs: "
-                                     f"{', '.join(sorted(str(k) for k in program.ops))}")
+                                     f"{', '.join(sorted(str(k) for k in ops))}")
                 out = kernel(program, node, [tensors[i] for i in node.inputs], ctx)
-        tensors[node.name] = out
-        if counters and (program.counts_every_node or ctx.counters):
-            trace.counters[node.name] = ctx.counters
-        program.record(trace, node, out, keep)
-        if not keep_values:  # free tensors nobody reads any more (and dead ends at once)
-            for src in node.inputs:
-                remaining[src] -= 1
-                if remaining[src] == 0:
-                    del tensors[src]
-            if remaining[node.name] == 0:
-                del tensors[node.name]
+            tensors[node.name] = out
+            if counters and (counts_every_node or ctx.counters):
+                trace.counters[node.name] = ctx.counters
+            record(trace, node, out, keep)
+            if not keep_values:  # free tensors nobody reads any more (and dead ends at once)
+                for src in node.inputs:
+                    remaining[src] -= 1
+                    if remaining[src] == 0:
+                        del tensors[src]
+                if remaining[node.name] == 0:
+                    del tensors[node.name]
+    except Exception:
+        if node is None:
+            raise
+        with node_context(node.name, node.op):  # re-raised naming the node that failed
+            raise
     for name in graph.outputs:
         trace.outputs[name] = trace.values[name]
     return trace

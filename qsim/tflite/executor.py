@@ -1,11 +1,12 @@
 """Run a TFLite model bit-exactly as TFLite's reference kernels, with what-ifs.
 
-Shape (so it ports to the runtime protocol): ``prepare(model, options) -> Program``
-checks every operator once and precomputes its multipliers; `OP_TABLE` maps the
-builtin operator code to its kernel class (one dict literal); `Program.run` is the one
-walker: it binds the inputs, runs the ops in file order (TFLite's order), records every
-non-constant tensor in its stored dtype and the overflow counters, and names the
-failing operator on error.
+A backend of the runtime (`qsim.runtime.protocol`): ``prepare(model, options) -> Program``
+checks every operator once and precomputes its multipliers (`OP_TABLE` maps the builtin
+operator code to its kernel class, one dict literal); the program's graph is a view of
+subgraph 0 (one node per operator, in file order: TFLite's order) and `OPS` its op table,
+so `qsim.runtime.walker.execute` runs it, records every non-constant tensor in its stored
+dtype and names the failing operator on error. `Program.run` is the adapter that keeps
+tensors by index and the overflow counters (`TfliteRun`).
 
 Overflow sites (one `OverflowCounter` per op and site):
 
@@ -27,15 +28,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
-from qsim.errors import InputError, QsimError, node_context
+from qsim.errors import InputError, QsimError
 from qsim.fixed.counters import OverflowCounter
+from qsim.graph.ir import Graph, Node
+from qsim.runtime.protocol import NodeRun
+from qsim.runtime.walker import execute
 from qsim.tflite import ops
 from qsim.tflite.arith import quantize_multiplier, round_multiplier_bits
 from qsim.tflite.reader import Operator, Tensor, TfliteError, TfliteModel
+from qsim.trace import Trace
 
 
 @dataclass(frozen=True)
@@ -938,9 +943,11 @@ class TfliteRun:
     """What `Program.run` returns: every non-constant tensor (stored dtype) and the counters
     ({"label/site": OverflowCounter}, built from the kernels' records on first access)."""
 
-    def __init__(self, tensors: dict[int, np.ndarray], records: list, outputs: tuple[int, ...]) -> None:
+    def __init__(self, tensors: dict[int, np.ndarray], records: list, outputs: tuple[int, ...],
+                 trace: Trace | None = None) -> None:
         self.tensors = tensors
         self.outputs = outputs
+        self.trace = trace  # the walker's Trace (codes by node name)
         self._records = records
         self._counters: dict[str, OverflowCounter] | None = None
 
@@ -961,32 +968,145 @@ def op_label(op: Operator, model: TfliteModel) -> str:
     return f"op{op.index} {op.name} -> {name}"
 
 
+class OpNode(Node):
+    """A graph node whose ``op`` is a TFLite builtin operator name (``"CONV_2D"``), not a
+    qsim `Op`: `prepare` checked it against `OP_TABLE`, so the IR's op check is skipped."""
+
+    def __post_init__(self) -> None:
+        pass
+
+
+class _Step(NamedTuple):
+    """What the op-table kernel needs for one operator node, fixed at prepare."""
+
+    kernel: Any  # the prepared `Kernel` (or `_Missing`); its ``run`` is looked up per call
+    template: list | None  # the operator's inputs: constants in place, None where a computed one
+    # goes; None when they are exactly the node's inputs (no constant, nothing omitted)
+    reads: tuple[int, ...]  # positions in template of the node's inputs, in node.inputs order
+    shape: tuple[int, ...]  # the output tensor's shape
+
+
+def _run_operator(program: Program, node: Node, inputs: list, ctx: NodeRun) -> np.ndarray:
+    """The one op-table kernel: the node's prepared `Kernel` on its inputs and constants."""
+    step = program.steps[node.name]
+    tctx = ctx.state.get("tflite")
+    if tctx is None:  # run by `qsim.runtime.execute` directly: the counters stay in the state
+        tctx = ctx.state["tflite"] = _Ctx(program.options, [])
+    tctx.label = node.name
+    if step.template is None:  # the operator's inputs are exactly the node's
+        ins = inputs
+    else:
+        ins = list(step.template)
+        for pos, v in zip(step.reads, inputs):
+            ins[pos] = v
+    (out,) = step.kernel.run(ins, tctx)
+    if out.shape != step.shape:
+        raise TfliteError(f"{program.model.path}: {node.name}: output {list(out.shape)} != tensor shape "
+                          f"{list(step.shape)}")
+    return out
+
+
+# the runtime op table: operator name -> the one kernel (each node's prepared Kernel does the work)
+OPS = {name: _run_operator for name in SUPPORTED_OPS.split(", ")}
+
+
 @dataclass
 class Program:
-    """A prepared model: one kernel per operator, in file order."""
+    """A prepared model on the runtime protocol (`qsim.runtime.protocol`): `graph` is a view
+    of subgraph 0 (an ``input`` node ``t{index}`` per model input, then one `OpNode` per
+    operator in file order, named by `op_label`), `ops` maps every supported operator name
+    to `_run_operator`, `kernels` are the prepared operators in file order."""
 
     model: TfliteModel
     options: TfliteOptions
     kernels: list[Kernel] = field(default_factory=list)
     threads: int = 1
-    _plan: list | None = field(default=None, repr=False)
+    graph: Graph | None = None
+    steps: dict[str, _Step] = field(default_factory=dict)
+    tensor_of: dict[str, int] = field(default_factory=dict)  # node name -> its output tensor index
+    output_values: dict[str, np.ndarray | None] = field(default_factory=dict)  # output node -> its
+    # DEQUANTIZE table over the 256 codes (indexed by the code), None: the tensor is its value
+
+    executor: ClassVar[str] = "tflite"
+    input_dtype: ClassVar[Any] = None  # inputs are codes of each tensor's stored dtype: see check_input
+    static_counters: ClassVar[dict] = {}
+    counts_every_node: ClassVar[bool] = False
+    ops: ClassVar[dict[str, Any]] = OPS
+
+    def build_graph(self) -> None:
+        """The graph view and the per-node steps (after every kernel's prepare: shapes are final)."""
+        m = self.model
+        nodes: list[Node] = [Node(f"t{i}", "input", attrs={"shape": tuple(m.tensors[i].shape)}) for i in m.inputs]
+        producer = {i: f"t{i}" for i in m.inputs}
+        for k in self.kernels:
+            op = k.op
+            if len(op.outputs) != 1:
+                raise k.error(f"has {len(op.outputs)} outputs, expected 1")
+            label = op_label(op, m)
+            template: list = []
+            reads, sources = [], []
+            for i in op.inputs:
+                if i >= 0 and i in producer:
+                    reads.append(len(template))
+                    sources.append(producer[i])
+                    template.append(None)
+                elif i >= 0 and m.tensors[i].data is not None:
+                    template.append(m.tensors[i].data)
+                else:
+                    if i >= 0:  # neither computed earlier nor constant: raises when reached
+                        k = _Missing(k, TfliteError(f"{m.path}: {label}: input tensor {i} '{m.tensors[i].name}' "
+                                                    "is not computed yet"))
+                    template.append(None)
+            out = op.outputs[0]
+            plain = reads == list(range(len(template)))
+            self.steps[label] = _Step(k, None if plain else template, tuple(reads), tuple(m.tensors[out].shape))
+            nodes.append(OpNode(label, op.name, sources))
+            producer[out] = label
+        missing = [i for i in m.outputs if i not in producer]
+        if missing:
+            raise TfliteError(f"{m.path}: output tensors {missing} are never computed")
+        self.tensor_of = {name: i for i, name in producer.items()}
+        self.graph = Graph(nodes, [producer[i] for i in m.outputs], name=m.path, source=m.path)
+        for name in self.graph.outputs:
+            t = m.tensors[self.tensor_of[name]]
+            q = t.dtype in _QTYPES and t.quant is not None and not t.quant.per_channel
+            self.output_values[name] = (ops.dequantize(np.arange(256).astype(t.dtype), float(t.quant.scale[0]),
+                                                       int(t.quant.zero_point[0])) if q else None)
+
+    def check_input(self, node: Node, x: Any) -> np.ndarray:
+        """The walker's input check for this program: `check_input` (stored dtype and shape)."""
+        return check_input(self.model.tensors[self.tensor_of[node.name]], x, self.model.path)
+
+    def feed(self, node: Node, x: np.ndarray, ctx: NodeRun) -> np.ndarray:
+        return x
+
+    def record(self, trace: Trace, node: Node, tensor: np.ndarray, keep: bool) -> None:
+        """Codes in the stored dtype by node name; an output's value dequantized (float)."""
+        if keep:
+            trace.codes[node.name] = tensor
+        if node.name in self.output_values:
+            lut = self.output_values[node.name]
+            trace.values[node.name] = tensor if lut is None else lut[tensor]  # int8: a negative code
+            # indexes from the end, where the table keeps codes -128..-1
 
     def run(self, inputs: Any) -> TfliteRun:
-        """Run on `inputs`: an array (single-input models) or {tensor index: array}, stored dtype."""
+        """Run on `inputs`: an array (single-input models) or {tensor index: array}, stored dtype.
+
+        The runtime walker runs the graph; this adapter keys inputs and tensors by tensor
+        index, sets the Numba threads, and keeps the counters lazy (`TfliteRun.counters`).
+        """
         m = self.model
         if not isinstance(inputs, dict):
             if len(m.inputs) != 1:
                 raise InputError(f"{m.path}: model has {len(m.inputs)} inputs; pass {{tensor index: array}}")
             inputs = {m.inputs[0]: inputs}
-        values: dict[int, np.ndarray] = {}
+        feeds = {}
         for idx in m.inputs:
             if idx not in inputs:
                 raise InputError(f"{m.path}: input tensor {idx} '{m.tensors[idx].name}' not given")
-            values[idx] = check_input(m.tensors[idx], inputs[idx], m.path)
+            feeds[f"t{idx}"] = inputs[idx]
         records: list = []
         ctx = _Ctx(self.options, records)
-        if self._plan is None:
-            self._plan = self.plan()
         threads_before = None
         if self.threads > 1:
             import numba
@@ -994,61 +1114,15 @@ class Program:
             ctx.parallel = True
             threads_before = numba.get_num_threads()
             numba.set_num_threads(min(self.threads, numba.config.NUMBA_NUM_THREADS))
-        k = None
         try:
-            for k, label, sources, outs in self._plan:
-                ctx.label = label
-                ins = [values[i] if kind == _COMPUTED else arg for i, kind, arg in sources]
-                for (i, shape), v in zip(outs, k.run(ins, ctx)):
-                    if v.shape != shape:
-                        raise TfliteError(f"{m.path}: {label}: output {list(v.shape)} != tensor shape {list(shape)}")
-                    values[i] = v
-        except Exception:
-            if k is None:
-                raise
-            with node_context(ctx.label, k.op.name):  # names the failing operator, as before
-                raise
+            trace = execute(self, feeds, state={"tflite": ctx})
         finally:
             if threads_before is not None:
                 import numba
 
                 numba.set_num_threads(threads_before)
-        missing = [i for i in m.outputs if i not in values]
-        if missing:
-            raise TfliteError(f"{m.path}: output tensors {missing} are never computed")
-        return TfliteRun(values, records, m.outputs)
-
-    def plan(self) -> list:
-        """Per kernel, once: (kernel, label, input sources, (output index, shape) pairs).
-
-        A source is (tensor index, _COMPUTED, None) for a value of this run, (i, _CONST,
-        array) for a constant tensor, (i, _ABSENT, None) for an omitted optional input; an
-        input neither computed earlier nor constant raises when that operator is reached.
-        """
-        m = self.model
-        produced = set(m.inputs)
-        plan = []
-        for k in self.kernels:
-            op = k.op
-            label = op_label(op, m)
-            sources = []
-            for i in op.inputs:
-                if i < 0:
-                    sources.append((i, _ABSENT, None))
-                elif i in produced:
-                    sources.append((i, _COMPUTED, None))
-                elif m.tensors[i].data is not None:
-                    sources.append((i, _CONST, m.tensors[i].data))
-                else:
-                    k = _Missing(k, TfliteError(f"{m.path}: {label}: input tensor {i} '{m.tensors[i].name}' "
-                                                "is not computed yet"))
-                    sources.append((i, _ABSENT, None))
-            plan.append((k, label, sources, [(i, tuple(m.tensors[i].shape)) for i in op.outputs]))
-            produced.update(op.outputs)
-        return plan
-
-
-_COMPUTED, _CONST, _ABSENT = 0, 1, 2
+        tensor_of = self.tensor_of
+        return TfliteRun({tensor_of[name]: v for name, v in trace.codes.items()}, records, m.outputs, trace)
 
 
 class _Missing:
@@ -1127,6 +1201,7 @@ def prepare(model: TfliteModel, options: TfliteOptions | None = None, input_shap
             raise
         except Exception as exc:  # corrupt parameters that got past the reader
             raise TfliteError(f"{model.path}: operator {op.index} ({op.name}): {type(exc).__name__}: {exc}") from None
+    prog.build_graph()
     return prog
 
 

@@ -111,3 +111,45 @@ def test_a_64_bit_accumulator_has_no_events(tflite_model_bytes):
     run = prepare(m, TfliteOptions(acc_bits=64)).run(x)
     acc = [c for k, c in run.counters.items() if k.endswith("/acc")]
     assert acc and all(c.events == 0 and c.elements > 0 for c in acc)
+
+
+def test_the_runtime_walker_runs_the_program(tflite_model_bytes):
+    """`qsim.runtime.run(model, x, "tflite")`: the walker's Trace holds the same codes as
+    `Program.run` (node per operator, codes in the stored dtype), the outputs dequantized."""
+    from qsim import runtime
+    from qsim.tflite import ops
+
+    m = read_tflite_bytes(tflite_model_bytes("resnet8"))
+    t = m.tensors[m.inputs[0]]
+    x = np.random.default_rng(5).integers(-128, 128, t.shape).astype(t.dtype)
+    prog = prepare(m)
+    assert "tflite" in runtime.BACKENDS and len(prog.graph) == len(m.inputs) + len(m.operators)
+    run = prog.run(x)
+    trace = runtime.run(m, x, "tflite")
+    assert trace.executor == "tflite" and set(trace.codes) == set(run.trace.codes)
+    for name, codes in trace.codes.items():
+        np.testing.assert_array_equal(codes, run.tensors[prog.tensor_of[name]])
+        assert codes.dtype == run.tensors[prog.tensor_of[name]].dtype
+    o = m.tensors[m.outputs[0]]
+    want = ops.dequantize(run.output(), float(o.quant.scale[0]), int(o.quant.zero_point[0]))
+    got = trace.output()
+    assert got.dtype == want.dtype and np.array_equal(got, want)
+    lean = runtime.run(m, x, "tflite", keep_values=False)
+    assert list(lean.codes) == prog.graph.outputs
+
+
+def test_the_walker_checks_codes_not_floats(tflite_model_bytes):
+    """Inputs are the stored dtype's codes (`Program.check_input`): a float image or a wrong
+    shape is a one-line InputError naming the input tensor."""
+    from qsim import runtime
+    from qsim.errors import InputError
+
+    m = read_tflite_bytes(tflite_model_bytes("resnet8"))
+    t = m.tensors[m.inputs[0]]
+    with pytest.raises(InputError, match=rf"input tensor {t.index} .*quantize float inputs") as e:
+        runtime.run(m, np.zeros(t.shape, np.float32), "tflite")
+    assert "\n" not in str(e.value)
+    with pytest.raises(InputError, match=rf"input tensor {t.index} .*has shape"):
+        prepare(m).run(np.zeros((1, 3, 3, 3), np.int8))
+    with pytest.raises(InputError, match="values outside"):
+        prepare(m).run(np.full(t.shape, 300, np.int16))
