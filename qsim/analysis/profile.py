@@ -285,13 +285,13 @@ class Profile:
         """Add one float run's activations (``trace.values``)."""
         return self.add(activation_stats(trace))
 
-    def add(self, stats: dict[str, "RangeStats"], n_images: int = 1) -> "Profile":
+    def add(self, stats: dict[str, "RangeStats"]) -> "Profile":
         """Add one run's activation statistics (`activation_stats`, e.g. from a worker)."""
         for name, st in stats.items():
             if name not in self.layers:
                 raise QsimError(f"trace holds node {name!r}, which is not in graph {self.graph.name!r}")
             self.layers[name].act.merge(st)
-        self.n_images += n_images
+        self.n_images += 1
         return self
 
     def suggest(self, word_bits: int = 16, margin_bits: int = 1, input_margin_bits: int = 0,

@@ -77,7 +77,7 @@ def _identity(source):
     return source
 
 
-def compare_samples(model: Any, sources: Sequence, *, load: Callable = _identity, executor: str | None = None,
+def compare_samples(model: Any, sources: Sequence, *, load: Callable | None = None, executor: str | None = None,
                     plan: Any = None, calibration: Any = None, workers: int = 1, scheduler: str | None = None,
                     progress: bool = True) -> tuple[Comparison, OverflowReport]:
     """Per-layer error of the test run against float, and its overflow, over every sample.
@@ -85,7 +85,7 @@ def compare_samples(model: Any, sources: Sequence, *, load: Callable = _identity
     Args:
         model: a model file path (what workers load) or, in-process only, a `Graph`.
         sources: one entry per sample, each turned into a network input by ``load``
-            (default: the entry is the ``(1, ...)`` array itself).
+            (None: the entry is the ``(1, ...)`` array itself).
         executor, plan, calibration: the test run (`qsim.runtime.prepare`; ``executor="k210"``
             takes ``calibration``).
         workers, scheduler: where it runs (`qsim.analysis.tasks.map_tasks`).
@@ -96,7 +96,7 @@ def compare_samples(model: Any, sources: Sequence, *, load: Callable = _identity
     plan_dict = None if plan is None else as_plan(plan).to_dict()
     tasks = list(enumerate(sources))
     comparer, overflow = TraceComparer(ops={n.name: n.op for n in graph}), OverflowReport(graph)
-    results = map_tasks(tasks, init=_compare_init, init_args=(model, executor, plan_dict, calibration, load),
+    results = map_tasks(tasks, init=_compare_init, init_args=(model, executor, plan_dict, calibration, load or _identity),
                         work=_compare_work, workers=workers, scheduler=scheduler, progress=progress,
                         desc="compare", unit="sample")
     for part, part_overflow in _in_order(results, len(tasks)):
@@ -105,13 +105,13 @@ def compare_samples(model: Any, sources: Sequence, *, load: Callable = _identity
     return comparer.result(), overflow
 
 
-def profile_samples(model: Any, sources: Sequence, *, load: Callable = _identity, workers: int = 1,
+def profile_samples(model: Any, sources: Sequence, *, load: Callable | None = None, workers: int = 1,
                     scheduler: str | None = None, progress: bool = True) -> Profile:
     """`Profile` of the float model over every sample (arguments as `compare_samples`)."""
     graph = _load_graph(model)
     prof = Profile(graph)
     tasks = list(enumerate(sources))
-    results = map_tasks(tasks, init=_profile_init, init_args=(model, load), work=_profile_work,
+    results = map_tasks(tasks, init=_profile_init, init_args=(model, load or _identity), work=_profile_work,
                         workers=workers, scheduler=scheduler, progress=progress, desc="profile", unit="sample")
     for stats in _in_order(results, len(tasks)):
         prof.add(stats)

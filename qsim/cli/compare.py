@@ -104,23 +104,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def model_samples(args: argparse.Namespace, graph) -> tuple[list, tuple | None, list, Any]:
-    """(image files, resize (H, W) or None, one source per sample, ``load(source) -> input``) of
+    """(image files, resize (H, W) or None, one source per sample, ``load(source) -> input`` or None) of
     ``--images`` or ``--input``, for `qsim.analysis.samples` (workers load the pictures)."""
     from qsim.cli.inputs import load_array, samples
 
     if args.input:
         if args.size:
             raise InputError("--size resizes images; an --input array is fed as it is")
-        return [], None, list(samples(load_array(args.input, graph))), _same
+        return [], None, list(samples(load_array(args.input, graph))), None  # fed as they are
     from qsim.images import list_images
 
     files = list_images(args.images, n=args.n, seed=args.seed)
     size = input_size(graph, args.size)
     return files, size, [str(f) for f in files], partial(_load_picture, size=size, preprocess=args.preprocess)
-
-
-def _same(x):
-    return x
 
 
 def _load_picture(path: str, size, preprocess):

@@ -11,27 +11,29 @@ from qsim.kernels import activations, softmax
 from qsim.runtime.protocol import Codes
 
 
-def _act_modes(prog, node, ctx) -> dict:
+def site_args(prog, node, ctx, site: str = "act") -> dict:
+    """What every rescaling kernel of the fixed backend takes: the node's ``act`` format and
+    `site`'s rounding, overflow and counter (also the ops of `qsim.executors.fixed_exec`)."""
     np_ = prog.node_plans[node.name]
-    return dict(out_fmt=np_.act, rounding=np_.rounding_at("act"), overflow=np_.overflow_at("act"),
-                counter=ctx.counter("act"))
+    return dict(out_fmt=np_.act, rounding=np_.rounding_at(site), overflow=np_.overflow_at(site),
+                counter=ctx.counter(site))
 
 
 def _unary(kernel):
     def run(prog, node, xs, ctx):
-        return Codes(kernel(xs[0].codes, in_fmt=xs[0].fmt, **_act_modes(prog, node, ctx)),
+        return Codes(kernel(xs[0].codes, in_fmt=xs[0].fmt, **site_args(prog, node, ctx)),
                      prog.node_plans[node.name].act)
     return run
 
 
 def hard_sigmoid(prog, node, xs, ctx):
     y = activations.hard_sigmoid(xs[0].codes, slope=node.attrs.get("slope", 1 / 6), offset=node.attrs.get("offset", 0.5),
-                                 in_fmt=xs[0].fmt, **_act_modes(prog, node, ctx))
+                                 in_fmt=xs[0].fmt, **site_args(prog, node, ctx))
     return Codes(y, prog.node_plans[node.name].act)
 
 
 def softmax_op(prog, node, xs, ctx):
-    y = softmax.softmax(xs[0].codes, axis=node.attrs.get("axis", -1), in_fmt=xs[0].fmt, **_act_modes(prog, node, ctx))
+    y = softmax.softmax(xs[0].codes, axis=node.attrs.get("axis", -1), in_fmt=xs[0].fmt, **site_args(prog, node, ctx))
     return Codes(y, prog.node_plans[node.name].act)
 
 
@@ -44,7 +46,7 @@ def leaky_relu(prog, node, xs, ctx):
                                        counter=ctx.counter("weights"))
     y = activations.leaky_relu(xs[0].codes, slope_code=slope, slope_fmt=np_.weights,
                                threshold=node.attrs.get("threshold", 0.0) or 0.0,
-                               max_value=node.attrs.get("max_value"), in_fmt=xs[0].fmt, **_act_modes(prog, node, ctx))
+                               max_value=node.attrs.get("max_value"), in_fmt=xs[0].fmt, **site_args(prog, node, ctx))
     return Codes(y, np_.act)
 
 

@@ -38,6 +38,7 @@ import numpy as np
 
 from qsim.errors import ModelError, PlanError
 from qsim.executors import fixed_activations
+from qsim.executors.fixed_activations import site_args
 from qsim.fixed.cast import dequantize, quantize
 from qsim.fixed.counters import OverflowCounter
 from qsim.fixed.format import QFormat
@@ -95,55 +96,42 @@ def _relu(prog, node, xs, ctx):
         return out
     if node.attrs.get("negative_slope", 0.0) or node.attrs.get("threshold", 0.0):
         return fixed_activations.leaky_relu(prog, node, xs, ctx)
-    np_ = prog.node_plans[node.name]
-    return Codes(eltwise.relu(xs[0].codes, in_fmt=xs[0].fmt, out_fmt=np_.act, max_value=node.attrs.get("max_value"),
-                              rounding=np_.rounding_at("act"), overflow=np_.overflow_at("act"),
-                              counter=ctx.counter("act")), np_.act)
+    return Codes(eltwise.relu(xs[0].codes, in_fmt=xs[0].fmt, max_value=node.attrs.get("max_value"),
+                              **site_args(prog, node, ctx)), prog.node_plans[node.name].act)
 
 
 def _sigmoid(prog, node, xs, ctx):
-    np_ = prog.node_plans[node.name]
-    return Codes(sigmoid.sigmoid(xs[0].codes, in_fmt=xs[0].fmt, out_fmt=np_.act, rounding=np_.rounding_at("act"),
-                                 overflow=np_.overflow_at("act"), counter=ctx.counter("act")), np_.act)
+    return Codes(sigmoid.sigmoid(xs[0].codes, in_fmt=xs[0].fmt, **site_args(prog, node, ctx)),
+                 prog.node_plans[node.name].act)
 
 
 def _add(prog, node, xs, ctx):
-    np_ = prog.node_plans[node.name]
-    return Codes(eltwise.add([x.codes for x in xs], [x.fmt for x in xs], out_fmt=np_.act,
-                             rounding=np_.rounding_at("add"), overflow=np_.overflow_at("add"),
-                             counter=ctx.counter("add")), np_.act)
+    return Codes(eltwise.add([x.codes for x in xs], [x.fmt for x in xs], **site_args(prog, node, ctx, "add")),
+                 prog.node_plans[node.name].act)
 
 
 def _concat(prog, node, xs, ctx):
     axis = node.attrs.get("axis", -1)
     if axis not in (-1, 3):
         raise ModelError(f"node '{node.name}': concat along axis {axis}; only channels (-1) are supported")
-    np_ = prog.node_plans[node.name]
-    return Codes(eltwise.concat([x.codes for x in xs], [x.fmt for x in xs], out_fmt=np_.act,
-                                rounding=np_.rounding_at("concat"), overflow=np_.overflow_at("concat"),
-                                counter=ctx.counter("concat")), np_.act)
+    return Codes(eltwise.concat([x.codes for x in xs], [x.fmt for x in xs], **site_args(prog, node, ctx, "concat")),
+                 prog.node_plans[node.name].act)
 
 
 def _avg_pool(prog, node, xs, ctx):
-    np_ = prog.node_plans[node.name]
     return Codes(pool.avg_pool(xs[0].codes, tuple(node.attrs["pool_size"]), tuple(node.attrs["strides"]),
-                               node.attrs.get("pads", (0, 0, 0, 0)), in_fmt=xs[0].fmt, out_fmt=np_.act,
-                               rounding=np_.rounding_at("pool"), overflow=np_.overflow_at("pool"),
-                               counter=ctx.counter("pool")), np_.act)
+                               node.attrs.get("pads", (0, 0, 0, 0)), in_fmt=xs[0].fmt,
+                               **site_args(prog, node, ctx, "pool")), prog.node_plans[node.name].act)
 
 
 def _global_avg_pool(prog, node, xs, ctx):
-    np_ = prog.node_plans[node.name]
     return Codes(pool.global_avg_pool(xs[0].codes, node.attrs.get("keepdims", False), in_fmt=xs[0].fmt,
-                                      out_fmt=np_.act, rounding=np_.rounding_at("pool"),
-                                      overflow=np_.overflow_at("pool"), counter=ctx.counter("pool")), np_.act)
+                                      **site_args(prog, node, ctx, "pool")), prog.node_plans[node.name].act)
 
 
 def _multiply(prog, node, xs, ctx):
-    np_ = prog.node_plans[node.name]
-    return Codes(multiply.multiply([x.codes for x in xs], [x.fmt for x in xs], out_fmt=np_.act,
-                                   rounding=np_.rounding_at("mul"), overflow=np_.overflow_at("mul"),
-                                   counter=ctx.counter("mul")), np_.act)
+    return Codes(multiply.multiply([x.codes for x in xs], [x.fmt for x in xs], **site_args(prog, node, ctx, "mul")),
+                 prog.node_plans[node.name].act)
 
 
 def _upsample(prog, node, xs, ctx):
@@ -151,10 +139,8 @@ def _upsample(prog, node, xs, ctx):
     fn = {"nearest": eltwise.upsample_nearest, "bilinear": upsample.upsample_bilinear}.get(kind)
     if fn is None:
         raise ModelError(f"node '{node.name}': upsample interpolation {kind!r}; supported: nearest, bilinear")
-    np_ = prog.node_plans[node.name]
-    return Codes(fn(xs[0].codes, tuple(node.attrs["size"]), in_fmt=xs[0].fmt, out_fmt=np_.act,
-                    rounding=np_.rounding_at("upsample"), overflow=np_.overflow_at("upsample"),
-                    counter=ctx.counter("upsample")), np_.act)
+    return Codes(fn(xs[0].codes, tuple(node.attrs["size"]), in_fmt=xs[0].fmt, **site_args(prog, node, ctx, "upsample")),
+                 prog.node_plans[node.name].act)
 
 
 # op -> integer kernel (one literal; grep finds it). Output format: the node's act, except

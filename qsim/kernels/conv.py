@@ -245,13 +245,14 @@ def float_matrix(w: np.ndarray, shape: tuple[int, ...], dtype=np.float64, cache:
 
 
 def proved_bound(x: np.ndarray, w: np.ndarray, depthwise: bool, in_fmt: QFormat | None, headroom: int,
-                 cache: dict | None = None) -> int:
-    """A proved bound on |any partial sum of products| (PlanError when it reaches 2**62 - headroom)."""
+                 cache: dict | None = None, limit: int = FLOAT_EXACT_LIMIT) -> int:
+    """A proved bound on |any partial sum of products| (PlanError when it reaches 2**62 - headroom):
+    from `in_fmt`, and from the data when the format's bound plus `headroom` reaches `limit`."""
     wsum = weight_abs_sums(w, depthwise, cache)
     bound = None
     if in_fmt is not None:
         bound = max(abs(in_fmt.min_code), in_fmt.max_code) * wsum
-    if bound is None or bound + headroom >= FLOAT_EXACT_LIMIT:  # the data may do better
+    if bound is None or bound + headroom >= limit:  # the data may do better
         bound = 0 if x.size == 0 else max(abs(int(x.min())), abs(int(x.max()))) * wsum
     if bound + headroom >= INT64_SAFE_LIMIT:
         bound += headroom
@@ -260,17 +261,6 @@ def proved_bound(x: np.ndarray, w: np.ndarray, depthwise: bool, in_fmt: QFormat 
             "int64 holds 63: use narrower activation or weight formats"
         )
     return bound
-
-
-def float32_bound(x: np.ndarray, w: np.ndarray, in_fmt: QFormat | None, cache: dict | None = None) -> int:
-    """`proved_bound` for the float32 limit: from the format, else (when that is not enough)
-    from the data; no bias (the tail adds it in float64/int64)."""
-    wsum = weight_abs_sums(w, False, cache)
-    if in_fmt is not None:
-        bound = max(abs(in_fmt.min_code), in_fmt.max_code) * wsum
-        if bound < FLOAT32_EXACT_LIMIT:
-            return bound
-    return 0 if x.size == 0 else max(abs(int(x.min())), abs(int(x.max()))) * wsum
 
 
 # 1x1 convolutions with at most this many input channels (KxK convs: taps x channels) run
@@ -379,7 +369,9 @@ def conv_paths(x: np.ndarray, w: np.ndarray, *, depthwise: bool, in_fmt: QFormat
             paths.append(ConvPath.POINTWISE_IN_TAIL)
         if depthwise or w.shape[0] * w.shape[1] * w.shape[2] <= DIRECT_MAX_K:
             paths.append(ConvPath.WINDOW_IN_TAIL)
-    if float_ok and not depthwise and float32_bound(x, w, in_fmt, cache) < FLOAT32_EXACT_LIMIT:
+    # no headroom: the GEMM sums without the bias (the tail adds it in float64 / int64)
+    if float_ok and not depthwise and proved_bound(x, w, False, in_fmt, 0, cache,
+                                                   FLOAT32_EXACT_LIMIT) < FLOAT32_EXACT_LIMIT:
         paths.append(ConvPath.FLOAT32_SUMS)
     if float_ok or not (w.size and x.size):
         paths.append(ConvPath.FLOAT64_SUMS)
