@@ -244,15 +244,17 @@ def float_matrix(w: np.ndarray, shape: tuple[int, ...], dtype=np.float64, cache:
                    lambda w: np.ascontiguousarray(w.reshape(shape), dtype=dtype), cache)
 
 
+def format_bound(w: np.ndarray, depthwise: bool, in_fmt: QFormat, cache: dict | None = None) -> int:
+    """|any partial sum of products| <= this for every input code of `in_fmt` (no pass over data)."""
+    return max(abs(in_fmt.min_code), in_fmt.max_code) * weight_abs_sums(w, depthwise, cache)
+
+
 def proved_bound(x: np.ndarray, w: np.ndarray, depthwise: bool, in_fmt: QFormat | None, headroom: int,
-                 cache: dict | None = None, limit: int = FLOAT_EXACT_LIMIT) -> int:
-    """A proved bound on |any partial sum of products| (PlanError when it reaches 2**62 - headroom):
-    from `in_fmt`, and from the data when the format's bound plus `headroom` reaches `limit`."""
+                 cache: dict | None = None) -> int:
+    """A proved bound on |any partial sum of products| (PlanError when it reaches 2**62 - headroom)."""
     wsum = weight_abs_sums(w, depthwise, cache)
-    bound = None
-    if in_fmt is not None:
-        bound = max(abs(in_fmt.min_code), in_fmt.max_code) * wsum
-    if bound is None or bound + headroom >= limit:  # the data may do better
+    bound = None if in_fmt is None else format_bound(w, depthwise, in_fmt, cache)
+    if bound is None or bound + headroom >= FLOAT_EXACT_LIMIT:  # the data may do better
         bound = 0 if x.size == 0 else max(abs(int(x.min())), abs(int(x.max()))) * wsum
     if bound + headroom >= INT64_SAFE_LIMIT:
         bound += headroom
@@ -341,7 +343,7 @@ class ConvPath(str, Enum):
     """Depthwise, or KxK with <= DIRECT_MAX_K taps x channels: float64 sums inside the tail pass."""
     FLOAT32_SUMS = "float32_sums"
     """float32 BLAS sums (im2col for KxK; not depthwise), exact below 2**24 (proved from the
-    formats, else from the data): words of 8 bits or less."""
+    formats): words of 8 bits or less."""
     FLOAT64_SUMS = "float64_sums"
     """float64 sums (BLAS, im2col for KxK; the depthwise loop), exact below 2**53 (proved)."""
     INT64_SUMS = "int64_sums"
@@ -369,9 +371,10 @@ def conv_paths(x: np.ndarray, w: np.ndarray, *, depthwise: bool, in_fmt: QFormat
             paths.append(ConvPath.POINTWISE_IN_TAIL)
         if depthwise or w.shape[0] * w.shape[1] * w.shape[2] <= DIRECT_MAX_K:
             paths.append(ConvPath.WINDOW_IN_TAIL)
-    # no headroom: the GEMM sums without the bias (the tail adds it in float64 / int64)
-    if float_ok and not depthwise and proved_bound(x, w, False, in_fmt, 0, cache,
-                                                   FLOAT32_EXACT_LIMIT) < FLOAT32_EXACT_LIMIT:
+    # proved from the formats only: a pass over the data on every layer cost 16-bit plans more
+    # than float32 saved (A98 Q6.9 500x500: 99 -> 107 ms); no headroom, the tail adds the bias
+    if (float_ok and not depthwise and in_fmt is not None
+            and format_bound(w, False, in_fmt, cache) < FLOAT32_EXACT_LIMIT):
         paths.append(ConvPath.FLOAT32_SUMS)
     if float_ok or not (w.size and x.size):
         paths.append(ConvPath.FLOAT64_SUMS)
