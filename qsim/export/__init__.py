@@ -176,20 +176,33 @@ def _types_header(row: dict, plan: Plan) -> str:
     return "\n".join(lines)
 
 
+def model_header(comment: list[str], count_define: str, includes: list[str]) -> str:
+    """``model.h`` of every exporter: the layer table as a comment, an include guard, the
+    layer count (``count_define``, e.g. ``"QSIM_N_LAYERS 5"``) and one ``#include`` per header."""
+    return "\n".join([*comment, "#ifndef QSIM_MODEL_H", "#define QSIM_MODEL_H", f"#define {count_define}",
+                      *[f'#include "{h}"' for h in includes], "#endif /* QSIM_MODEL_H */", ""])
+
+
+def write_files(out_dir: "str | Path", files: list[tuple[str, str]]) -> list[Path]:
+    """Write ``(file name, text)`` pairs into `out_dir` (created); returns the paths in order."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in files:
+        written.append(out / name)
+        written[-1].write_text(text, encoding="utf-8")
+    return written
+
+
 def _model_header(graph, rows: list[dict], target: str) -> str:
-    lines = [f"/* qsim export: model '{graph.name}' ({graph.source or 'in memory'}), generated; do not edit.",
-             "   layer | op | weights shape | in | weights | bias | out | acc bits | bias shift | out shift */"]
+    comment = [f"/* qsim export: model '{graph.name}' ({graph.source or 'in memory'}), generated; do not edit.",
+               "   layer | op | weights shape | in | weights | bias | out | acc bits | bias shift | out shift */"]
     for r in rows:
-        lines.append(f"/* {r['name']} | {r['op']} | {'x'.join(map(str, r['weights_shape']))} | {r['in_format']} | "
-                     f"{r['weights_format']} | {r['bias_format']} | {r['out_format']} | {r['acc_bits']} | "
-                     f"{r['bias_shift']} | {r['out_shift']} */")
-    lines += ["#ifndef QSIM_MODEL_H", "#define QSIM_MODEL_H", f"#define QSIM_N_LAYERS {len(rows)}"]
-    for r in rows:
-        lines.append(f'#include "{r["c_name"]}.h"')
-        if target == "hls":
-            lines.append(f'#include "{r["c_name"]}_types.h"')
-    lines += ["#endif /* QSIM_MODEL_H */", ""]
-    return "\n".join(lines)
+        comment.append(f"/* {r['name']} | {r['op']} | {'x'.join(map(str, r['weights_shape']))} | {r['in_format']} | "
+                       f"{r['weights_format']} | {r['bias_format']} | {r['out_format']} | {r['acc_bits']} | "
+                       f"{r['bias_shift']} | {r['out_shift']} */")
+    includes = [h for r in rows for h in (f"{r['c_name']}.h",) + ((f"{r['c_name']}_types.h",) if target == "hls" else ())]
+    return model_header(comment, f"QSIM_N_LAYERS {len(rows)}", includes)
 
 
 def export(graph, plan: Plan, out_dir: "str | Path", target: str = "c") -> list[Path]:
@@ -199,24 +212,18 @@ def export(graph, plan: Plan, out_dir: "str | Path", target: str = "c") -> list[
     if plan.mode is Mode.FP16:
         raise PlanError("export: an fp16 plan has no Q formats; use a fixed-point plan (--format Q6.9 or --plan)")
     plan.validate(graph)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     rows = layer_table(graph, plan)
     params = quantized_parameters(graph, plan)
-    written = []
+    files = []
     for row in rows:
         kernel, bias, _ = params[row["name"]]
-        written.append(out / f"{row['c_name']}.h")
-        written[-1].write_text(_layer_header(row, kernel, bias), encoding="utf-8")
+        files.append((f"{row['c_name']}.h", _layer_header(row, kernel, bias)))
         if target == "hls":
-            written.append(out / f"{row['c_name']}_types.h")
-            written[-1].write_text(_types_header(row, plan), encoding="utf-8")
-    written.append(out / "model.h")
-    written[-1].write_text(_model_header(graph, rows, target), encoding="utf-8")
+            files.append((f"{row['c_name']}_types.h", _types_header(row, plan)))
+    files.append(("model.h", _model_header(graph, rows, target)))
     if target == "hls":
-        written.append(out / "hls4ml_config.json")
-        written[-1].write_text(json.dumps(hls4ml_config(plan, graph), indent=2) + "\n", encoding="utf-8")
-    return written
+        files.append(("hls4ml_config.json", json.dumps(hls4ml_config(plan, graph), indent=2) + "\n"))
+    return write_files(out_dir, files)
 
 
 # --- hls4ml precision config <-> Plan -------------------------------------------------------

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from qsim.errors import InputError
-from qsim.export import c_array
+from qsim.export import c_array, model_header, write_files
 from qsim.k210.fields import encode_act, encode_bn, encode_layer
 from qsim.k210.kmodel import Kmodel, KpuConv2d, read_kmodel
 from qsim.k210.kpu import POOL_TYPES, KpuLayer
@@ -68,22 +68,13 @@ def export(model: "Kmodel | str | Path", out_dir: "str | Path", *, model_name: s
     if not nodes:
         raise InputError(f"export: {model.path} has no kpu_conv2d node")
     name = model_name or Path(model.path).name
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    table = [f"/* qsim export: kmodel '{name}' (v{model.version}, target {model.target}), KPU layers; "
-             "generated; do not edit.", "   layer | kernel | in C x H x W | out C x H x W | pool | batches */"]
+    files = [(f"{layer_stem(n.index)}.h", layer_header(n.index, n.body, name)) for n in nodes]
+    comment = [f"/* qsim export: kmodel '{name}' (v{model.version}, target {model.target}), KPU layers; "
+               "generated; do not edit.", "   layer | kernel | in C x H x W | out C x H x W | pool | batches */"]
     for n in nodes:
-        stem = layer_stem(n.index)
-        written.append(out / f"{stem}.h")
-        written[-1].write_text(layer_header(n.index, n.body, name), encoding="utf-8")
         a = n.body.args
-        table.append(f"/* {stem} | {'dw ' if a.depthwise else ''}{a.kernel_size}x{a.kernel_size} | "
-                     f"{a.in_channels}x{a.in_hw[0]}x{a.in_hw[1]} | {a.out_channels}x{a.out_hw[0]}x{a.out_hw[1]} | "
-                     f"{POOL_TYPES[a.pool_type][0]} | {n.body.batches} */")
-    table += ["#ifndef QSIM_MODEL_H", "#define QSIM_MODEL_H", f"#define QSIM_N_KPU_LAYERS {len(nodes)}"]
-    table += [f'#include "{layer_stem(n.index)}.h"' for n in nodes]
-    table += ["#endif /* QSIM_MODEL_H */", ""]
-    written.append(out / "model.h")
-    written[-1].write_text("\n".join(table), encoding="utf-8")
-    return written
+        comment.append(f"/* {layer_stem(n.index)} | {'dw ' if a.depthwise else ''}{a.kernel_size}x{a.kernel_size} | "
+                       f"{a.in_channels}x{a.in_hw[0]}x{a.in_hw[1]} | {a.out_channels}x{a.out_hw[0]}x{a.out_hw[1]} | "
+                       f"{POOL_TYPES[a.pool_type][0]} | {n.body.batches} */")
+    files.append(("model.h", model_header(comment, f"QSIM_N_KPU_LAYERS {len(nodes)}", [f for f, _ in files])))
+    return write_files(out_dir, files)

@@ -26,7 +26,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from qsim.errors import InputError
-from qsim.export import c_array
+from qsim.export import c_array, model_header, write_files
 from qsim.tflite.executor import TfliteOptions, op_label, prepare
 from qsim.tflite.reader import TfliteModel
 from qsim.vectors.tflite import C_TYPES, WEIGHT_LAYOUTS, activation_bounds, file_stem, mac_kernels
@@ -93,20 +93,11 @@ def export(model: TfliteModel, out_dir: "str | Path", *, options: TfliteOptions 
     if not kernels:
         raise InputError(f"export: {model.path} has no CONV_2D, DEPTHWISE_CONV_2D or FULLY_CONNECTED operator")
     name = model_name or Path(model.path).name
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for k in kernels:
-        written.append(out / f"{file_stem(k)}.h")
-        written[-1].write_text(op_header(k, name), encoding="utf-8")
-    table = [f"/* qsim export: TFLite model '{name}', generated; do not edit.",
-             "   operator | type | input | filter | output | per-channel */"]
-    for k in kernels:
-        table.append(f"/* {file_stem(k)} | {k.op.name} | {list(k.tin(0).shape)} | {list(k.tin(1).shape)} | "
-                     f"{list(k.tout().shape)} | {bool(k.tin(1).quant.per_channel)} */")
-    table += ["#ifndef QSIM_MODEL_H", "#define QSIM_MODEL_H", f"#define QSIM_N_OPS {len(kernels)}"]
-    table += [f'#include "{file_stem(k)}.h"' for k in kernels] + ["#endif /* QSIM_MODEL_H */", ""]
-    written.append(out / "model.h")
-    written[-1].write_text("\n".join(table), encoding="utf-8")
-    return written
+    files = [(f"{file_stem(k)}.h", op_header(k, name)) for k in kernels]
+    comment = [f"/* qsim export: TFLite model '{name}', generated; do not edit.",
+               "   operator | type | input | filter | output | per-channel */"]
+    comment += [f"/* {file_stem(k)} | {k.op.name} | {list(k.tin(0).shape)} | {list(k.tin(1).shape)} | "
+                f"{list(k.tout().shape)} | {bool(k.tin(1).quant.per_channel)} */" for k in kernels]
+    files.append(("model.h", model_header(comment, f"QSIM_N_OPS {len(kernels)}", [f for f, _ in files])))
+    return write_files(out_dir, files)
 
