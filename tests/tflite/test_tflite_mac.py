@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from qsim.tflite import _mac, arith, ops, ref
 from qsim.tflite._numba import softmax_rows
+from tests.tflite.test_tflite_ops import pool_geometry
 
 BIG = 1 << 62
 
@@ -227,14 +228,7 @@ def test_pool_fused_equals_reference(h, w, kh, kw, s, same, average, acc_bits, s
     rng = np.random.default_rng(seed)
     x = rng.integers(-128, 128, (1, h, w, 2))
     x[0, 0, 0, 0] = -128
-    outs, pads = [], []
-    for size, k in ((h, kh), (w, kw)):
-        if same:
-            o, b, _ = ops.same_padding(size, k, s, 1)
-        else:
-            o, b = ops.valid_out(size, k, s, 1), 0
-        outs.append(o)
-        pads.append(b)
+    outs, pads = pool_geometry(h, w, kh, kw, s, same)
     if min(outs) < 1:
         return
     act = draw_act(data, -128, 127)

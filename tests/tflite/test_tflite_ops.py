@@ -167,13 +167,8 @@ def test_add_and_mul(pairs, zp1, zp2, s1, s2, single):
     assert got.tolist() == [ref.mul(int(a), zp1, int(b), zp2, q, s, single) for a, b in zip(x1, x2)]
 
 
-@settings(max_examples=60)
-@given(st.integers(1, 7), st.integers(1, 7), st.integers(1, 4), st.integers(1, 4), st.integers(1, 3),
-       st.booleans(), st.integers(0, 2**32 - 1))
-def test_pools(h, w, kh, kw, s, same, seed):
-    rng = np.random.default_rng(seed)
-    x = rng.integers(-128, 128, (1, h, w, 2))
-    x[0, 0, 0, 0] = -128
+def pool_geometry(h: int, w: int, kh: int, kw: int, s: int, same: bool) -> tuple[list[int], list[int]]:
+    """(output H, W), (top, left) padding of a TFLite pool of kernel kh x kw, stride s."""
     outs, pads = [], []
     for size, k in ((h, kh), (w, kw)):
         if same:
@@ -182,6 +177,17 @@ def test_pools(h, w, kh, kw, s, same, seed):
             o, b = ops.valid_out(size, k, s, 1), 0
         outs.append(o)
         pads.append(b)
+    return outs, pads
+
+
+@settings(max_examples=60)
+@given(st.integers(1, 7), st.integers(1, 7), st.integers(1, 4), st.integers(1, 4), st.integers(1, 3),
+       st.booleans(), st.integers(0, 2**32 - 1))
+def test_pools(h, w, kh, kw, s, same, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-128, 128, (1, h, w, 2))
+    x[0, 0, 0, 0] = -128
+    outs, pads = pool_geometry(h, w, kh, kw, s, same)
     if min(outs) < 1:
         return
     acc, n = ops.average_pool(x, (kh, kw), (s, s), tuple(pads), tuple(outs))
