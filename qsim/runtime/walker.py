@@ -12,6 +12,7 @@ import numpy as np
 
 from qsim.errors import InputError, ModelError, node_context
 from qsim.graph.ir import Graph, Node
+from qsim.graph.ops import Op
 from qsim.runtime.protocol import NodeRun, Program
 from qsim.trace import Trace
 
@@ -113,7 +114,7 @@ def execute(program: Program, x: Any, *, keep_values: bool = True, counters: boo
             keep = keep_values or node.name in outputs
             made = static.get(node.name)
             ctx = NodeRun(node, counters, state, {site: c.copy() for site, c in made.items()} if made else {}, keep)
-            if node.op == "input":
+            if node.op == Op.INPUT:
                 x = feeds[node.name]
                 out = feed(node, check(node, x) if check else check_input(node, x, program.input_dtype), ctx)
             else:
