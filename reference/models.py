@@ -2,10 +2,11 @@
 
 Contract (see DESIGN.md §6 and the paper, Sec. III):
 
-* Backbone: ``keras.applications.MobileNetV2(include_top=False, alpha)``. For alpha 1.0 the
-  ImageNet weights in ``<data>/weights/mobilenet_v2_1.0_224_no_top_tfslim.h5`` are loaded;
-  no other alpha has ImageNet weights in the data folder, so those backbones start from
-  Keras' random initialisation (seeded by ``seed``).
+* Backbone: ``keras.applications.MobileNetV2(include_top=False, alpha)`` with the ImageNet
+  no-top weights of the data folder (``IMAGENET_WEIGHTS``: alpha 1.0, 0.5 and 0.35). The
+  0.5 / 0.35 files are the original keras-applications release with old layer names
+  (``mobl0_conv_0_depthwise`` ...), so they load by layer order, never by name; any other
+  alpha starts from Keras' random initialisation (seeded by ``seed``).
 * Paper layer numbering: the paper's Keras had a ``Conv1_pad`` layer that today's Keras
   lacks, so paper layer #k is today's ``backbone.layers[k - 1]``. Breakpoints:
   A = paper #119 = ``block_13_expand_relu`` (stride 16, 576·alpha channels),
@@ -38,7 +39,12 @@ HEAD_STRIDES = {"A": 16, "B": 32, "C": 16}
 # Frozen-prefix lengths studied in the paper (Table I) and the last frozen layer's name.
 PAPER_FROZEN = {63: "block_6_project_BN", 98: "block_10_project_BN", 133: "block_14_project_BN"}
 HEAD_CHANNELS = 125
-IMAGENET_WEIGHTS = "mobilenet_v2_1.0_224_no_top_tfslim.h5"
+# ImageNet no-top weights in <data>/weights per alpha (see the data folder's PROVENANCE.md).
+IMAGENET_WEIGHTS = {
+    1.0: "mobilenet_v2_1.0_224_no_top_tfslim.h5",
+    0.5: "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.5_224_no_top.h5",
+    0.35: "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5",
+}
 
 
 def paper_layer_name(backbone, paper_index: int) -> str:
@@ -63,21 +69,30 @@ def frozen_layer_name(frozen: int) -> str:
     return PAPER_FROZEN[frozen]
 
 
-def imagenet_weights_path() -> Path:
-    """The ImageNet no-top MobileNetV2 alpha 1.0 weights in the data folder."""
+def imagenet_weights_path(alpha: float = 1.0) -> Path:
+    """The ImageNet no-top MobileNetV2 weights for ``alpha`` in the data folder."""
     from qsim.datasets import data_path
 
-    return data_path("weights", IMAGENET_WEIGHTS)
+    if alpha not in IMAGENET_WEIGHTS:
+        raise ValueError(f"alpha={alpha!r}: ImageNet weights exist for {sorted(IMAGENET_WEIGHTS)}")
+    return data_path("weights", IMAGENET_WEIGHTS[alpha])
+
+
+def backbone_init(alpha: float) -> str:
+    """How :func:`build_backbone` initialises the backbone for ``alpha`` (for records)."""
+    if alpha in IMAGENET_WEIGHTS:
+        return f"ImageNet ({IMAGENET_WEIGHTS[alpha]})"
+    return "random (no ImageNet weights for this alpha)"
 
 
 def build_backbone(alpha: float = 1.0, input_shape=(None, None, 3), weights="imagenet"):
-    """MobileNetV2 without top; ImageNet weights for alpha 1.0 unless ``weights`` is None.
+    """MobileNetV2 without top; ImageNet weights (alpha 1.0, 0.5, 0.35) unless ``weights`` is None.
 
     Args:
         alpha: width multiplier.
         input_shape: HWC; ``(None, None, 3)`` for any image size.
-        weights: ``"imagenet"`` (the data folder's file; alpha 1.0 only, random init for
-            any other alpha), a path to a Keras legacy-HDF5 weights file, or None.
+        weights: ``"imagenet"`` (the data folder's file for alpha 1.0, 0.5 or 0.35, random
+            init for any other alpha), a path to a Keras legacy-HDF5 weights file, or None.
     """
     import keras
 
@@ -85,8 +100,9 @@ def build_backbone(alpha: float = 1.0, input_shape=(None, None, 3), weights="ima
         include_top=False, alpha=alpha, weights=None, input_shape=tuple(input_shape)
     )
     if weights == "imagenet":
-        if alpha == 1.0:
-            backbone.load_weights(str(imagenet_weights_path()))
+        if alpha in IMAGENET_WEIGHTS:
+            # Legacy HDF5 loads by layer order (the 0.5 / 0.35 files' names are the old ones).
+            backbone.load_weights(str(imagenet_weights_path(alpha)))
     elif weights is not None:
         backbone.load_weights(str(weights))
     # The name↔paper-index mapping is the contract: check it against this Keras version.

@@ -20,7 +20,8 @@ Method (paper Sec. III, DESIGN.md §6), sized for a shared 2-core machine:
    (tx, ty, tw, th), p_i* = the sampled positives. BatchNorm layers run in inference mode
    (moving statistics frozen, gamma/beta trained): batches of a few crops give poor batch
    statistics and the exported model must compute what was trained.
-5. Each epoch: log losses and time (one JSON line), save a checkpoint of the full model.
+5. Each epoch: log losses and time (one JSON line), save a checkpoint (model, Adam state,
+   RNG state; `Checkpoint`): rerunning an interrupted command resumes after its last epoch.
    At the end save the full model as legacy HDF5 and a JSON training record.
 
 Rerun the committed A98 model (see reference/README.md for the exact command used)::
@@ -217,6 +218,71 @@ def models_stride(model_path) -> int:
     return HEAD_STRIDES[Path(model_path).name[0].upper()]
 
 
+class Checkpoint:
+    """Per-epoch training state next to ``--out``, so an interrupted run resumes where it stopped.
+
+    Each epoch writes ``<out>.ckpt<E>.h5`` (the full model) and ``<out>.ckpt<E>.npz`` (Adam's
+    variables, iteration count included, so the cosine schedule continues), then replaces
+    ``<out>.ckpt.json`` (epoch, history, the NumPy generator's state, training minutes,
+    arguments) and only then deletes epoch E-1's files: a crash at any point leaves one
+    consistent state. A rerun of the same command resumes from it; a rerun with different
+    training arguments refuses to (it would mix two runs in one record).
+    """
+
+    # Arguments that may change between a run and its resumption.
+    FREE = {"time_budget", "record", "cache_dir"}
+
+    def __init__(self, out_path: Path, args):
+        self.out_path = out_path
+        self.state_path = out_path.with_suffix(".ckpt.json")
+        self.args = {k: v for k, v in sorted(vars(args).items()) if k not in self.FREE}
+
+    def _files(self, epoch: int) -> tuple[Path, Path]:
+        stem = self.out_path.with_suffix("")
+        return Path(f"{stem}.ckpt{epoch}.h5"), Path(f"{stem}.ckpt{epoch}.npz")
+
+    def save(self, model, optimizer, history, rng, train_minutes: float) -> None:
+        epoch = len(history)
+        weights, opt = self._files(epoch)
+        model.save(weights)
+        np.savez(opt, *[np.asarray(v) for v in optimizer.variables])
+        state = dict(epoch=epoch, history=history, rng=rng.bit_generator.state,
+                     train_minutes=train_minutes, args=self.args)
+        tmp = self.state_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(state, indent=1) + "\n")
+        os.replace(tmp, self.state_path)
+        for old in self._files(epoch - 1):
+            old.unlink(missing_ok=True)
+
+    def load(self, model, optimizer):
+        """Restore weights and optimizer from the last checkpoint; its state dict, or None."""
+        if not self.state_path.exists():
+            return None
+        state = json.loads(self.state_path.read_text())
+        if state["args"] != self.args:
+            diff = sorted(k for k in set(state["args"]) | set(self.args)
+                          if state["args"].get(k) != self.args.get(k))
+            raise SystemExit(f"{self.state_path}: checkpoint of a run with other arguments "
+                             f"({', '.join(diff)}); delete it or rerun that command")
+        weights, opt = self._files(state["epoch"])
+        model.load_weights(weights)
+        with np.load(opt) as stored:
+            values = [stored[f"arr_{i}"] for i in range(len(stored.files))]
+        if len(values) != len(optimizer.variables):
+            raise SystemExit(f"{opt}: {len(values)} optimizer variables, "
+                             f"expected {len(optimizer.variables)}")
+        for var, value in zip(optimizer.variables, values):
+            var.assign(value)
+        return state
+
+    def remove(self) -> None:
+        if self.state_path.exists():
+            epoch = json.loads(self.state_path.read_text())["epoch"]
+            for path in self._files(epoch):
+                path.unlink(missing_ok=True)
+            self.state_path.unlink()
+
+
 def git_commit() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
@@ -352,12 +418,20 @@ def main(argv=None) -> int:
         return totals / n
 
     history = []
-    checkpoint = out_path.with_suffix(".ckpt.h5")
+    ckpt = Checkpoint(out_path, args)
+    optimizer.build(trainable)
+    first_epoch, minutes_before = 1, 0.0
+    state = ckpt.load(model, optimizer)
+    if state is not None:
+        history, minutes_before = state["history"], state["train_minutes"]
+        first_epoch = len(history) + 1
+        rng.bit_generator.state = state["rng"]
+        log(f"resumed from {ckpt.state_path.name} after epoch {len(history)}")
     tr = sets["train"]
-    t_train = time.time()
+    t_train = time.time() - 60 * minutes_before
     log(f"training {len(trainable)} tensors, {sum(int(np.prod(w.shape)) for w in trainable)} params, "
         f"lr {args.lr}, batch {args.batch}, λ {args.lam}")
-    for epoch in range(1, args.epochs + 1):
+    for epoch in range(first_epoch, args.epochs + 1):
         t0 = time.time()
         perm = rng.permutation(len(tr["labels"]))
         sums, count = np.zeros(2), 0
@@ -378,23 +452,22 @@ def main(argv=None) -> int:
             entry.update(val_cls=val_cls, val_reg=val_reg, val_loss=val_cls + args.lam * val_reg)
         history.append({k: round(float(v), 5) for k, v in entry.items()})
         print(json.dumps(history[-1]), flush=True)
-        model.save(checkpoint)
         elapsed_min = (time.time() - t_train) / 60
+        ckpt.save(model, optimizer, history, rng, elapsed_min)
         if args.time_budget and elapsed_min >= args.time_budget:
             log(f"time budget reached after epoch {epoch} ({elapsed_min:.1f} min)")
             break
 
     out_path.parent.mkdir(parents=True, exist_ok=True)
     model.save(out_path)
-    checkpoint.unlink(missing_ok=True)
+    ckpt.remove()
     record = dict(
         model=out_path.name,
         architecture=dict(head=args.head, frozen=args.frozen,
                           frozen_through=models.frozen_layer_name(args.frozen), cached=cut_name,
                           alpha=args.alpha, head_kernel=args.head_kernel, stride=stride,
                           input_shape=[None, None, 3],
-                          backbone_init="ImageNet (mobilenet_v2_1.0_224_no_top_tfslim.h5)"
-                          if args.alpha == 1.0 else "random (no ImageNet weights for this alpha)"),
+                          backbone_init=models.backbone_init(args.alpha)),
         command="python -m reference.train " + " ".join(sys.argv[1:] if argv is None else argv),
         git_commit=commit,
         started_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t_start)),
