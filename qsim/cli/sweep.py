@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from qsim.cli.run import add_calibration_arguments, add_job_arguments, job_options
+from qsim.cli.run import add_calibration_arguments, add_job_arguments, job_options, parse_size
 from qsim.cli.values import finite_float, overflow_name, positive_float, rounding_name, unit_float
 from qsim.errors import InputError
 
@@ -65,6 +65,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="WIDER faces smaller than this (px) become ignore regions (0)")
     p.add_argument("--scales", type=_scales, default=(0.5, 1.0, 2.0), help="pyramid scales (0.5,1,2)")
     p.add_argument("--max-side", type=int, help="cap on the longest side of any network input")
+    p.add_argument("--input-size", type=parse_size, metavar="HxW",
+                   help="fixed network input, as on a device (e.g. 224x224 for the paper's K210): "
+                        "each picture resized with its aspect kept, at the top left of a mid-grey "
+                        "canvas; with --scales 1 (set it) one network run per picture")
+    p.add_argument("--symmetric-pads", action="store_true",
+                   help="K210 padding (the paper's Sec. V-D): stride-2 pads made symmetric before "
+                        "running; changes the network's numbers, cached apart")
     p.add_argument("--score-threshold", type=unit_float, default=0.01, help="lowest score on the PR curve (0.01)")
     p.add_argument("--nms-iou", type=unit_float, default=0.3, help="NMS IoU threshold (0.3)")
     p.add_argument("--bootstrap", type=int, default=0, metavar="N",
@@ -112,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
     ds = load_dataset(args)
     print(ds.summary(), file=sys.stderr)
     result = sweep(args.model, ds, formats, mode=args.mode, scales=args.scales, max_side=args.max_side,
+                   input_hw=args.input_size, symmetric_pads=args.symmetric_pads,
                    score_threshold=args.score_threshold, nms_iou=args.nms_iou, **job_options(args),
                    bootstrap=args.bootstrap)
     print(f"{result.model} on {result.dataset}: {result.n_images} images, {result.n_faces} faces "

@@ -15,6 +15,10 @@ Pipeline for an ``(H, W)`` image:
        ``max_per_scale`` best, and divide box coordinates by the per-axis resize factors
        (resized size / original size) to return to original pixels;
     4. greedy NMS over all scales together (IoU 0.3).
+With ``input_hw`` set the network sees a fixed input, as on a device (the paper's K210 ran
+224x224): each scale's picture is resized by ``s * fit``, ``fit = min(H_in / H, W_in / W)``
+(aspect kept), placed at the top left of an ``input_hw`` canvas of mid grey (0 after
+preprocessing) and cut to it; boxes map back through the same factors.
 Boxes are not clipped to the image: FDDB's gt boxes may cross its border too.
 """
 from __future__ import annotations
@@ -87,15 +91,44 @@ def pyramid_sizes(image_hw, scales=DEFAULT_SCALES, max_side: int | None = None) 
     return out
 
 
-def run_pyramid(image, run_fn, scales=DEFAULT_SCALES, max_side: int | None = None) -> list[ScaleOutput]:
-    """Run ``run_fn`` on every pyramid level of an RGB ``(H, W, 3)`` image (values 0..255)."""
+def fixed_input_sizes(image_hw, input_hw, scales=(1.0,)) -> list[tuple[float, tuple[int, int]]]:
+    """``[(scale, (h, w))]`` of the resized picture inside a fixed ``input_hw`` network input.
+
+    >>> fixed_input_sizes((300, 450), (224, 224))
+    [(0.49777777777777776, (149, 224))]
+    """
+    h, w = (int(v) for v in image_hw)
+    in_h, in_w = (int(v) for v in input_hw)
+    if in_h < 1 or in_w < 1:
+        raise InputError(f"fixed network input must be at least 1x1; got {in_h}x{in_w}")
+    fit = min(in_h / h, in_w / w)
+    return pyramid_sizes((h, w), [fit * float(s) for s in scales]) if scales else pyramid_sizes((h, w), scales)
+
+
+def _canvas(x: np.ndarray, input_hw) -> np.ndarray:
+    """``x`` (h, w, 3), preprocessed, at the top left of an ``input_hw`` canvas of zeros, cut to it."""
+    out = np.zeros((int(input_hw[0]), int(input_hw[1]), x.shape[2]), np.float32)
+    h, w = min(out.shape[0], x.shape[0]), min(out.shape[1], x.shape[1])
+    out[:h, :w] = x[:h, :w]
+    return out
+
+
+def run_pyramid(image, run_fn, scales=DEFAULT_SCALES, max_side: int | None = None,
+                input_hw: tuple[int, int] | None = None) -> list[ScaleOutput]:
+    """Run ``run_fn`` on every pyramid level of an RGB ``(H, W, 3)`` image (values 0..255).
+
+    ``input_hw``: a fixed network input (see the module doc); ``max_side`` is then unused.
+    """
     img = check_image(image)
     if img.ndim != 3:
         raise InputError(f"detect takes one (H, W, 3) image; got shape {img.shape}")
     raw: list[ScaleOutput] = []
-    for scale, size in pyramid_sizes(img.shape[:2], scales, max_side):
+    sizes = (pyramid_sizes(img.shape[:2], scales, max_side) if input_hw is None
+             else fixed_input_sizes(img.shape[:2], input_hw, scales))
+    for scale, size in sizes:
         resized = img.astype(np.float32) if size == img.shape[:2] else resize_bilinear(img, size)
-        x = mobilenet_preprocess(resized)[None]
+        x = mobilenet_preprocess(resized)
+        x = (x if input_hw is None else _canvas(x, input_hw))[None]
         out = np.asarray(run_fn(x))
         if out.ndim == 4 and out.shape[0] == 1:
             out = out[0]
@@ -166,6 +199,7 @@ def detect(
     score_threshold: float,
     nms_iou: float = 0.3,
     max_side: int | None = None,
+    input_hw: tuple[int, int] | None = None,
 ) -> Detections:
     """Faces in an RGB image (uint8 ``(H, W, 3)``), through any executor.
 
@@ -178,8 +212,9 @@ def detect(
         score_threshold: minimum sigmoid score (use a low one, e.g. 0.05, for AP curves).
         nms_iou: NMS IoU threshold.
         max_side: cap on the longest side of any network input.
+        input_hw: a fixed network input size (letterboxed picture; see the module doc).
     """
-    raw = run_pyramid(image, run_fn, scales, max_side)
+    raw = run_pyramid(image, run_fn, scales, max_side, input_hw)
     boxes, scores = detections_from_outputs(
         raw, np.shape(image)[:2], stride=stride, templates=templates, score_threshold=score_threshold, nms_iou=nms_iou
     )

@@ -84,7 +84,8 @@ class PictureRunner:
                 counters.append(run_counters)
             return out
 
-        raw = run_pyramid(img, network, self.settings["scales"], self.settings["max_side"])
+        raw = run_pyramid(img, network, self.settings["scales"], self.settings["max_side"],
+                          self.settings.get("input_hw"))
         boxes, scores = candidates_from_outputs(raw, img.shape[:2], stride=self.settings["stride"],
                                                 score_threshold=CANDIDATE_THRESHOLD)
         return boxes, scores, counters
@@ -93,7 +94,10 @@ class PictureRunner:
 def image_key(path: Path, settings: dict) -> str:
     """The picture's bytes and the pyramid settings that shape its candidates."""
     h = hashlib.sha256(Path(path).read_bytes())
-    h.update(json.dumps({k: settings[k] for k in ("scales", "max_side", "stride")}, sort_keys=True).encode())
+    shape = {k: settings[k] for k in ("scales", "max_side", "stride")}
+    if settings.get("input_hw") is not None:  # absent otherwise: earlier cache keys stay valid
+        shape["input_hw"] = list(settings["input_hw"])
+    h.update(json.dumps(shape, sort_keys=True).encode())
     h.update(f"v{CACHE_VERSION}".encode())
     return f"{Path(path).stem[:40]}-{h.hexdigest()[:16]}"
 
@@ -125,7 +129,7 @@ def _run_picture(runners: list, task: tuple):
 
 def sweep(model: Any, dataset: Any, formats: "str | Sequence[str] | Sequence[NumberFormat]", *,
           mode: str = "weights", scales: Sequence[float] = (0.5, 1.0, 2.0), max_side: int | None = None,
-          score_threshold: float = CANDIDATE_THRESHOLD, nms_iou: float = 0.3, iou_threshold: float = 0.5,
+          input_hw: tuple[int, int] | None = None, symmetric_pads: bool = False, score_threshold: float = CANDIDATE_THRESHOLD, nms_iou: float = 0.3, iou_threshold: float = 0.5,
           cache_dir: Any = None, use_cache: bool = True, workers: int = 1, scheduler: str | None = None,
           progress: bool = True, graph: Any = None, bootstrap: int = 0, seed: int = 0) -> SweepResult:
     """AP (and size, overflow) of a face detector per number format.
@@ -136,6 +140,10 @@ def sweep(model: Any, dataset: Any, formats: "str | Sequence[str] | Sequence[Num
         formats: ``"fp32,fp16,q9,..."`` or a list of names / `NumberFormat` (see `parse_formats`).
         mode: ``"weights"`` (the paper's Table II) or ``"full"`` (integer activations, overflow).
         scales, max_side: image pyramid (`qsim.facedet.detector`).
+        input_hw: a fixed network input, e.g. ``(224, 224)`` as on the paper's K210: each
+            picture letterboxed into it (`qsim.facedet.detector.fixed_input_sizes`).
+        symmetric_pads: load ``model`` with the K210's symmetric stride-2 padding, the paper's
+            Sec. V-D change (`qsim.graph.passes.symmetric_pads`; another network, cached apart).
         score_threshold: lowest sigmoid score entering the PR curve (>= the cached 0.01).
         nms_iou, iou_threshold: NMS overlap and the IoU a match needs.
         cache_dir: cache root (default ``$QSIM_CACHE`` or ``~/.cache/qsim``); ``use_cache=False``
@@ -169,13 +177,16 @@ def sweep(model: Any, dataset: Any, formats: "str | Sequence[str] | Sequence[Num
         fmt.check()
     needs_model = any(f.needs_model for f in fmts)
     if graph is None and needs_model:
-        graph = _load_graph(model)
+        graph = _load_graph(model, symmetric_pads)
     if needs_model:
         m_hash = model_hash(model if isinstance(model, (str, Path)) else graph)
+        if symmetric_pads:  # the same file computes other numbers: never share its entries
+            m_hash = hashlib.sha256(f"{m_hash}|symmetric_pads".encode()).hexdigest()[:16]
         stride = infer_stride(graph)
     else:
         m_hash, stride = "no-model", None
     settings = {"scales": [float(s) for s in scales], "max_side": max_side, "stride": stride,
+                "input_hw": None if input_hw is None else [int(v) for v in input_hw],
                 "score_threshold": score_threshold, "nms_iou": nms_iou, "iou_threshold": iou_threshold,
                 "mode": mode, "candidate_threshold": CANDIDATE_THRESHOLD}
     store = ResultStore(cache_root(cache_dir) if use_cache else None, "sweep", m_hash)
@@ -227,13 +238,16 @@ def sweep(model: Any, dataset: Any, formats: "str | Sequence[str] | Sequence[Num
     return out
 
 
-def _load_graph(model: Any):
+def _load_graph(model: Any, symmetric_pads: bool = False):
     if isinstance(model, (str, Path)):
         import qsim
 
         if not Path(model).is_file():
             raise InputError(f"model file {model} not found")
-        return qsim.load_model(model)
+        return qsim.load_model(model, symmetric_pads=symmetric_pads)
+    if symmetric_pads and model is not None:
+        raise InputError("symmetric_pads needs a model file (load a Graph with "
+                         "qsim.load_model(..., symmetric_pads=True) instead)")
     if model is None:
         raise InputError("a model is needed for formats other than vj and kmodel:PATH")
     return model

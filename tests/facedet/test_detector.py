@@ -119,3 +119,50 @@ def test_overflowed_head_output_still_gives_detections_issue17():
     boxes, scores = candidates_from_outputs([ScaleOutput(1.0, (64, 64), out)], (64, 64), stride=16,
                                             score_threshold=0.01)
     assert len(scores) == 1 and np.isfinite(boxes).all()
+
+
+class LetterboxedNet(PlantedNet):
+    """PlantedNet for a fixed input: faces are planted at the letterbox factor, not at the
+    input/picture ratio (the canvas is larger than the resized picture)."""
+
+    def __init__(self, image_hw, faces, logit, factor):
+        super().__init__(image_hw, faces, {})
+        self.logit, self.factor, self.seen = logit, factor, []
+
+    def __call__(self, x):
+        self.seen.append(x)
+        h, w = x.shape[1:3]
+        oh, ow = -(-h // STRIDE), -(-w // STRIDE)
+        anc = anchors(oh, ow, STRIDE, load_templates())
+        logits, deltas = np.full((oh, ow, 25), -8.0), np.zeros((oh, ow, 25, 4))
+        for face in self.faces:
+            d = encode(face * self.factor, anc)
+            i, j, t = np.unravel_index(np.argmin(np.abs(d).sum(axis=-1)), d.shape[:3])
+            logits[i, j, t], deltas[i, j, t] = self.logit, d[i, j, t]
+        return pack_head(logits, deltas)[None].astype(np.float32)
+
+
+def test_fixed_input_letterboxes_and_maps_back():
+    from qsim.facedet.detector import fixed_input_sizes
+    from qsim.images import resize_bilinear
+
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (150, 201, 3)).astype(np.uint8)
+    fit = min(224 / 150, 224 / 201)
+    assert fixed_input_sizes(image.shape[:2], (224, 224)) == [(fit, (167, 224))]
+    faces = [[20.0, 30.0, 80.0, 100.0]]
+    # The resize is per axis (167/150 down, 224/201 across): so is the way back.
+    net = LetterboxedNet(image.shape[:2], faces, 3.0, np.array([224 / 201, 167 / 150] * 2))
+    det = detect(image, net, stride=STRIDE, score_threshold=0.5, scales=(1.0,), input_hw=(224, 224))
+    (x,) = net.seen
+    assert x.shape == (1, 224, 224, 3)
+    np.testing.assert_array_equal(x[0, :167], mobilenet_preprocess(resize_bilinear(image, (167, 224))))
+    assert not x[0, 167:].any()  # mid grey below the picture
+    assert det.raw[0].input_hw == (167, 224)
+    np.testing.assert_allclose(det.boxes, faces, atol=1e-4)
+    # A scale above 1 is cut to the canvas: the network still sees 224x224.
+    net2 = LetterboxedNet(image.shape[:2], faces, 3.0, 2 * fit)
+    detect(image, net2, stride=STRIDE, score_threshold=0.5, scales=(2.0,), input_hw=(224, 224))
+    assert net2.seen[0].shape == (1, 224, 224, 3)
+    with pytest.raises(InputError, match="at least 1x1"):
+        fixed_input_sizes((10, 10), (0, 224))

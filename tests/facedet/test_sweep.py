@@ -218,3 +218,32 @@ def test_paper_eq5_reading_of_qn_is_our_q_n_minus_1():
         ours, eq5 = parse_formats([f"q{n - 1}", f"Q{16 - n}.{n - 1}"])
         assert ours.plan.to_dict() == eq5.plan.to_dict()
         assert ours.key().split("-")[1] == eq5.key().split("-")[1]
+
+
+def test_fixed_input_size_and_symmetric_pads_are_their_own_cache_entries(data_dir, tmp_path):
+    """`--input-size` and `--symmetric-pads` (the paper's K210 deployment, Sec. V-D) change
+    what the network computes: the rows equal the detector called directly with the same
+    settings, and no cache entry is shared with the plain sweep."""
+    import qsim
+    from qsim.images import load_image
+
+    ds = load_fddb(data_dir / "fddb").limit(2)
+    model = Path(qsim.__file__).parent / "assets" / "a98_alpha1.0.h5"
+    kw = dict(scales=(1.0,), cache_dir=tmp_path, progress=False)
+    plain = sweep(model, ds, "fp32", **kw)
+    fixed = sweep(model, ds, "fp32", input_hw=(96, 96), **kw)
+    sym = sweep(model, ds, "fp32", input_hw=(96, 96), symmetric_pads=True, **kw)
+    assert [r.rows[0].cached_images for r in (plain, fixed, sym)] == [0, 0, 0]
+    for res, pads in ((fixed, False), (sym, True)):
+        graph = qsim.load_model(model, symmetric_pads=pads)
+        per_image = []
+        for im in ds.images:
+            det = detect(load_image(im.path), lambda x, g=graph: run(g, x).output(0), stride=16,
+                         scales=(1.0,), input_hw=(96, 96), score_threshold=0.01)
+            per_image.append((det.boxes, det.scores, im.boxes, im.ignore))
+        assert res.rows[0].ap == evaluate(per_image).ap
+    assert sym.rows[0].eval.tp.tolist() != fixed.rows[0].eval.tp.tolist() or \
+        sym.rows[0].ap != fixed.rows[0].ap  # the pads change the numbers
+    assert sweep(model, ds, "fp32", input_hw=(96, 96), symmetric_pads=True, **kw).rows[0].cached_images == 2
+    with pytest.raises(InputError, match="symmetric_pads needs a model file"):
+        sweep(tiny_face_graph(), ds, "fp32", symmetric_pads=True, graph=None, use_cache=False, progress=False)
