@@ -43,6 +43,10 @@ def _worker_call(payload):
     return task, result, time.perf_counter() - t0
 
 
+def _job_arguments(init_args: tuple) -> tuple:
+    return init_args
+
+
 def _dask_call(token: str, init: Callable, init_args: tuple, work: Callable, task: Any):
     """One task on a Dask worker: the job's state is built on its first task there."""
     state = _STATE.get(token)
@@ -124,7 +128,10 @@ def _map_dask(tasks, init, init_args, work, scheduler, progress, desc, unit):
     token = f"job-{uuid.uuid4().hex}"
     bar = progress_bar(len(tasks), progress, f"{desc} ({len(client.scheduler_info()['workers'])} Dask workers)", unit)
     try:
-        [args_future] = client.scatter([init_args], broadcast=True, hash=False)
+        # The job's arguments as a task, not scattered data: if every worker holding them
+        # dies, the scheduler recomputes them from the task (scattered data would be lost,
+        # and every task depending on it cancelled as "already forgotten").
+        args_future = client.submit(_job_arguments, init_args, pure=False, key=f"{token}-args")
         futures = [client.submit(_dask_call, token, init, args_future, work, task, pure=False, retries=2)
                    for task in tasks]
         for future in as_completed(futures):
