@@ -102,7 +102,7 @@ def fixed_input_sizes(image_hw, input_hw, scales=(1.0,)) -> list[tuple[float, tu
     if in_h < 1 or in_w < 1:
         raise InputError(f"fixed network input must be at least 1x1; got {in_h}x{in_w}")
     fit = min(in_h / h, in_w / w)
-    return pyramid_sizes((h, w), [fit * float(s) for s in scales]) if scales else pyramid_sizes((h, w), scales)
+    return pyramid_sizes((h, w), [fit * float(s) for s in scales])
 
 
 def _canvas(x: np.ndarray, input_hw) -> np.ndarray:

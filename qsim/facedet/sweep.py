@@ -85,7 +85,7 @@ class PictureRunner:
             return out
 
         raw = run_pyramid(img, network, self.settings["scales"], self.settings["max_side"],
-                          self.settings.get("input_hw"))
+                          self.settings["input_hw"])
         boxes, scores = candidates_from_outputs(raw, img.shape[:2], stride=self.settings["stride"],
                                                 score_threshold=CANDIDATE_THRESHOLD)
         return boxes, scores, counters
@@ -95,8 +95,8 @@ def image_key(path: Path, settings: dict) -> str:
     """The picture's bytes and the pyramid settings that shape its candidates."""
     h = hashlib.sha256(Path(path).read_bytes())
     shape = {k: settings[k] for k in ("scales", "max_side", "stride")}
-    if settings.get("input_hw") is not None:  # absent otherwise: earlier cache keys stay valid
-        shape["input_hw"] = list(settings["input_hw"])
+    if settings["input_hw"] is not None:  # absent otherwise: earlier cache keys stay valid
+        shape["input_hw"] = settings["input_hw"]
     h.update(json.dumps(shape, sort_keys=True).encode())
     h.update(f"v{CACHE_VERSION}".encode())
     return f"{Path(path).stem[:40]}-{h.hexdigest()[:16]}"
@@ -129,7 +129,8 @@ def _run_picture(runners: list, task: tuple):
 
 def sweep(model: Any, dataset: Any, formats: "str | Sequence[str] | Sequence[NumberFormat]", *,
           mode: str = "weights", scales: Sequence[float] = (0.5, 1.0, 2.0), max_side: int | None = None,
-          input_hw: tuple[int, int] | None = None, symmetric_pads: bool = False, score_threshold: float = CANDIDATE_THRESHOLD, nms_iou: float = 0.3, iou_threshold: float = 0.5,
+          input_hw: tuple[int, int] | None = None, symmetric_pads: bool = False,
+          score_threshold: float = CANDIDATE_THRESHOLD, nms_iou: float = 0.3, iou_threshold: float = 0.5,
           cache_dir: Any = None, use_cache: bool = True, workers: int = 1, scheduler: str | None = None,
           progress: bool = True, graph: Any = None, bootstrap: int = 0, seed: int = 0) -> SweepResult:
     """AP (and size, overflow) of a face detector per number format.

@@ -14,7 +14,7 @@ from qsim.facedet.sweep import infer_stride
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = sorted((ROOT / "models").glob("*.h5")) + sorted((ROOT / "qsim" / "assets").glob("*.h5"))
-# Last backbone layer each head reads, and the channels it has at alpha (Keras' rounding to 8).
+# Last backbone layer each head reads.
 CUT = {"A": "block_13_expand_relu", "B": "out_relu"}
 
 

@@ -25,22 +25,27 @@ class PlantedNet:
         self.inputs = []
 
     def __call__(self, x):
+        self._check(x)
+        h, w = x.shape[1:3]
+        fy, fx = h / self.image_hw[0], w / self.image_hw[1]
+        return self.answer(h, w, np.array([fx, fy, fx, fy]), self.logit_at[round(fy * 2) / 2])
+
+    def _check(self, x):
         assert x.dtype == np.float32 and x.ndim == 4 and x.shape[0] == 1
         assert x.min() >= -1.0 and x.max() <= 1.0
         self.inputs.append(x.shape)
-        h, w = x.shape[1:3]
-        fy, fx = h / self.image_hw[0], w / self.image_hw[1]
+
+    def answer(self, h, w, factor, logit):
+        """The (1, h/16, w/16, 125) head output with each face, times ``factor``, planted."""
         oh, ow = -(-h // STRIDE), -(-w // STRIDE)
         anc = anchors(oh, ow, STRIDE, load_templates())
         logits = np.full((oh, ow, 25), -8.0)
         deltas = np.zeros((oh, ow, 25, 4))
-        scale = round(fy * 2) / 2
         for face in self.faces:
-            box = face * [fx, fy, fx, fy]
-            d = encode(box, anc)
+            d = encode(face * factor, anc)
             err = np.abs(d).sum(axis=-1)
             i, j, t = np.unravel_index(np.argmin(err), err.shape)
-            logits[i, j, t] = self.logit_at[scale]
+            logits[i, j, t] = logit
             deltas[i, j, t] = d[i, j, t]
         return pack_head(logits, deltas)[None].astype(np.float32)
 
@@ -130,16 +135,9 @@ class LetterboxedNet(PlantedNet):
         self.logit, self.factor, self.seen = logit, factor, []
 
     def __call__(self, x):
+        self._check(x)
         self.seen.append(x)
-        h, w = x.shape[1:3]
-        oh, ow = -(-h // STRIDE), -(-w // STRIDE)
-        anc = anchors(oh, ow, STRIDE, load_templates())
-        logits, deltas = np.full((oh, ow, 25), -8.0), np.zeros((oh, ow, 25, 4))
-        for face in self.faces:
-            d = encode(face * self.factor, anc)
-            i, j, t = np.unravel_index(np.argmin(np.abs(d).sum(axis=-1)), d.shape[:3])
-            logits[i, j, t], deltas[i, j, t] = self.logit, d[i, j, t]
-        return pack_head(logits, deltas)[None].astype(np.float32)
+        return self.answer(x.shape[1], x.shape[2], self.factor, self.logit)
 
 
 def test_fixed_input_letterboxes_and_maps_back():
