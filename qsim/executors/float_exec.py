@@ -24,6 +24,7 @@ from qsim.errors import InputError
 from qsim.fixed.counters import OverflowCounter
 from qsim.graph.ir import Graph, Node
 from qsim.graph.ops import Op
+from qsim.graph.passes import run_passes
 from qsim.kernels import float_layers, float_ops
 from qsim.runtime.walker import execute
 from qsim.trace import Trace
@@ -31,9 +32,24 @@ from qsim.trace import Trace
 
 def _conv(prog, node: Node, xs: list[np.ndarray], ctx) -> np.ndarray:
     fn = float_ops.conv2d if node.op == Op.CONV2D else float_ops.depthwise_conv2d
-    return fn(xs[0], node.weights["kernel"], node.weights.get("bias"),
-              tuple(node.attrs.get("strides", (1, 1))), node.attrs.get("pads", (0, 0, 0, 0)),
-              tuple(node.attrs.get("dilation", (1, 1))))
+    args = (xs[0], node.weights["kernel"], node.weights.get("bias"), tuple(node.attrs.get("strides", (1, 1))),
+            node.attrs.get("pads", (0, 0, 0, 0)), tuple(node.attrs.get("dilation", (1, 1))))
+    fused = node.attrs.get("fused_activation") if prog is not None and prog.fuses_activations else None
+    if fused is None:
+        return fn(*args)
+    # the ReLU runs in the bias pass (same bits as float_ops.relu after it); its kernel hands
+    # the result on; the conv's own tensor is made only when the trace keeps it
+    res = fn(*args, relu=True, relu_max=prog.graph[fused].attrs.get("max_value"), keep_pre=ctx.keep)
+    post, pre = res if ctx.keep else (res, None)
+    ctx.state[fused] = post
+    return pre
+
+
+def _relu(prog, node: Node, xs: list[np.ndarray], ctx) -> np.ndarray:
+    if ctx is not None and node.attrs.get("fused_into") is not None and node.name in ctx.state:
+        return ctx.state.pop(node.name)  # computed by the conv before it
+    return float_ops.relu(xs[0], node.attrs.get("max_value"), node.attrs.get("negative_slope", 0.0),
+                          node.attrs.get("threshold", 0.0))
 
 
 def _upsample(prog, node: Node, xs: list[np.ndarray], ctx) -> np.ndarray:
@@ -50,8 +66,7 @@ OP_KERNELS = {
     Op.BATCH_NORM: lambda p, n, xs, ctx: float_ops.batch_norm(
         xs[0], n.weights["gamma"], n.weights["beta"], n.weights["mean"], n.weights["variance"],
         n.attrs.get("epsilon", 1e-3)),
-    Op.RELU: lambda p, n, xs, ctx: float_ops.relu(
-        xs[0], n.attrs.get("max_value"), n.attrs.get("negative_slope", 0.0), n.attrs.get("threshold", 0.0)),
+    Op.RELU: _relu,
     Op.SIGMOID: lambda p, n, xs, ctx: float_ops.sigmoid(xs[0]),
     Op.PAD: lambda p, n, xs, ctx: float_ops.pad(xs[0], tuple(n.attrs["pads"])),
     Op.ADD: lambda p, n, xs, ctx: float_ops.add(*xs),
@@ -87,12 +102,17 @@ class FloatProgram:
 
     ops = OP_KERNELS
     counts_every_node = False
+    # plain ReLUs run in their conv's bias pass (the fuse_activation pass marks them); a
+    # program whose kernels round every node's output (fp16) keeps them apart
+    fuses_activations = True
 
     def __init__(self, graph: Graph, dtype: Any = np.float32, executor: str = "float",
                  static_counters: Mapping[str, Mapping[str, OverflowCounter]] | None = None):
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
             raise InputError(f"float executor dtype {dtype}: use float32 or float64")
+        if self.fuses_activations:
+            graph = run_passes(graph, ("fuse_activation",))  # a new graph: the caller's is unchanged
         self.graph, self.input_dtype, self.executor = graph, dtype, executor
         self.static_counters = dict(static_counters or {})
 

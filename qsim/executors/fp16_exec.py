@@ -94,6 +94,7 @@ class HalfProgram(FloatProgram):
 
     ops = {op: _half(kernel) for op, kernel in FLOAT_KERNELS.items()}
     counts_every_node = True
+    fuses_activations = False  # every node's output is rounded to binary16 on its own
 
     def feed(self, node: Node, x: np.ndarray, ctx) -> np.ndarray:
         return to_half(x, ctx.counter("input"))

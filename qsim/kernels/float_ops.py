@@ -21,6 +21,7 @@ from numba import njit, prange
 
 from qsim.errors import InputError
 from qsim.graph.ir import resolve_pads
+from qsim.kernels import workspace
 from qsim.kernels.blas import gemm
 
 
@@ -58,15 +59,71 @@ def _prepare(x, kernel, strides, pads, dilation):
     return xp, oh, ow
 
 
+def _act_mode(relu: bool, relu_max) -> int:
+    """0 no ReLU, 1 ``np.clip(v, 0, None)`` (= ``np.maximum(v, 0)``: -0.0 becomes +0.0),
+    2 ``np.clip(v, 0, relu_max)`` (-0.0 stays -0.0): the two NumPy semantics `relu` has."""
+    return 0 if not relu else (1 if relu_max is None else 2)
+
+
+@njit(cache=True, inline="always")
+def _act(v, mode, zero, cap):
+    """One value through `_act_mode`'s activation, bit for bit as NumPy (NaN kept)."""
+    if mode == 1:
+        return v if (v > zero or v != v) else zero
+    if mode == 2:
+        if v < zero:
+            v = zero
+        if v > cap:
+            v = cap
+    return v
+
+
+@njit(cache=True, parallel=True)
+def _bias_act_rows(acc, bias, has_bias, mode, zero, cap, pre, keep_pre):
+    """acc[r] (+ bias) in place, then the activation in place; the pre-activation sums go
+    to ``pre`` first when `keep_pre` (the trace keeps the MAC's own tensor)."""
+    rows, ch = acc.shape
+    for r in prange(rows):
+        a = acc[r]
+        p = pre[r] if keep_pre else pre[0]
+        for j in range(ch):
+            v = a[j] + bias[j] if has_bias else a[j]
+            if keep_pre:
+                p[j] = v
+            a[j] = _act(v, mode, zero, cap)
+
+
+def _finish(out2d: np.ndarray, bias, relu: bool, relu_max, keep_pre: bool):
+    """Bias and fused activation on the (rows, C) sums `out2d`, in place: (post, pre or None)."""
+    dt = out2d.dtype
+    mode = _act_mode(relu, relu_max)
+    if mode == 0:
+        if bias is not None:
+            out2d += bias.astype(dt, copy=False)
+        return out2d, None
+    keep_pre = keep_pre and mode != 0
+    pre = workspace.empty(out2d.shape if keep_pre else (1, out2d.shape[1]), dt)
+    b = np.zeros(out2d.shape[1], dt) if bias is None else np.ascontiguousarray(bias, dtype=dt)
+    _bias_act_rows(out2d, b, bias is not None, mode, dt.type(0), dt.type(0 if relu_max is None else relu_max),
+                   pre, keep_pre)
+    return out2d, (pre if keep_pre else None)
+
+
 def conv2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None = None,
-           strides=(1, 1), pads="same", dilation=(1, 1)) -> np.ndarray:
-    """Keras Conv2D: x (N,H,W,Cin), kernel (KH,KW,Cin,Cout) → (N,OH,OW,Cout)."""
+           strides=(1, 1), pads="same", dilation=(1, 1), *, relu: bool = False, relu_max=None,
+           keep_pre: bool = False):
+    """Keras Conv2D: x (N,H,W,Cin), kernel (KH,KW,Cin,Cout) → (N,OH,OW,Cout).
+
+    With `relu`, a following Keras ``ReLU(max_value=relu_max)`` is applied in the same pass
+    as the bias (the same bits as `relu` on the result); with `keep_pre` too, returns
+    ``(post, pre)``, else only the activations.
+    """
     kernel = kernel.astype(x.dtype, copy=False)
     kh, kw, cin, cout = kernel.shape
     xp, oh, ow = _prepare(x, kernel, strides, pads, dilation)
     n = x.shape[0]
     w2d = kernel.reshape(kh * kw * cin, cout)
-    out = np.empty((n, oh * ow, cout), dtype=x.dtype)
+    out = workspace.empty((n, oh * ow, cout), x.dtype)  # recycled: no page faults
     # One GEMM per image: the same BLAS call whatever the batch size, so batching
     # cannot change a single bit of any image's result.
     for b in range(n):
@@ -74,60 +131,109 @@ def conv2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None = None,
             view = next(_taps(xp[b:b + 1], 1, 1, strides, dilation, (oh, ow)))[2]
             cols = np.ascontiguousarray(view).reshape(oh * ow, cin)
         else:
-            cols6 = np.empty((1, oh, ow, kh, kw, cin), dtype=x.dtype)
+            cols6 = workspace.empty((1, oh, ow, kh, kw, cin), x.dtype)
             for i, j, view in _taps(xp[b:b + 1], kh, kw, strides, dilation, (oh, ow)):
                 cols6[:, :, :, i, j, :] = view
             cols = cols6.reshape(oh * ow, kh * kw * cin)
         gemm(cols, w2d, out=out[b])
-    out = out.reshape(n, oh, ow, cout)
-    if bias is not None:
-        out += bias.astype(x.dtype, copy=False)
-    return out
+    post, pre = _finish(out.reshape(n * oh * ow, cout), bias, relu, relu_max, keep_pre)
+    post = post.reshape(n, oh, ow, cout)
+    if relu and keep_pre:
+        return post, pre.reshape(n, oh, ow, cout)
+    return post
 
 
 @njit(cache=True, parallel=True)
-def _depthwise_rows(xp, kernel, sh, sw, dh, dw, oh, ow, out):
-    """out[b, oy, ox, c*mult+m] = sum over taps (row-major) of xp[...] * kernel[ky, kx, c, m].
+def _depthwise_rows(x, kernel, bias, has_bias, sh, sw, pt, pl, dh, dw, oh, ow, mult, mode, zero, cap,
+                    out, pre, keep_pre):
+    """out[b, oy, ox, c*mult+m] = act(sum over in-image taps (row-major) of x * kernel + bias).
 
-    `xp` is padded; one output row per task, each output summed by one thread in tap
-    order (the order of the tap-by-tap NumPy formulation), so thread count and batch size
-    change no bit.
+    `kernel` is (KH, KW, C*mult), C-contiguous. Each output is summed by one thread in tap
+    order from +0.0, the order of the tap-by-tap NumPy formula on the zero-padded input:
+    a padded tap adds 0 * w = +-0.0 (finite weights), which leaves any partial sum unchanged
+    (it starts at +0.0 and, rounding to nearest, never becomes -0.0), so skipping it is the
+    same bits. Thread count and batch size change no bit.
     """
-    n = xp.shape[0]
-    kh, kw, c, mult = kernel.shape
+    n, h, wid, c = x.shape
+    kh, kw = kernel.shape[0], kernel.shape[1]
+    cm = c * mult
     for r in prange(n * oh):
         b = r // oh
         oy = r % oh
+        acc = np.empty(cm, dtype=out.dtype)
+        iy0 = oy * sh - pt
+        rows_inside = iy0 >= 0 and iy0 + (kh - 1) * dh < h
         for ox in range(ow):
-            acc = out[b, oy, ox]  # (c * mult,), zeroed by the caller
-            for ky in range(kh):
-                xrow = xp[b, oy * sh + ky * dh]
-                for kx in range(kw):
-                    xs = xrow[ox * sw + kx * dw]
-                    ws = kernel[ky, kx]
-                    if mult == 1:
-                        for ci in range(c):
-                            acc[ci] += xs[ci] * ws[ci, 0]
-                    else:
-                        for ci in range(c):
-                            for m in range(mult):
-                                acc[ci * mult + m] += xs[ci] * ws[ci, m]
+            ix0 = ox * sw - pl
+            if mult == 1 and kh == 3 and kw == 3 and rows_inside and ix0 >= 0 and ix0 + 2 * dw < wid:
+                # interior 3x3 window: the nine taps in one pass, in row-major order
+                iy1, iy2, ia, ib, ic = iy0 + dh, iy0 + 2 * dh, ix0, ix0 + dw, ix0 + 2 * dw
+                x00, x01, x02 = x[b, iy0, ia], x[b, iy0, ib], x[b, iy0, ic]
+                x10, x11, x12 = x[b, iy1, ia], x[b, iy1, ib], x[b, iy1, ic]
+                x20, x21, x22 = x[b, iy2, ia], x[b, iy2, ib], x[b, iy2, ic]
+                w00, w01, w02 = kernel[0, 0], kernel[0, 1], kernel[0, 2]
+                w10, w11, w12 = kernel[1, 0], kernel[1, 1], kernel[1, 2]
+                w20, w21, w22 = kernel[2, 0], kernel[2, 1], kernel[2, 2]
+                for ci in range(c):
+                    acc[ci] = (((((((((zero + x00[ci] * w00[ci]) + x01[ci] * w01[ci]) + x02[ci] * w02[ci])
+                                    + x10[ci] * w10[ci]) + x11[ci] * w11[ci]) + x12[ci] * w12[ci])
+                                 + x20[ci] * w20[ci]) + x21[ci] * w21[ci]) + x22[ci] * w22[ci])
+            else:
+                acc[:] = zero
+                for ky in range(kh):
+                    iy = iy0 + ky * dh
+                    if iy < 0 or iy >= h:
+                        continue
+                    for kx in range(kw):
+                        ix = ix0 + kx * dw
+                        if ix < 0 or ix >= wid:
+                            continue
+                        xs = x[b, iy, ix]
+                        ws = kernel[ky, kx]
+                        if mult == 1:
+                            for ci in range(c):
+                                acc[ci] += xs[ci] * ws[ci]
+                        else:
+                            for ci in range(c):
+                                for m in range(mult):
+                                    acc[ci * mult + m] += xs[ci] * ws[ci * mult + m]
+            o = out[b, oy, ox]
+            p = pre[b, oy, ox] if keep_pre else pre[0, 0, 0]
+            for j in range(cm):
+                v = acc[j] + bias[j] if has_bias else acc[j]
+                if keep_pre:
+                    p[j] = v
+                o[j] = _act(v, mode, zero, cap)
 
 
 def depthwise_conv2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None = None,
-                     strides=(1, 1), pads="same", dilation=(1, 1)) -> np.ndarray:
+                     strides=(1, 1), pads="same", dilation=(1, 1), *, relu: bool = False, relu_max=None,
+                     keep_pre: bool = False):
     """Keras DepthwiseConv2D: kernel (KH,KW,C,mult) → (N,OH,OW,C*mult).
 
-    Compiled (`_depthwise_rows`): taps in row-major order, then the bias.
+    Compiled (`_depthwise_rows`): taps in row-major order, then the bias, then the fused
+    activation (`relu`, `relu_max`, `keep_pre` as in `conv2d`).
     """
-    kernel = np.ascontiguousarray(kernel.astype(x.dtype, copy=False))
+    dt = x.dtype
     kh, kw, c, mult = kernel.shape
-    xp, oh, ow = _prepare(x, kernel, strides, pads, dilation)
-    out = np.zeros((x.shape[0], oh, ow, c * mult), dtype=x.dtype)
-    _depthwise_rows(np.ascontiguousarray(xp), kernel, int(strides[0]), int(strides[1]), int(dilation[0]),
-                    int(dilation[1]), oh, ow, out)
-    if bias is not None:
-        out += bias.astype(x.dtype, copy=False)
+    t, b, l, r = resolve_pads(pads, x.shape[1:3], (kh, kw), strides, dilation)
+    oh = (x.shape[1] + t + b - ((kh - 1) * dilation[0] + 1)) // strides[0] + 1
+    ow = (x.shape[2] + l + r - ((kw - 1) * dilation[1] + 1)) // strides[1] + 1
+    if oh < 1 or ow < 1:
+        raise InputError(f"input {x.shape[1]}x{x.shape[2]} (padded {x.shape[1] + t + b}x{x.shape[2] + l + r}) "
+                         f"is smaller than the {kh}x{kw} kernel")
+    k3 = np.ascontiguousarray(kernel.astype(dt, copy=False).reshape(kh, kw, c * mult))
+    mode = _act_mode(relu, relu_max)
+    keep_pre = keep_pre and mode != 0
+    shape = (x.shape[0], oh, ow, c * mult)
+    out = workspace.empty(shape, dt)
+    pre = workspace.empty(shape if keep_pre else (1, 1, 1, c * mult), dt)
+    bias_v = np.zeros(c * mult, dt) if bias is None else np.ascontiguousarray(bias, dtype=dt)
+    _depthwise_rows(np.ascontiguousarray(x), k3, bias_v, bias is not None, int(strides[0]), int(strides[1]), t, l,
+                    int(dilation[0]), int(dilation[1]), oh, ow, mult, mode, dt.type(0),
+                    dt.type(0 if relu_max is None else relu_max), out, pre, keep_pre)
+    if relu and keep_pre:
+        return out, pre
     return out
 
 
