@@ -317,12 +317,7 @@ def _sums(x: np.ndarray, w: np.ndarray, *, strides, pads, dilation, depthwise: b
         _depthwise(x, float_matrix(w, (kh, kw, cin * k4), dtype, cache), k4,
                    sh, sw, pt, pl, dh, dw, ho, wo, out)
         return out
-    if kh == kw == 1 and sh == sw == 1 and pads == (0, 0, 0, 0):
-        cols = x.reshape(-1, cin)  # pointwise: the input is the patch matrix
-    else:
-        cols = workspace.empty((n * ho * wo, kh * kw * cin), dtype)
-        _im2col(x, kh, kw, sh, sw, pt, pl, dh, dw, ho, wo, cols)
-    wmat = float_matrix(w, (kh * kw * cin, k4), dtype, cache)
+    cols, wmat, _ = _gemm_operands(x, w, strides=strides, pads=pads, dilation=dilation, cache=cache, dtype=dtype)
     if float32:
         acc = gemm(cols, wmat).astype(np.float64)  # exact: all partial sums are integers < 2**24
     elif use_float:
@@ -331,6 +326,28 @@ def _sums(x: np.ndarray, w: np.ndarray, *, strides, pads, dilation, depthwise: b
         acc = np.empty((cols.shape[0], k4), dtype=np.int64)
         _matmul_i64(cols, wmat, acc)
     return acc.reshape(n, ho, wo, k4)
+
+
+def _gemm_operands(x: np.ndarray, w: np.ndarray, *, strides, pads, dilation, cache, dtype):
+    """(patch matrix (N*Ho*Wo, KH*KW*Cin), weight matrix (KH*KW*Cin, Cout), output shape) in `dtype`."""
+    n, h, wid, cin = x.shape
+    kh, kw, _, k4 = w.shape
+    sh, sw = strides
+    dh, dw = dilation
+    pt, pb, pl, pr = pads
+    ho = out_size(h, kh, sh, pt + pb, dh)
+    wo = out_size(wid, kw, sw, pl + pr, dw)
+    if ho <= 0 or wo <= 0:
+        raise InputError(f"conv output would be empty: input {h}x{wid}, kernel {kh}x{kw}, pads {pads}")
+    if x.dtype != dtype:
+        x = x.astype(dtype)
+    x = np.ascontiguousarray(x)
+    if kh == kw == 1 and sh == sw == 1 and tuple(pads) == (0, 0, 0, 0):
+        cols = x.reshape(-1, cin)  # pointwise: the input is the patch matrix
+    else:
+        cols = workspace.empty((n * ho * wo, kh * kw * cin), dtype)
+        _im2col(x, kh, kw, sh, sw, pt, pl, dh, dw, ho, wo, cols)
+    return cols, float_matrix(w, (kh * kw * cin, k4), dtype, cache), (n, ho, wo, k4)
 
 
 # --- the paths -----------------------------------------------------------------------
@@ -461,6 +478,11 @@ def conv2d(x, w, bias, *, in_fmt: QFormat, w_fmt: QFormat, b_fmt: QFormat, out_f
         post, pre = fused_tail(None, bias_acc, **tail_args,
                                direct=("depthwise" if depthwise else "conv", x4, w3,
                                        (x.shape[0], ho, wo, cout), geom))
+        return (post, pre) if keep_pre else post
+    if in_tail and not depthwise and path in (ConvPath.FLOAT64_SUMS, ConvPath.FLOAT32_SUMS):
+        post, pre = fused_tail(None, bias_acc, **tail_args, direct=(
+            "gemm", *_gemm_operands(x, w, strides=tuple(strides), pads=pads, dilation=tuple(dilation), cache=cache,
+                                    dtype=np.float32 if path is ConvPath.FLOAT32_SUMS else np.float64)))
         return (post, pre) if keep_pre else post
     if per_step:
         acc = _per_step(x.astype(np.int64), w, bias_acc, acc_bits, strides, pads, dilation, depthwise,

@@ -31,7 +31,7 @@ from qsim.fixed.counters import OverflowCounter
 from qsim.fixed.format import QFormat
 from qsim.fixed.limits import INT64_SAFE
 from qsim.fixed.modes import Overflow, Rounding, rounding_offsets
-from qsim.kernels import workspace
+from qsim.kernels import blas, workspace
 from qsim.kernels.eltwise import ReluSpec
 
 NO_CAP = np.int64(INT64_SAFE)
@@ -297,12 +297,18 @@ def fused_tail(acc: np.ndarray | None, bias_acc: np.ndarray | None, *, acc_bits:
         keep_pre: also return the requantized codes before the fused ReLU.
         direct: instead of `acc`, ``("pointwise", x2d, w, shape)`` (float64 (rows, K) codes and
             (K, C) weights), ``("depthwise" | "conv", x4, w3, shape, geom)`` (see `_make_tail`): the
-            sums are computed in the pass (exact below 2**53, proved by the caller).
+            sums are computed in the pass (exact below 2**53, proved by the caller); or
+            ``("gemm", cols, w, shape)``: the sums are ``cols @ w`` by BLAS (float64, or float32
+            below 2**24, proved by the caller), one cache-sized block of rows before its tail.
     """
     x2d, x4, wmat, w3, geom, mode = _NONE2D, _NONE4D, _NONE2D, _NONE3D, _NO_GEOM, 0
+    cols = None
     if direct is not None and direct[0] == "pointwise":
         _, x2d, wmat, shape = direct
         nrows, nch, mode = x2d.shape[0], wmat.shape[1], 1
+    elif direct is not None and direct[0] == "gemm":
+        _, cols, gemm_w, shape = direct
+        nrows, nch = cols.shape[0], gemm_w.shape[1]
     elif direct is not None:
         kind, x4, w3, shape, geom = direct
         nrows, nch, mode = shape[0] * shape[1] * shape[2], shape[3], (2 if kind == "depthwise" else 3)
@@ -314,22 +320,44 @@ def fused_tail(acc: np.ndarray | None, bias_acc: np.ndarray | None, *, acc_bits:
     if size == 0:
         empty = np.zeros(shape, code_dtype(out_fmt if relu is None else relu.fmt))
         return empty, (np.zeros(shape, code_dtype(out_fmt)) if keep_pre and relu is not None else None)
-    flat = _NONE2D.reshape(-1) if direct is not None else acc.reshape(-1)
     bias = np.zeros(nch, np.int64) if bias_acc is None else np.ascontiguousarray(bias_acc, dtype=np.int64)
     acc_spec = AccumulatorSpec.of(acc_bits, acc_overflow)
     requant = RequantSpec(acc_frac - out_fmt.frac_bits, out_fmt, rounding, overflow)
     final_fmt = out_fmt if relu is None else relu.fmt
     out = workspace.empty(size, code_dtype(final_fmt))  # recycled: no page faults (see workspace)
-    pre = workspace.empty(size if (relu is not None and keep_pre) else 0, code_dtype(out_fmt))
+    keep = relu is not None and keep_pre
+    pre = workspace.empty(size if keep else 0, code_dtype(out_fmt))
     r = relu or ReluSpec(out_fmt, None, 0, 0, rounding, overflow)
     act_fmt = r.fmt
     act = RequantSpec(out_fmt.frac_bits - act_fmt.frac_bits, act_fmt, r.rounding, r.overflow).packed() + (
         np.int64(r.cap_in), np.int64(r.cap_out))
-    nchunk = int(min(64, max(1, size // 32768), max(1, nrows)))
-    stats = np.zeros((nchunk, 6), dtype=np.int64)
-    loop = _TAILS[(relu is not None, bool(keep_pre) and relu is not None, mode)]
-    loop(flat, x2d, x4, wmat, w3, tuple(int(g) for g in geom), bias, nch, acc_spec.packed(), requant.packed(), act,
-         out, pre, nchunk, stats)
+    loop = _TAILS[(relu is not None, keep, mode)]
+    specs = (tuple(int(g) for g in geom), bias, nch, acc_spec.packed(), requant.packed(), act)
+
+    def run(flat, rows, dst, dpre):
+        nchunk = int(min(64, max(1, rows * nch // 32768), max(1, rows)))
+        stats = np.zeros((nchunk, 6), dtype=np.int64)
+        loop(flat, x2d, x4, wmat, w3, *specs, dst, dpre, nchunk, stats)
+        return stats
+
+    if cols is None:
+        stats = run(_NONE2D.reshape(-1) if direct is not None else acc.reshape(-1), nrows, out, pre)
+    else:
+        # BLAS sums one block of rows at a time into a buffer that stays in cache, each block's
+        # tail right after it: the sums never make a round trip through memory (16 bytes per
+        # output less). Exact in any blocking: integer partial sums below 2**53 (or 2**24 in
+        # float32), the caller's proof; the counters add up over blocks as over chunks.
+        block = blas.ROWS_PER_BLOCK * blas.get_threads()
+        buf = workspace.empty((min(block, nrows), nch), np.float64)
+        parts = []
+        for lo in range(0, nrows, block):
+            hi = min(nrows, lo + block)
+            sums = blas.gemm(cols[lo:hi], gemm_w, out=None if cols.dtype == np.float32 else buf[:hi - lo])
+            if sums.dtype != np.float64:  # float32 sums (exact integers < 2**24): widened in cache
+                np.copyto(buf[:hi - lo], sums)
+                sums = buf[:hi - lo]
+            parts.append(run(sums.reshape(-1), hi - lo, out[lo * nch:hi * nch], pre[lo * nch:hi * nch] if keep else pre))
+        stats = np.concatenate(parts)
     if counters:
         if acc_spec.mode and counters.get("acc") is not None:
             counters["acc"].record(events=int(stats[:, 0].sum()), elements=size, peak=int(stats[:, 1].max()),
@@ -341,4 +369,4 @@ def fused_tail(acc: np.ndarray | None, bias_acc: np.ndarray | None, *, acc_bits:
             counters["act"].record(events=int(stats[:, 4].sum()), elements=size, peak=int(stats[:, 5].max()),
                                    lo=act_fmt.min_code, hi=act_fmt.max_code)
     post = out.reshape(shape)
-    return post, (pre.reshape(shape) if relu is not None and keep_pre else None)
+    return post, (pre.reshape(shape) if keep else None)

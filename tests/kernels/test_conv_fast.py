@@ -99,3 +99,39 @@ def test_read_only_weights_give_the_same_codes():
     w.setflags(write=False)
     np.testing.assert_array_equal(conv2d(x, w, None, **kw), first)
     np.testing.assert_array_equal(conv2d(x, w, None, **kw), first)  # from the cache
+
+
+@settings(max_examples=6, deadline=None)
+@given(st.data(), st.sampled_from([1, 2]), st.sampled_from([(1, 1), (3, 3)]), ROUNDINGS, OVERFLOWS)
+def test_blas_sums_in_row_blocks(data, threads, kernel, rounding, overflow):
+    """BLAS paths sum one block of rows at a time, each block's tail right after it: with
+    more rows than a block (and a ragged last block), codes and counters are the reference's,
+    for 1 and 2 GEMM threads, in float64 and in float32 (words of 8 bits)."""
+    from qsim.kernels import blas
+
+    kh, kw = kernel
+    rows = blas.ROWS_PER_BLOCK * 2 + 37  # > one block per thread, ragged end
+    h, w = 1, rows
+    cin = conv_mod.DIRECT_MAX_K + 1 if kh == 1 else 3  # K > DIRECT_MAX_K: the BLAS path
+    saved = blas.get_threads()
+    try:
+        blas.set_threads(threads)
+        for f_in, f_w, f_out in ((F_IN, F_W, F_OUT), (QFormat(2, 5), QFormat(1, 6), QFormat(3, 4))):
+            x = data.draw(codes(f_in, (1, h + kh - 1, w, cin)))
+            wt = data.draw(codes(f_w, (kh, kw, cin, 3)))
+            kw_ = dict(in_fmt=f_in, w_fmt=f_w, b_fmt=f_in, out_fmt=f_out, acc_bits=24 if f_in.word_bits == 8 else 34,
+                       rounding=rounding, overflow=overflow, acc_overflow=overflow,
+                       pads=(0, 0, kw // 2, kw // 2))
+            paths = conv_mod.conv_paths(x, wt, depthwise=False, in_fmt=f_in, strides=(1, 1), pads=kw_["pads"],
+                                        per_step=False, in_tail=True, bias_max=0)
+            assert paths[0] in (conv_mod.ConvPath.FLOAT32_SUMS, conv_mod.ConvPath.FLOAT64_SUMS), paths
+            if f_in.word_bits == 8:
+                assert paths[0] is conv_mod.ConvPath.FLOAT32_SUMS
+            counters = {"acc": OverflowCounter("acc"), "requant": OverflowCounter("requant")}
+            got = conv2d(x, wt, None, counters=counters, **kw_)
+            ref, tallies = conv2d_ref(x, wt, None, **kw_)
+            np.testing.assert_array_equal(got, ref)
+            assert_tally(counters["acc"], tallies["acc"])
+            assert_tally(counters["requant"], tallies["requant"])
+    finally:
+        blas.set_threads(saved)
