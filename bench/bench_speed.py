@@ -127,6 +127,10 @@ def main(argv=None) -> int:
         lambda: xprog.run(x, counters=True, keep_values=False), args.repeats)
     results["qsim_fixed_no_counting"], _ = _median_time(
         lambda: xprog.run(x, counters=False, keep_values=False), args.repeats)
+    from qsim.k210 import executor as k210_exec
+
+    kprog = k210_exec.prepare(graph, calibration=x)  # calibrated on the input itself: the work, not the AP
+    results["qsim_k210"], _ = _median_time(lambda: kprog.run(x, counters=True, keep_values=False), args.repeats)
 
     with_c = xprog.run(x, counters=True, keep_values=False)
     without_c = xprog.run(x, counters=False, keep_values=False)
@@ -158,6 +162,7 @@ def main(argv=None) -> int:
         "ratio_fixed_counting_vs_tf": results["qsim_fixed_counting"] / t_tf,
         "ratio_fixed_no_counting_vs_tf": results["qsim_fixed_no_counting"] / t_tf,
         "ratio_float_vs_tf": results["qsim_float32"] / t_tf,
+        "ratio_k210_vs_fixed": results["qsim_k210"] / results["qsim_fixed_counting"],
         "counting_overhead": results["qsim_fixed_counting"] / results["qsim_fixed_no_counting"] - 1,
         "fixed_outputs_identical_with_and_without_counting": identical,
         "float_vs_tf_max_rel_err": float_vs_tf,
@@ -187,6 +192,9 @@ def render(s: dict) -> str:
         ["qsim fixed, no counting", m["qsim_fixed_no_counting"] * 1e3, s["ratio_fixed_no_counting_vs_tf"],
          s["gmac"] / m["qsim_fixed_no_counting"]],
     ]
+    if "qsim_k210" in m:
+        rows.append(["qsim k210 (uint8 KPU), counting", m["qsim_k210"] * 1e3, m["qsim_k210"] / m["tf_float32"],
+                     s["gmac"] / m["qsim_k210"]])
     lines = [
         f"model {Path(s['model']).name}, input {s['input']}, {fmt_num(s['gmac'])} GMAC, plan {s['plan']}, "
         f"median of {s['repeats']}",
@@ -195,7 +203,8 @@ def render(s: dict) -> str:
         "",
         f"overflow counting costs {fmt_num(100 * s['counting_overhead'], 3)}% "
         f"(outputs identical with and without: {s['fixed_outputs_identical_with_and_without_counting']}); "
-        f"float executor vs TF: max |err| / max |out| = {fmt_num(s['float_vs_tf_max_rel_err'])}",
+        f"float executor vs TF: max |err| / max |out| = {fmt_num(s['float_vs_tf_max_rel_err'])}"
+        + (f"; k210 / fixed = {fmt_num(s['ratio_k210_vs_fixed'], 3)}" if "ratio_k210_vs_fixed" in s else ""),
         "",
         f"per-node {s.get('per_node_clock', 'wall')} time, fastest of 3 runs:",
         "",

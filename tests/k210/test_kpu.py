@@ -195,6 +195,40 @@ def test_layer_matches_python_int_reference(seed, ic, h, w, k, depthwise, pool, 
     assert counters["acc"].events == n_out
 
 
+def _counter_dicts(counters: dict) -> dict:
+    return {site: c.to_dict() for site, c in counters.items()}
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), ic=st.integers(1, 40), hw=st.sampled_from([(1, 1), (3, 5), (37, 29), (64, 70)]),
+       k=st.sampled_from([1, 3]), depthwise=st.booleans(), pool=st.sampled_from([0, 1, 2, 5]),
+       compare=st.sampled_from(["strict", "inclusive"]), rounding=st.sampled_from(ACT_ROUNDINGS),
+       wrap=st.booleans(), extreme=st.booleans())
+def test_fused_pass_equals_the_stages(seed, ic, hw, k, depthwise, pool, compare, rounding, wrap, extreme):
+    """`run` without `keep` computes stages A-C in one pass (GEMM or per-channel sums, then
+    corrections, BN, activation, counters): the same codes and counters as the stages one
+    after another, over maps large enough for several chunks, with and without ALU wrap."""
+    rng = np.random.default_rng(seed)
+    h, w = hw
+    oc = ic if depthwise else int(rng.integers(1, 40))
+    if pool and (h < 4 or w < 4):
+        h, w = max(h, 4), max(w, 4)
+    layer = _layer(ic, oc, h, w, k, depthwise, pool, rng)
+    x = rng.integers(0, 256, (ic, h, w)).astype(np.uint8)
+    if extreme:  # min/max codes everywhere: large sums, ALU events
+        x = np.where(rng.integers(0, 2, x.shape) == 1, 255, 0).astype(np.uint8)
+        layer.weights[:] = np.where(rng.integers(0, 2, layer.weights.shape) == 1, 255, 0)
+    sw = KpuSwitches(segment_compare=compare, act_rounding=rounding, alu_overflow="wrap" if wrap else "exact")
+    staged_counters: dict = {}
+    fused_counters: dict = {}
+    staged = layer.run(x, sw, counters=staged_counters, keep={})
+    fused = layer.run(x, sw, counters=fused_counters)
+    np.testing.assert_array_equal(fused, staged)
+    assert list(fused_counters) == list(staged_counters) == ["acc", "bn", "act"]
+    assert _counter_dicts(fused_counters) == _counter_dicts(staged_counters)
+    np.testing.assert_array_equal(layer.run(x, sw), staged)  # counting off: the same codes
+
+
 @given(t=st.integers(-(1 << 50), 1 << 50), s=st.integers(0, 43), mode=st.sampled_from(ACT_ROUNDINGS))
 def test_activation_rounding_matches_fraction_reference(t, s, mode):
     xs = np.full(16, np.iinfo(np.int64).max, np.int64)  # only segment 0 can match
