@@ -947,9 +947,20 @@ class TfliteRun:
                  trace: Trace | None = None) -> None:
         self.tensors = tensors
         self.outputs = outputs
-        self.trace = trace  # the walker's Trace (codes by node name)
+        self._trace = trace  # the walker's Trace (codes and formats by node name)
         self._records = records
         self._counters: dict[str, OverflowCounter] | None = None
+
+    @property
+    def trace(self) -> Trace | None:
+        """The walker's `Trace`: codes and formats by node name, and (built with the counters,
+        on first access) ``counters[node] = {site: OverflowCounter}``."""
+        t = self._trace
+        if t is not None and not t.counters:
+            for key, counter in self.counters.items():
+                label, _, site = key.rpartition("/")
+                t.counters.setdefault(label, {})[site] = counter
+        return t
 
     @property
     def counters(self) -> dict[str, OverflowCounter]:
@@ -1081,9 +1092,13 @@ class Program:
         return x
 
     def record(self, trace: Trace, node: Node, tensor: np.ndarray, keep: bool) -> None:
-        """Codes in the stored dtype by node name; an output's value dequantized (float)."""
+        """Codes in the stored dtype and their affine quantization by node name; an output's
+        value dequantized (float)."""
         if keep:
             trace.codes[node.name] = tensor
+            q = self.model.tensors[self.tensor_of[node.name]].quant
+            if q is not None and not q.per_channel:
+                trace.formats[node.name] = q
         if node.name in self.output_values:
             lut = self.output_values[node.name]
             trace.values[node.name] = tensor if lut is None else lut[tensor]  # int8: a negative code

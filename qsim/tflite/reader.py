@@ -75,6 +75,18 @@ class Quantization:
     def per_channel(self) -> bool:
         return self.scale.size > 1
 
+    @property
+    def lsb(self) -> float:
+        """The value of one code step (`qsim.trace.CodeFormat`; per-tensor quantization)."""
+        if self.per_channel:
+            raise ValueError(f"a per-channel quantization ({self.scale.size} scales) has no single lsb")
+        return float(self.scale[0])
+
+    def __str__(self) -> str:
+        if self.per_channel:
+            return f"affine per-channel ({self.scale.size} scales, axis {self.axis})"
+        return f"affine(scale {float(self.scale[0])!r}, zero_point {int(self.zero_point[0])})"
+
     def to_dict(self) -> dict:
         return {
             "scale": [float(s) for s in self.scale],

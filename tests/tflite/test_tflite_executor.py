@@ -153,3 +153,20 @@ def test_the_walker_checks_codes_not_floats(tflite_model_bytes):
         prepare(m).run(np.zeros((1, 3, 3, 3), np.int8))
     with pytest.raises(InputError, match="values outside"):
         prepare(m).run(np.full(t.shape, 300, np.int16))
+
+
+def test_trace_holds_formats_and_counters_per_node(tflite_model_bytes):
+    """`TfliteRun.trace` is a full `Trace`: every node's affine format (lsb = its tensor's
+    scale) and its counters by site, the same objects as `TfliteRun.counters`."""
+    m = read_tflite_bytes(tflite_model_bytes("resnet8"))
+    t = m.tensors[m.inputs[0]]
+    prog = prepare(m)
+    run = prog.run(np.random.default_rng(3).integers(-128, 128, t.shape).astype(t.dtype))
+    trace = run.trace
+    assert set(trace.formats) == set(trace.codes)
+    for name, fmt in trace.formats.items():
+        q = m.tensors[prog.tensor_of[name]].quant
+        assert fmt.lsb == float(q.scale[0]) and str(int(q.zero_point[0])) in str(fmt)
+    flat = {f"{node}/{site}": c for node, sites in trace.counters.items() for site, c in sites.items()}
+    assert flat.keys() == run.counters.keys() and all(flat[k] is run.counters[k] for k in flat)
+    assert {"acc", "requant"} <= set(trace.counters[next(n for n in trace.counters if "CONV_2D" in n)])
