@@ -37,6 +37,14 @@ def unit_float(text: str) -> float:
     return value
 
 
+def overlap_float(text: str) -> float:
+    """A number in (0, 1] (an IoU a match needs: 0 would match boxes that do not overlap)."""
+    value = finite_float(text)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
+    return value
+
+
 def int_in(lo: int, hi: int):
     """A type accepting integers lo..hi (inclusive)."""
 

@@ -18,6 +18,7 @@ MODEL = str(Path(qsim.__file__).parent / "assets" / "a98_alpha1.0.h5")
     (["sweep", MODEL, "--fddb-alpha", "-1"], "--fddb-alpha"),
     (["sweep", MODEL, "--fddb-beta", "inf"], "--fddb-beta"),
     (["sweep", MODEL, "--nms-iou", "1.5"], "--nms-iou"),
+    (["sweep", MODEL, "--match-iou", "0"], "--match-iou"),
     (["run", MODEL, "x.png", "--format", "q9", "--rounding", "sideways"], "--rounding"),
 ])
 def test_bad_values_are_usage_errors(argv, flag, capsys):

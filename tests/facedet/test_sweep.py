@@ -170,6 +170,14 @@ def test_sweep_cli(tf, data_dir, tmp_path, capsys):
                  "--json", str(tmp_path / "s2.json")]) == 0
     doc2 = json.loads((tmp_path / "s2.json").read_text())
     assert doc2["rows"][0]["cached_images"] == 2
+    capsys.readouterr()
+    # a looser match: the same cached detections, scored at IoU 0.3 (never lower AP here)
+    assert main(["sweep", str(path), "--data", str(data_dir / "fddb"), "--formats", "fp32", "--limit", "2",
+                 "--scales", "1", "--cache", str(tmp_path / "c"), "--match-iou", "0.3",
+                 "--json", str(tmp_path / "s3.json")]) == 0
+    assert "AP at IoU >= 0.3" in capsys.readouterr().out
+    doc3 = json.loads((tmp_path / "s3.json").read_text())
+    assert doc3["rows"][0]["cached_images"] == 2 and doc3["rows"][0]["ap"] >= doc["rows"][0]["ap"]
     assert main(["sweep", str(tmp_path / "missing.h5"), "--formats", "fp32"]) == 1
     assert main(["sweep", str(path), "--formats", "q99", "--data", str(data_dir / "fddb")]) == 1
     assert "q99" in capsys.readouterr().err
