@@ -293,60 +293,55 @@ def exact_sums(x: np.ndarray, w: np.ndarray, *, strides, pads, dilation, depthwi
                  use_float=proved if use_float is None else use_float, cache=cache)
 
 
+def _out_hw(x: np.ndarray, w: np.ndarray, strides, pads, dilation) -> tuple[int, int]:
+    """The output height and width (an `InputError` when the output would be empty)."""
+    (h, wid), (kh, kw) = x.shape[1:3], w.shape[:2]
+    ho = out_size(h, kh, strides[0], pads[0] + pads[1], dilation[0])
+    wo = out_size(wid, kw, strides[1], pads[2] + pads[3], dilation[1])
+    if ho <= 0 or wo <= 0:
+        raise InputError(f"conv output would be empty: input {h}x{wid}, kernel {kh}x{kw}, pads {pads}")
+    return ho, wo
+
+
 def _sums(x: np.ndarray, w: np.ndarray, *, strides, pads, dilation, depthwise: bool, use_float: bool,
           cache: dict | None, float32: bool = False) -> np.ndarray:
     """`exact_sums` once the caller has proved the bound (`conv_paths` did, for `conv2d`).
 
     ``float32``: the GEMM in float32 (the caller proved every partial sum < 2**24), returned
     as float64 like the float64 path."""
-    n, h, wid, cin = x.shape
-    kh, kw, _, k4 = w.shape
-    sh, sw = strides
-    dh, dw = dilation
-    pt, pb, pl, pr = pads
-    ho = out_size(h, kh, sh, pt + pb, dh)
-    wo = out_size(wid, kw, sw, pl + pr, dw)
-    if ho <= 0 or wo <= 0:
-        raise InputError(f"conv output would be empty: input {h}x{wid}, kernel {kh}x{kw}, pads {pads}")
     dtype = np.float32 if float32 else np.float64 if use_float else np.int64
-    if x.dtype != dtype:
-        x = x.astype(dtype)
-    x = np.ascontiguousarray(x)
-    if depthwise:
-        out = np.empty((n, ho, wo, cin * k4), dtype=dtype)
-        _depthwise(x, float_matrix(w, (kh, kw, cin * k4), dtype, cache), k4,
-                   sh, sw, pt, pl, dh, dw, ho, wo, out)
-        return out
-    cols, wmat, _ = _gemm_operands(x, w, strides=strides, pads=pads, dilation=dilation, cache=cache, dtype=dtype)
-    if float32:
-        acc = gemm(cols, wmat).astype(np.float64)  # exact: all partial sums are integers < 2**24
-    elif use_float:
-        acc = gemm(cols, wmat)  # exact: all partial sums are integers < 2**53
-    else:
-        acc = np.empty((cols.shape[0], k4), dtype=np.int64)
-        _matmul_i64(cols, wmat, acc)
-    return acc.reshape(n, ho, wo, k4)
+    if not depthwise:
+        cols, wmat, shape = _gemm_operands(x, w, strides=strides, pads=pads, dilation=dilation, cache=cache,
+                                           dtype=dtype)
+        if float32:
+            acc = gemm(cols, wmat).astype(np.float64)  # exact: all partial sums are integers < 2**24
+        elif use_float:
+            acc = gemm(cols, wmat)  # exact: all partial sums are integers < 2**53
+        else:
+            acc = np.empty((cols.shape[0], shape[3]), dtype=np.int64)
+            _matmul_i64(cols, wmat, acc)
+        return acc.reshape(shape)
+    ho, wo = _out_hw(x, w, strides, pads, dilation)
+    n, _, _, cin = x.shape
+    kh, kw, _, k4 = w.shape
+    x = np.ascontiguousarray(x, dtype=dtype)
+    out = np.empty((n, ho, wo, cin * k4), dtype=dtype)
+    _depthwise(x, float_matrix(w, (kh, kw, cin * k4), dtype, cache), k4,
+               strides[0], strides[1], pads[0], pads[2], dilation[0], dilation[1], ho, wo, out)
+    return out
 
 
 def _gemm_operands(x: np.ndarray, w: np.ndarray, *, strides, pads, dilation, cache, dtype):
     """(patch matrix (N*Ho*Wo, KH*KW*Cin), weight matrix (KH*KW*Cin, Cout), output shape) in `dtype`."""
-    n, h, wid, cin = x.shape
+    ho, wo = _out_hw(x, w, strides, pads, dilation)
+    n, _, _, cin = x.shape
     kh, kw, _, k4 = w.shape
-    sh, sw = strides
-    dh, dw = dilation
-    pt, pb, pl, pr = pads
-    ho = out_size(h, kh, sh, pt + pb, dh)
-    wo = out_size(wid, kw, sw, pl + pr, dw)
-    if ho <= 0 or wo <= 0:
-        raise InputError(f"conv output would be empty: input {h}x{wid}, kernel {kh}x{kw}, pads {pads}")
-    if x.dtype != dtype:
-        x = x.astype(dtype)
-    x = np.ascontiguousarray(x)
-    if kh == kw == 1 and sh == sw == 1 and tuple(pads) == (0, 0, 0, 0):
+    x = np.ascontiguousarray(x, dtype=dtype)
+    if kh == kw == 1 and tuple(strides) == (1, 1) and tuple(pads) == (0, 0, 0, 0):
         cols = x.reshape(-1, cin)  # pointwise: the input is the patch matrix
     else:
         cols = workspace.empty((n * ho * wo, kh * kw * cin), dtype)
-        _im2col(x, kh, kw, sh, sw, pt, pl, dh, dw, ho, wo, cols)
+        _im2col(x, kh, kw, strides[0], strides[1], pads[0], pads[2], dilation[0], dilation[1], ho, wo, cols)
     return cols, float_matrix(w, (kh * kw * cin, k4), dtype, cache), (n, ho, wo, k4)
 
 
@@ -467,11 +462,7 @@ def conv2d(x, w, bias, *, in_fmt: QFormat, w_fmt: QFormat, b_fmt: QFormat, out_f
     if path is ConvPath.WINDOW_IN_TAIL:
         kh, kw, c, k4 = w.shape
         (sh, sw), (dh, dw) = tuple(strides), tuple(dilation)
-        ho = out_size(x.shape[1], kh, sh, pads[0] + pads[1], dh)
-        wo = out_size(x.shape[2], kw, sw, pads[2] + pads[3], dw)
-        if ho <= 0 or wo <= 0:
-            raise InputError(f"conv output would be empty: input {x.shape[1]}x{x.shape[2]}, "
-                             f"kernel {kh}x{kw}, pads {pads}")
+        ho, wo = _out_hw(x, w, strides, pads, dilation)
         x4 = np.ascontiguousarray(x, dtype=np.float64)
         w3 = float_matrix(w, (kh, kw, c * k4), cache=cache)
         geom = (sh, sw, pads[0], pads[2], dh, dw, ho, wo, k4)
@@ -509,10 +500,9 @@ def conv2d(x, w, bias, *, in_fmt: QFormat, w_fmt: QFormat, b_fmt: QFormat, out_f
 
 
 def _per_step(x, w, bias_acc, acc_bits, strides, pads, dilation, depthwise, counter):
-    n, h, wid, _ = x.shape
+    n = x.shape[0]
     kh, kw, cin, k4 = w.shape
-    ho = out_size(h, kh, strides[0], pads[0] + pads[1], dilation[0])
-    wo = out_size(wid, kw, strides[1], pads[2] + pads[3], dilation[1])
+    ho, wo = _out_hw(x, w, strides, pads, dilation)
     if acc_bits > 62:
         raise PlanError(f"per-step saturation supports accumulators up to 62 bits, got {acc_bits}")
     if max(abs(int(w.min(initial=0))), int(w.max(initial=0))) * max(abs(int(x.min(initial=0))), int(x.max(initial=0))) >= INT64_SAFE_LIMIT:
