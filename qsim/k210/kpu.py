@@ -90,70 +90,6 @@ def pool_output_size(size: int, pool_type: int) -> int:
     return size // POOL_TYPES[pool_type][2]
 
 
-# ---------------------------------------------------------------- stage A: convolution
-@njit(cache=True)
-def _conv_stage(x, w, k, depthwise, pad_value, arg_x, shr_x, arg_w, shr_w, arg_add):
-    c_in, h, wd = x.shape
-    oc = w.shape[0]
-    p = (k - 1) // 2
-    xp = np.full((c_in, h + 2 * p, wd + 2 * p), pad_value, np.int64)
-    for c in range(c_in):
-        for y in range(h):
-            for xx in range(wd):
-                xp[c, y + p, xx + p] = x[c, y, xx]
-    out = np.empty((oc, h, wd), np.int64)
-    acc = np.empty((h, wd), np.int64)
-    if depthwise:
-        for o in range(oc):
-            acc[:, :] = 0
-            sx = np.zeros((h, wd), np.int64)
-            sw = 0
-            for ky in range(k):
-                for kx in range(k):
-                    wv = np.int64(w[o, 0, ky, kx])
-                    sw += wv
-                    for y in range(h):
-                        for xx in range(wd):
-                            v = xp[o, y + ky, xx + kx]
-                            acc[y, xx] += v * wv
-                            sx[y, xx] += v
-            corr_w = (arg_w * sw) >> shr_w
-            for y in range(h):
-                for xx in range(wd):
-                    out[o, y, xx] = acc[y, xx] + ((arg_x * sx[y, xx]) >> shr_x) + corr_w + arg_add
-    else:
-        sx = np.zeros((h, wd), np.int64)
-        for c in range(c_in):
-            for ky in range(k):
-                for kx in range(k):
-                    for y in range(h):
-                        for xx in range(wd):
-                            sx[y, xx] += xp[c, y + ky, xx + kx]
-        corr_x = np.empty((h, wd), np.int64)
-        for y in range(h):
-            for xx in range(wd):
-                corr_x[y, xx] = (arg_x * sx[y, xx]) >> shr_x
-        add_term = arg_add * c_in
-        for o in range(oc):
-            acc[:, :] = 0
-            sw = 0
-            for c in range(c_in):
-                for ky in range(k):
-                    for kx in range(k):
-                        wv = np.int64(w[o, c, ky, kx])
-                        sw += wv
-                        if wv == 0:
-                            continue
-                        for y in range(h):
-                            for xx in range(wd):
-                                acc[y, xx] += xp[c, y + ky, xx + kx] * wv
-            corr_w = (arg_w * sw) >> shr_w
-            for y in range(h):
-                for xx in range(wd):
-                    out[o, y, xx] = acc[y, xx] + corr_x[y, xx] + corr_w + add_term
-    return out
-
-
 # ---------------------------------------------------------------- stage B: batchnorm
 @njit(cache=True)
 def _bn_stage(a, mul, shift, add):
@@ -169,43 +105,55 @@ def _bn_stage(a, mul, shift, add):
     return out
 
 
+@njit(cache=True, inline="always")
+def _wrap_alu(v):
+    """One value kept to the 36-bit ALU word (two's-complement wrap)."""
+    v = v & ((np.int64(1) << 36) - 1)
+    return v - ((v >= (np.int64(1) << 35)) * (np.int64(1) << 36))
+
+
 @njit(cache=True)
 def _wrap36(a):
     out = np.empty_like(a)
     flat_in = a.ravel()
     flat = out.ravel()
     for i in range(flat_in.size):
-        v = flat_in[i] & ((np.int64(1) << 36) - 1)
-        if v >= (np.int64(1) << 35):
-            v -= np.int64(1) << 36
-        flat[i] = v
+        flat[i] = _wrap_alu(flat_in[i])
     return out
 
 
 # ---------------------------------------------------------------- stage C: activation
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _round_shift(t, s, mode):
-    """t / 2**s rounded: mode 0 nncase banker-as-implemented, 1 half_even, 2 half_up."""
-    if s == 0:
-        return t
+    """t / 2**s rounded: mode 0 nncase banker-as-implemented, 1 half_even, 2 half_up.
+
+    Written without branches on the data, so the fused layer loop vectorizes:
+    I = floor(t / 2**s), F = t mod 2**s, h = 2**(s-1); "up" when F > h, or F = h and I is odd;
+    nncase moves I one step in the direction of t's sign, half_even one step up."""
     if mode == 2:
-        return (t + (np.int64(1) << (s - 1))) >> s
+        return (t + ((np.int64(1) << s) >> 1)) >> s
     integral = t >> s
     frac = t & ((np.int64(1) << s) - 1)
-    half = np.int64(1) << (s - 1)
+    half = (np.int64(1) << s) >> 1  # 0 when s == 0: nothing to round
+    up = (s > 0) & ((frac > half) | ((frac == half) & ((integral & 1) == 1)))
     if mode == 0:
-        sign = np.int64(-1) if t < 0 else np.int64(1)
-        if frac < half:
-            return integral
-        if frac > half:
-            return integral + sign
-        return integral + sign if (integral & 1) == 1 else integral
-    # correct half-even on the floor decomposition
-    if frac < half:
-        return integral
-    if frac > half:
-        return integral + 1
-    return integral + 1 if (integral & 1) == 1 else integral
+        return integral + up * (1 - 2 * (t < 0))
+    return integral + up
+
+
+@njit(cache=True, inline="always")
+def _activation(b, x_start, y_mul, shift, bias, inclusive, mode):
+    """Stage C of one value before the clamp: the highest segment i with b > x_start[i]
+    (>= when `inclusive`; segment 0 when none matches), by selects rather than a search
+    with a break (the same segment, and the loop vectorizes), then the rounded shift."""
+    xs, ym, ts, tb = x_start[0], y_mul[0], shift[0], bias[0]
+    for j in range(1, 16):
+        hit = (b >= x_start[j]) if inclusive else (b > x_start[j])
+        xs = x_start[j] if hit else xs
+        ym = y_mul[j] if hit else ym
+        ts = shift[j] if hit else ts
+        tb = bias[j] if hit else tb
+    return _round_shift((b - xs) * ym, ts, mode) + tb
 
 
 @njit(cache=True)
@@ -214,14 +162,7 @@ def _act_stage(b, x_start, y_mul, shift, bias, inclusive, mode):
     out = np.empty(flat.size, np.uint8)
     pre = np.empty(flat.size, np.int64)
     for i in range(flat.size):
-        v = flat[i]
-        seg = 0
-        for j in range(15, -1, -1):
-            if (v >= x_start[j]) if inclusive else (v > x_start[j]):
-                seg = j
-                break
-        t = (v - x_start[seg]) * y_mul[seg]
-        r = _round_shift(t, shift[seg], mode) + bias[seg]
+        r = _activation(flat[i], x_start, y_mul, shift, bias, inclusive, mode)
         pre[i] = r
         out[i] = min(max(r, 0), 255)
     return out.reshape(b.shape), pre.reshape(b.shape)
@@ -266,11 +207,12 @@ def _pool_stage(z, kind, win, stride, off_y, off_x, mean_half_up):
     return out
 
 
-# ---------------------------------------------------------------- the fast path (stages fused)
-# The same integers as stages A-C run one after another (tests/k210/test_kpu.py compares
-# codes and counters): the sums of products by an exact float64 GEMM (uint8 x uint8 sums stay
-# below 255 * 255 * K < 2**53 for any K), the depthwise sums per channel in parallel, then
-# corrections, BN, activation and the three counters in one pass over the layer.
+# ---------------------------------------------------------------- stage A, and the stages fused
+# Stage A's sums of products come from an exact float64 GEMM (uint8 x uint8 sums stay below
+# 255 * 255 * K < 2**53 for any K) or per-channel depthwise sums in parallel (`_stage_a_terms`,
+# used by `conv_stage` and by the fused pass). The fused pass then runs the corrections, BN,
+# the activation and the three counters in one loop over the layer: the same integers as the
+# stages one after another (tests/k210/test_kpu.py compares codes and counters).
 @njit(cache=True, parallel=True)
 def _padded_cols(x, k, pad_value):
     """(C*K*K, H*W) float64 patches of the (C, H, W) uint8 map, pads = pad_value; row order
@@ -321,24 +263,20 @@ def _depthwise_sums(x, w, k, pad_value):
     return sums, sx
 
 
-@njit(cache=True, inline="always")
-def _wrap_alu(v):
-    v = v & ((np.int64(1) << 36) - 1)
-    return v - ((v >= (np.int64(1) << 35)) * (np.int64(1) << 36))
-
-
-@njit(cache=True, inline="always")
-def _round_shift_nb(t, s, mode):
-    """`_round_shift` without branches on the data (so the element loop vectorizes)."""
-    if mode == 2:
-        return (t + ((np.int64(1) << s) >> 1)) >> s
-    integral = t >> s
-    frac = t & ((np.int64(1) << s) - 1)
-    half = (np.int64(1) << s) >> 1  # 0 when s == 0: nothing to round
-    up = (s > 0) & ((frac > half) | ((frac == half) & ((integral & 1) == 1)))
-    if mode == 0:  # nncase: away from the floor in the direction of t's sign
-        return integral + up * (1 - 2 * (t < 0))
-    return integral + up
+def _stage_a_terms(x, weights, depthwise: bool, pad_value: int, arg_w: int, shr_w: int, arg_add: int):
+    """Stage A of uint8 `x` (C, H, W) without its input correction, in parts: (sums of products
+    (OC, H*W), window input sums SX (OC or 1, H*W) int64, the weight correction per output
+    channel, the add term). A = sums + floor(arg_x * SX / 2**shr_x) + corr_w + add_term."""
+    c_in = x.shape[0]
+    oc, k = weights.shape[0], weights.shape[-1]
+    corr_w = (np.int64(arg_w) * weights.reshape(oc, -1).astype(np.int64).sum(axis=1)) >> np.int64(shr_w)
+    if depthwise:
+        sums, sx = _depthwise_sums(x, weights, k, np.int64(pad_value))
+        return sums, sx, corr_w, np.int64(arg_add)
+    cols = x.reshape(c_in, -1).astype(np.float64) if k == 1 else _padded_cols(x, k, np.int64(pad_value))
+    sums = weights.reshape(oc, -1).astype(np.float64) @ cols  # exact: integer sums < 255 * 255 * K < 2**53
+    sx = cols.sum(axis=0).astype(np.int64).reshape(1, -1)  # exact integers below 2**53 too
+    return sums, sx, corr_w, np.int64(arg_add) * c_in
 
 
 def _make_fused_tail(inclusive: bool, mode: int, wrap: bool):
@@ -348,7 +286,7 @@ def _make_fused_tail(inclusive: bool, mode: int, wrap: bool):
 
     The loop: ``fused(sums, sx, sx_per_channel, arg_x, shr_x, corr_w, add_term, mul, shift,
     add, x_start, y_mul, act_shift, act_bias, z, stats)`` on (OC, HW) sums; z (OC, HW)
-    uint8; stats[o] = min/max/events of A, B, R. `sx` holds the window input sums, (OC, HW)
+    uint8; stats[o] = min/max/events of A, B, R (HW > 0). `sx` holds the window input sums, (OC, HW)
     when `sx_per_channel` (depthwise), else (1, HW).
     """
 
@@ -379,15 +317,7 @@ def _make_fused_tail(inclusive: bool, mode: int, wrap: bool):
                 bmax = max(bmax, b)
                 bev += (b < lo) | (b > hi)
                 bw = _wrap_alu(b) if wrap else b
-                # stage C: the highest matching segment (else 0), by selects, not a search
-                xs, ym, ts, tb = x_start[0], y_mul[0], act_shift[0], act_bias[0]
-                for j in range(1, 16):
-                    hit = (bw >= x_start[j]) if inclusive else (bw > x_start[j])
-                    xs = x_start[j] if hit else xs
-                    ym = y_mul[j] if hit else ym
-                    ts = act_shift[j] if hit else ts
-                    tb = act_bias[j] if hit else tb
-                r = _round_shift_nb((bw - xs) * ym, ts, mode) + tb
+                r = _activation(bw, x_start, y_mul, act_shift, act_bias, inclusive, mode)  # stage C
                 rmin = min(rmin, r)
                 rmax = max(rmax, r)
                 rev += (r < 0) | (r > 255)
@@ -401,7 +331,6 @@ def _make_fused_tail(inclusive: bool, mode: int, wrap: bool):
             stats[o, 6] = rmin
             stats[o, 7] = rmax
             stats[o, 8] = rev
-            stats[o, 9] = 1 if hw else 0  # the channel saw values
 
     return fused
 
@@ -433,8 +362,9 @@ def conv_stage(x: np.ndarray, weights: np.ndarray, *, depthwise: bool, pad_value
         raise InputError(f"depthwise KPU conv needs weights ({x.shape[0]},1,K,K), got {weights.shape}")
     if not depthwise and weights.shape[1] != x.shape[0]:
         raise InputError(f"KPU conv weights {weights.shape} do not match {x.shape[0]} input channels")
-    return _conv_stage(x, weights, k, bool(depthwise), np.int64(pad_value), np.int64(arg_x),
-                       np.int64(shr_x), np.int64(arg_w), np.int64(shr_w), np.int64(arg_add))
+    sums, sx, corr_w, add_term = _stage_a_terms(x, weights, bool(depthwise), pad_value, arg_w, shr_w, arg_add)
+    a = sums.astype(np.int64) + ((np.int64(arg_x) * sx) >> np.int64(shr_x)) + corr_w[:, None] + add_term
+    return a.reshape((weights.shape[0],) + x.shape[1:])
 
 
 def bn_stage(a: np.ndarray, bn: BatchNorm) -> np.ndarray:
@@ -546,32 +476,21 @@ class KpuLayer:
     def _fused(self, x: np.ndarray, switches: KpuSwitches, counters: dict | None) -> np.ndarray:
         """Stages A-C in one pass (`_fused_tail`): the uint8 map before pooling, counters fed."""
         a = self.args
-        c_in, h, wd = x.shape
-        k = self.weights.shape[-1]
+        _, h, wd = x.shape
         oc = self.weights.shape[0]
-        wsum = self.weights.reshape(oc, -1).astype(np.int64).sum(axis=1)
-        corr_w = (np.int64(a.arg_w) * wsum) >> np.int64(a.shr_w)
-        if a.depthwise:
-            sums, sx = _depthwise_sums(x, self.weights, k, np.int64(a.pad_value))
-            add_term = np.int64(a.arg_add)
-        else:
-            cols = x.reshape(c_in, -1).astype(np.float64) if k == 1 else _padded_cols(x, k, np.int64(a.pad_value))
-            wmat = self.weights.reshape(oc, -1).astype(np.float64)
-            sums = wmat @ cols  # exact: integer partial sums below 255 * 255 * K < 2**53
-            sx = cols.sum(axis=0).astype(np.int64).reshape(1, -1)  # exact integers below 2**53 too
-            add_term = np.int64(a.arg_add) * c_in
+        sums, sx, corr_w, add_term = _stage_a_terms(x, self.weights, a.depthwise, a.pad_value, a.arg_w, a.shr_w,
+                                                    a.arg_add)
         z = np.empty((oc, h * wd), np.uint8)
-        stats = np.zeros((oc, 10), np.int64)
+        stats = np.zeros((oc, 9), np.int64)
         t = self.act
         _fused_tail(switches)(sums, sx, a.depthwise, np.int64(a.arg_x), np.int64(a.shr_x), corr_w, add_term,
                               self.bn.mul.astype(np.int64), self.bn.shift.astype(np.int64),
                               self.bn.add.astype(np.int64), t.x_start.astype(np.int64), t.y_mul.astype(np.int64),
                               t.shift.astype(np.int64), t.bias.astype(np.int64), z, stats)
         if counters is not None:
-            seen = stats[stats[:, 9] == 1]
             for site, col, lo, hi in (("acc", 0, ALU_MIN, ALU_MAX), ("bn", 3, ALU_MIN, ALU_MAX), ("act", 6, 0, 255)):
                 counter = counters.setdefault(site, _new_counter(site))
-                if z.size:
-                    peak = max(abs(int(seen[:, col].min())), abs(int(seen[:, col + 1].max())))
-                    counter.record(events=int(seen[:, col + 2].sum()), elements=z.size, peak=peak, lo=lo, hi=hi)
+                if z.size:  # then every channel saw H*W > 0 values
+                    peak = max(abs(int(stats[:, col].min())), abs(int(stats[:, col + 1].max())))
+                    counter.record(events=int(stats[:, col + 2].sum()), elements=z.size, peak=peak, lo=lo, hi=hi)
         return z.reshape(oc, h, wd)
