@@ -47,16 +47,22 @@ def _taps(xp: np.ndarray, kh: int, kw: int, strides, dilation, out_hw):
             yield i, j, xp[:, y0:y0 + (oh - 1) * sh + 1:sh, x0:x0 + (ow - 1) * sw + 1:sw, :]
 
 
-def _prepare(x, kernel, strides, pads, dilation):
+def _geometry(x, kernel, strides, pads, dilation):
+    """((top, bottom, left, right) pads, output height, output width); an `InputError` when
+    the padded input is smaller than the (dilated) kernel."""
     kh, kw = kernel.shape[:2]
     t, b, l, r = resolve_pads(pads, x.shape[1:3], (kh, kw), strides, dilation)
-    xp = pad(x, (t, b, l, r))
-    oh = (xp.shape[1] - ((kh - 1) * dilation[0] + 1)) // strides[0] + 1
-    ow = (xp.shape[2] - ((kw - 1) * dilation[1] + 1)) // strides[1] + 1
+    ph, pw = x.shape[1] + t + b, x.shape[2] + l + r
+    oh = (ph - ((kh - 1) * dilation[0] + 1)) // strides[0] + 1
+    ow = (pw - ((kw - 1) * dilation[1] + 1)) // strides[1] + 1
     if oh < 1 or ow < 1:
-        raise InputError(f"input {x.shape[1]}x{x.shape[2]} (padded {xp.shape[1]}x{xp.shape[2]}) "
-                         f"is smaller than the {kh}x{kw} kernel")
-    return xp, oh, ow
+        raise InputError(f"input {x.shape[1]}x{x.shape[2]} (padded {ph}x{pw}) is smaller than the {kh}x{kw} kernel")
+    return (t, b, l, r), oh, ow
+
+
+def _prepare(x, kernel, strides, pads, dilation):
+    pads4, oh, ow = _geometry(x, kernel, strides, pads, dilation)
+    return pad(x, pads4), oh, ow
 
 
 def _act_mode(relu: bool, relu_max) -> int:
@@ -101,7 +107,6 @@ def _finish(out2d: np.ndarray, bias, relu: bool, relu_max, keep_pre: bool):
         if bias is not None:
             out2d += bias.astype(dt, copy=False)
         return out2d, None
-    keep_pre = keep_pre and mode != 0
     pre = workspace.empty(out2d.shape if keep_pre else (1, out2d.shape[1]), dt)
     b = np.zeros(out2d.shape[1], dt) if bias is None else np.ascontiguousarray(bias, dtype=dt)
     _bias_act_rows(out2d, b, bias is not None, mode, dt.type(0), dt.type(0 if relu_max is None else relu_max),
@@ -216,12 +221,7 @@ def depthwise_conv2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None 
     """
     dt = x.dtype
     kh, kw, c, mult = kernel.shape
-    t, b, l, r = resolve_pads(pads, x.shape[1:3], (kh, kw), strides, dilation)
-    oh = (x.shape[1] + t + b - ((kh - 1) * dilation[0] + 1)) // strides[0] + 1
-    ow = (x.shape[2] + l + r - ((kw - 1) * dilation[1] + 1)) // strides[1] + 1
-    if oh < 1 or ow < 1:
-        raise InputError(f"input {x.shape[1]}x{x.shape[2]} (padded {x.shape[1] + t + b}x{x.shape[2] + l + r}) "
-                         f"is smaller than the {kh}x{kw} kernel")
+    (t, _, l, _), oh, ow = _geometry(x, kernel, strides, pads, dilation)
     k3 = np.ascontiguousarray(kernel.astype(dt, copy=False).reshape(kh, kw, c * mult))
     mode = _act_mode(relu, relu_max)
     keep_pre = keep_pre and mode != 0

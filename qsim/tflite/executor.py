@@ -1077,6 +1077,9 @@ class Program:
         if missing:
             raise TfliteError(f"{m.path}: output tensors {missing} are never computed")
         self.tensor_of = {name: i for i, name in producer.items()}
+        # node -> its tensor's per-tensor affine quantization (what the trace records as its format)
+        self.formats = {name: m.tensors[i].quant for name, i in self.tensor_of.items()
+                        if m.tensors[i].quant is not None and not m.tensors[i].quant.per_channel}
         self.graph = Graph(nodes, [producer[i] for i in m.outputs], name=m.path, source=m.path)
         for name in self.graph.outputs:
             t = m.tensors[self.tensor_of[name]]
@@ -1096,8 +1099,8 @@ class Program:
         value dequantized (float)."""
         if keep:
             trace.codes[node.name] = tensor
-            q = self.model.tensors[self.tensor_of[node.name]].quant
-            if q is not None and not q.per_channel:
+            q = self.formats.get(node.name)
+            if q is not None:
                 trace.formats[node.name] = q
         if node.name in self.output_values:
             lut = self.output_values[node.name]
