@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import fddb_images, machine_facts, model_path
+from common import fddb_images, machine_facts, model_path, node_times
 
 
 def _median_time(fn, repeats: int, warmup: int = 1) -> tuple[float, list[float]]:
@@ -55,30 +55,6 @@ def _kernel_kind(node) -> str:
         kh, kw = node.weights["kernel"].shape[:2]
         return f"{'conv' if node.op == 'conv2d' else 'depthwise'} {kh}x{kw}"
     return node.op
-
-
-def per_node_times(graph, x, plan, clock=time.perf_counter) -> dict[str, float]:
-    """Seconds spent in each node's fixed-point kernel during one run (counters on).
-
-    `clock`: `time.perf_counter` (wall) or `time.process_time` (CPU of all threads: with
-    ``NUMBA_NUM_THREADS=1 QSIM_GEMM_THREADS=1`` the work itself, whatever the machine load).
-    """
-    from qsim.executors import fixed_exec
-
-    spent: dict[str, float] = {}
-    program = fixed_exec.prepare(graph, plan)
-
-    def timed(fn):
-        def wrapper(prog, node, *args, **kwargs):
-            t0 = clock()
-            out = fn(prog, node, *args, **kwargs)
-            spent[node.name] = spent.get(node.name, 0.0) + clock() - t0
-            return out
-        return wrapper
-
-    program.ops = {op: timed(fn) for op, fn in fixed_exec.OP_KERNELS.items()}  # this program only
-    program.run(x, counters=True, keep_values=False)
-    return spent
 
 
 def main(argv=None) -> int:
@@ -140,10 +116,7 @@ def main(argv=None) -> int:
     float_vs_tf = float(np.max(np.abs(fl_out - tf_out)) / max(np.max(np.abs(tf_out)), 1e-30))
 
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
-    spent = {}
-    for _ in range(3):  # the fastest of three runs per node: less noise from other jobs
-        for name, sec in per_node_times(graph, x, plan, clock).items():
-            spent[name] = min(spent.get(name, sec), sec)
+    spent = node_times(xprog, x, clock)  # the fastest of three runs per node: less noise from other jobs
     kinds: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0])
     for node in graph:
         if node.name in spent:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -81,3 +82,26 @@ def print_and_save(result: dict, json_path: str | None) -> None:
     if json_path:
         with open(json_path, "w") as fh:
             json.dump(result, fh, indent=2)
+
+
+def node_times(program, x, clock=time.process_time) -> dict[str, float]:
+    """Seconds in each node's kernel, fastest of three runs (a program's op table, wrapped)."""
+    spent: dict[str, float] = {}
+    table = dict(program.ops)
+
+    def timed(fn):
+        def wrapper(prog, node, *args, **kwargs):
+            t0 = clock()
+            out = fn(prog, node, *args, **kwargs)
+            dt = clock() - t0
+            spent[node.name] = min(spent.get(node.name, dt), dt)
+            return out
+        return wrapper
+
+    program.ops = {op: timed(fn) for op, fn in table.items()}
+    try:
+        for _ in range(3):
+            program.run(x, counters=True, keep_values=False)
+    finally:
+        program.ops = table
+    return spent

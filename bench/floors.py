@@ -33,7 +33,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from common import fddb_images, machine_facts, model_path
+from common import fddb_images, machine_facts, model_path, node_times
 
 
 def _best(fn, repeats: int = 5) -> float:
@@ -51,29 +51,6 @@ def copy_bandwidth() -> float:
     a = np.ones(16 << 20)
     b = np.empty_like(a)
     return 2 * a.nbytes / _best(lambda: np.copyto(b, a), 5)
-
-
-def node_times(program, x, clock=time.process_time) -> dict[str, float]:
-    """Seconds in each node's kernel, fastest of three runs (a program's op table, wrapped)."""
-    spent: dict[str, float] = {}
-    table = dict(program.ops)
-
-    def timed(fn):
-        def wrapper(prog, node, *args, **kwargs):
-            t0 = clock()
-            out = fn(prog, node, *args, **kwargs)
-            dt = clock() - t0
-            spent[node.name] = min(spent.get(node.name, dt), dt)
-            return out
-        return wrapper
-
-    program.ops = {op: timed(fn) for op, fn in table.items()}
-    try:
-        for _ in range(3):
-            program.run(x, counters=True, keep_values=False)
-    finally:
-        program.ops = table
-    return spent
 
 
 def main(argv=None) -> int:
